@@ -1,0 +1,129 @@
+"""The ``vmemdbg`` command line. Thin: open a source, call an engine view, print it.
+
+Errors are one line on stderr and exit status 2 (set VMEMDBG_DEBUG=1 for a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Callable
+
+from . import __version__, render, views
+from .dump import open_dump
+from .errors import VmemdbgError
+from .kernel import Kernel
+from .symbols import load_symbol_file
+
+_VIEWS: dict[str, tuple[Callable, Callable, str]] = {
+    "summary": (views.summary, render.render_summary, "kernel, bases, section constants and counts"),
+    "sections": (views.sections, render.render_sections, "every present mem_section, decoded (like crash kmem -n)"),
+    "vmemmap": (views.vmemmap, render.render_vmemmap, "vmemmap page-table census, audit and overhead per node"),
+}
+
+
+def _add_source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dump", metavar="DUMP", help="ELF vmcore, kdump-compressed vmcore, or /proc/kcore")
+    p.add_argument("--vmcoreinfo", metavar="FILE", help="VMCOREINFO text to use instead of the dump's")
+    p.add_argument("--symbols", metavar="FILE", help="vmlinux or System.map overriding the dump's kallsyms")
+    p.add_argument("--json", action="store_true", help="print JSON (schema vmemdbg/1, docs/json.md)")
+    p.add_argument("-v", "--verbose", action="store_true", help="more detail (layout reasons, migratetypes)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used to document the commands)."""
+    p = argparse.ArgumentParser(prog="vmemdbg", description="Explain the x86-64 Linux sparse memory model of a vmcore.")
+    p.add_argument("--version", action="version", version=f"vmemdbg {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, _, help_) in _VIEWS.items():
+        _add_source_args(sub.add_parser(name, help=help_, description=help_))
+    e = sub.add_parser("explain", help="section, pageblock, struct page and page-table path of addresses",
+                       description="ADDR is pfn:N, a physical address, a direct-map address or a struct page address")
+    _add_source_args(e)
+    e.add_argument("addrs", nargs="+", metavar="ADDR")
+    x = sub.add_parser("extract", help="write a minimal vmcore holding only what the views read")
+    _add_source_args(x)
+    x.add_argument("-o", "--output", required=True, metavar="SMALL", help="output ELF vmcore")
+    x.add_argument("--keep", action="append", default=[], metavar="ADDR", help="also keep what `explain ADDR` reads")
+    try:
+        from .sim import add_simulate_parser
+    except ImportError:
+        pass
+    else:
+        add_simulate_parser(sub)
+    return p
+
+
+def _kernel_args(args: argparse.Namespace) -> dict:
+    kw: dict = {}
+    if getattr(args, "vmcoreinfo", None):
+        try:
+            with open(args.vmcoreinfo, "rb") as f:
+                kw["vmcoreinfo"] = f.read()
+        except OSError as e:
+            raise VmemdbgError(f"{args.vmcoreinfo}: cannot read: {e.strerror}") from None
+    if getattr(args, "symbols", None):
+        kw["symbols"] = load_symbol_file(args.symbols)
+    return kw
+
+
+def _emit(doc: dict, args: argparse.Namespace, text: Callable[[dict, bool], str]) -> None:
+    if args.json:
+        json.dump(doc, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(text(doc, args.verbose))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute parsed arguments; returns the exit status."""
+    if args.command == "simulate":
+        return args.func(args)
+    kw = _kernel_args(args)
+    if args.command == "extract":
+        from .extract import extract
+
+        st = extract(args.dump, args.output, explain_addrs=args.keep, **kw)
+        doc = views._doc("extract", output=args.output, **st)
+        _emit(doc, args, lambda d, v: f"wrote {d['output']}: {d['pages']} pages, {render.human(d['bytes'])}")
+        return 0
+    src = open_dump(args.dump)
+    try:
+        kernel = Kernel(src, **kw)
+        if args.command == "explain":
+            docs = [views.explain(kernel, a) for a in args.addrs]
+            if args.json:
+                _emit(docs[0] if len(docs) == 1 else views._doc("explain", results=docs), args, render.render_explain)
+            else:
+                print("\n\n".join(render.render_explain(d, args.verbose) for d in docs))
+            return 0
+        view, text, _ = _VIEWS[args.command]
+        _emit(view(kernel), args, text)
+    finally:
+        src.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``vmemdbg`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except VmemdbgError as e:
+        print(f"vmemdbg: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # one line, never a traceback, unless asked for
+        if os.environ.get("VMEMDBG_DEBUG"):
+            raise
+        print(f"vmemdbg: internal error: {type(e).__name__}: {e} (set VMEMDBG_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

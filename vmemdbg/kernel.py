@@ -1,0 +1,293 @@
+"""One analysed x86-64 kernel: constants, bases, symbols and address translation.
+
+Everything derived from VMCOREINFO is computed once here (like drgn's ``prog.cache``):
+section constants (include/linux/mmzone.h), paging depth, KASLR offsets, the page-table root.
+The variable bases ``page_offset_base``, ``vmemmap_base`` and ``vmalloc_base``
+(arch/x86/kernel/head64.c, randomised by arch/x86/mm/kaslr.c) are not all in VMCOREINFO
+(kernel-facts §3.3), so they are read from the kernel variables found through kallsyms (6.0+)
+or a user-given symbol file, with the fallbacks the kernel layout guarantees.
+"""
+
+from __future__ import annotations
+
+import struct
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import LayoutError, MemoryFault, VmemdbgError
+from .kallsyms import decode_kallsyms
+from .memory import MemorySource
+from .pagetable import PageTableWalker, Translation
+from .versions import START_KERNEL_MAP, KERNEL_IMAGE_SIZE, KernelVersion
+from .vmcoreinfo import VmcoreInfo
+
+if TYPE_CHECKING:
+    from .mmzone import SectionTable
+    from .vmemmap import VmemmapMapping
+
+
+class Kernel:
+    """A kernel read from a :class:`MemorySource`.
+
+    ``symbols`` (link-time addresses from System.map / vmlinux) override kallsyms; the KASLR
+    slide is added to them.
+    """
+
+    def __init__(self, source: MemorySource, *, vmcoreinfo: bytes | None = None,
+                 symbols: dict[str, int] | None = None):
+        self.source = source
+        self.notes: list[str] = []
+        self.unreadable: list[str] = []
+        text = vmcoreinfo or source.vmcoreinfo()
+        if text is None:
+            finder = getattr(source, "find_vmcoreinfo", None)
+            text = finder() if finder else None
+            if text is None:
+                raise LayoutError(
+                    f"{source.description}: no VMCOREINFO (QEMU dumps need -device vmcoreinfo and the guest's "
+                    "qemu_fw_cfg driver); pass --vmcoreinfo FILE")
+            self.notes.append("VMCOREINFO found by scanning memory (no note in the dump)")
+        self.info = VmcoreInfo(text)
+        info = self.info
+        self.release = info.release
+        self.version = KernelVersion.parse(self.release)
+        self.page_size = info.page_size
+        if self.page_size != 4096:
+            raise LayoutError(f"PAGESIZE={self.page_size}: only 4 KiB-page x86-64 kernels are supported")
+        root_va = info.symbol("init_top_pgt") or info.symbol("swapper_pg_dir")
+        if root_va is None or root_va < START_KERNEL_MAP:
+            raise LayoutError("VMCOREINFO has no SYMBOL(init_top_pgt): not an x86-64 kernel")
+        self.kaslr_offset = info.kernel_offset
+        phys_base = info.number("phys_base")
+        if phys_base is None:
+            raise LayoutError("VMCOREINFO has no NUMBER(phys_base): not an x86-64 kernel")
+        self.phys_base = phys_base
+        l5 = info.number("pgtable_l5_enabled")
+        maxbits = info.number("MAX_PHYSMEM_BITS")
+        if l5 is None:
+            l5 = 1 if maxbits == 52 else 0
+        self.pgtable_levels = 5 if l5 else 4
+        self.max_physmem_bits = maxbits or (52 if l5 else 46)
+        self.section_size_bits = info.number("SECTION_SIZE_BITS") or 27
+        self.struct_page_size = info.size("page") or 64
+        self.mem_section_size = info.size("mem_section") or 16
+        if self.mem_section_size not in (16, 32):
+            raise LayoutError(f"SIZE(mem_section)={self.mem_section_size} is absurd (expected 16 or 32)")
+        if not 40 <= self.max_physmem_bits <= 52 or not 24 <= self.section_size_bits <= 31:
+            raise LayoutError(f"absurd MAX_PHYSMEM_BITS={self.max_physmem_bits} / SECTION_SIZE_BITS={self.section_size_bits}")
+        if self.struct_page_size not in range(32, 257, 8):
+            raise LayoutError(f"SIZE(page)={self.struct_page_size} is absurd")
+        self.pfn_section_shift = self.section_size_bits - 12
+        self.pages_per_section = 1 << self.pfn_section_shift
+        self.nr_mem_sections = 1 << (self.max_physmem_bits - self.section_size_bits)
+        self.sections_per_root = self.page_size // self.mem_section_size
+        nr_roots = info.length("mem_section")
+        expect = self.nr_mem_sections // self.sections_per_root
+        if nr_roots is None:
+            nr_roots = expect
+        elif nr_roots != expect:
+            raise LayoutError(f"LENGTH(mem_section)={nr_roots} disagrees with NR_SECTION_ROOTS={expect} "
+                              f"(MAX_PHYSMEM_BITS={self.max_physmem_bits}, SIZE(mem_section)={self.mem_section_size})")
+        self.nr_section_roots = nr_roots
+        self.roots_addr = info.symbol("mem_section")
+        if self.roots_addr is None:
+            raise LayoutError("VMCOREINFO has no SYMBOL(mem_section): kernel without SPARSEMEM?")
+        self.sme_mask = info.number("sme_mask") or 0
+        node_len = info.length("node_data")
+        self.nodes_shift = (node_len.bit_length() - 1) if node_len else 0
+        self.init_top_pgt = root_va
+        self.pt = PageTableWalker(self.read_phys, self.kimg_to_phys(root_va), self.pgtable_levels, self.sme_mask)
+        self._user_symbols = symbols
+
+    # -- memory -------------------------------------------------------------------------------------
+    def read_phys(self, addr: int, size: int) -> bytes:
+        """Physical read through the source."""
+        return self.source.read_phys(addr, size)
+
+    def kimg_to_phys(self, va: int) -> int:
+        """``__phys_addr_symbol``: kernel-image VA to physical (arch/x86/include/asm/page_64.h)."""
+        return va - START_KERNEL_MAP + self.phys_base
+
+    def in_kernel_image(self, va: int) -> bool:
+        """True for ``__START_KERNEL_map`` addresses."""
+        return START_KERNEL_MAP <= va < START_KERNEL_MAP + KERNEL_IMAGE_SIZE
+
+    def in_direct_map(self, va: int) -> bool:
+        """True for addresses of the direct map (page_offset_base + phys)."""
+        po = self.page_offset_base
+        return po <= va < po + (1 << self.max_physmem_bits)
+
+    def virt_to_phys(self, va: int) -> int:
+        """Translate a kernel VA: image and direct map by formula (``__pa``), others by page walk."""
+        if self.in_kernel_image(va):
+            return self.kimg_to_phys(va)
+        if self.in_direct_map(va):
+            return va - self.page_offset_base
+        t = self.pt.translate(va)
+        if t.phys is None:
+            raise MemoryFault(va, 1, "virtual", "not mapped")
+        return t.phys
+
+    def translate(self, va: int) -> Translation:
+        """Full page-table translation with the path (for ``explain``)."""
+        return self.pt.translate(va)
+
+    def read(self, va: int, size: int) -> bytes:
+        """Read kernel virtual memory."""
+        if self.in_kernel_image(va) or self.in_direct_map(va):
+            return self.read_phys(self.virt_to_phys(va), size)
+        out = bytearray()
+        cur = va
+        while cur < va + size:
+            n = min(va + size, (cur | 0xFFF) + 1) - cur
+            out += self.read_phys(self.virt_to_phys(cur), n)
+            cur += n
+        return bytes(out)
+
+    def read_u64(self, va: int) -> int:
+        """Read one unsigned 64-bit kernel word."""
+        return struct.unpack("<Q", self.read(va, 8))[0]
+
+    def read_u32(self, va: int) -> int:
+        """Read one unsigned 32-bit kernel word."""
+        return struct.unpack("<I", self.read(va, 4))[0]
+
+    # -- symbols ------------------------------------------------------------------------------------
+    @cached_property
+    def symbols(self) -> dict[str, int]:
+        """Runtime symbol addresses: user file (+ KASLR slide) or the dump's kallsyms."""
+        if self._user_symbols is not None:
+            return {k: v + self.kaslr_offset for k, v in self._user_symbols.items()}
+        try:
+            syms = decode_kallsyms(self.info, lambda va, n: self.read_phys(self.kimg_to_phys(va), n))
+        except MemoryFault as e:
+            self.unreadable.append(f"kallsyms tables ({e})")
+            self.notes.append("kallsyms unreadable: symbol-based values fall back to layout rules")
+            return {}
+        except LayoutError as e:
+            self.notes.append(str(e))
+            return {}
+        return {name: addr for name, (addr, _t) in syms.items()}
+
+    def symbol(self, name: str) -> int | None:
+        """Runtime address of symbol ``name``, or None."""
+        return self.symbols.get(name)
+
+    def read_symbol_u64(self, name: str) -> int | None:
+        """Value of an unsigned long kernel variable, or None if unknown or unreadable."""
+        addr = self.symbol(name)
+        if addr is None:
+            return None
+        try:
+            return self.read_u64(addr)
+        except MemoryFault:
+            self.unreadable.append(f"variable {name} at {addr:#x}")
+            return None
+
+    # -- bases --------------------------------------------------------------------------------------
+    @cached_property
+    def page_offset_base(self) -> int:
+        """Direct-map base: the variable, else SYMBOL(mem_section) translated through the page tables."""
+        v = self.read_symbol_u64("page_offset_base")
+        if v is not None:
+            return v
+        t = self.pt.translate(self.roots_addr)
+        if t.phys is None:
+            raise LayoutError("cannot find page_offset_base: no symbol and SYMBOL(mem_section) is not mapped")
+        self.notes.append("page_offset_base derived from the mapping of SYMBOL(mem_section)")
+        return self.roots_addr - t.phys
+
+    @cached_property
+    def vmalloc_base(self) -> int | None:
+        """vmalloc base: the variable, else NUMBER(VMALLOC_START) (6.9+)."""
+        v = self.read_symbol_u64("vmalloc_base")
+        return v if v is not None else self.info.number("VMALLOC_START")
+
+    @cached_property
+    def vmemmap_base(self) -> int:
+        """vmemmap base: the variable, SYMBOL(vmemmap) (6.9+), else any valid section word."""
+        v = self.read_symbol_u64("vmemmap_base")
+        if v is None:
+            v = self.info.symbol("vmemmap")
+        if v is None:
+            from .mmzone import vmemmap_base_from_sections
+
+            v = vmemmap_base_from_sections(self)
+            self.notes.append("vmemmap_base derived from a valid section_mem_map word (kernel-facts §1.4)")
+        return v
+
+    # -- derived views, computed once per target ---------------------------------------------------
+    @cached_property
+    def vmemmap(self) -> "VmemmapMapping":
+        """The vmemmap page-table leaves (walked once)."""
+        from .vmemmap import VmemmapMapping
+
+        return VmemmapMapping(self)
+
+    @cached_property
+    def sections(self) -> "SectionTable":
+        """Every present section with usage and nid (read once)."""
+        from .mmzone import read_sections
+
+        return read_sections(self)
+
+    # -- struct page --------------------------------------------------------------------------------
+    def pfn_to_page(self, pfn: int) -> int:
+        """``__pfn_to_page`` for SPARSEMEM_VMEMMAP (include/asm-generic/memory_model.h)."""
+        return self.vmemmap_base + pfn * self.struct_page_size
+
+    def page_to_pfn(self, page: int) -> int:
+        """``__page_to_pfn`` for SPARSEMEM_VMEMMAP."""
+        return (page - self.vmemmap_base) // self.struct_page_size
+
+    def nid_from_flags(self, flags: np.ndarray) -> np.ndarray:
+        """``page_to_nid``: node id in the top NODES_SHIFT bits of page->flags.
+
+        With SPARSEMEM_VMEMMAP SECTIONS_WIDTH is 0, so NODES_PGSHIFT = 64 - NODES_SHIFT
+        (include/linux/page-flags-layout.h); NODES_SHIFT = log2(LENGTH(node_data)).
+        """
+        if self.nodes_shift == 0:
+            return np.zeros(np.shape(flags), dtype=np.int64)
+        return (np.asarray(flags, dtype=np.uint64) >> np.uint64(64 - self.nodes_shift)).astype(np.int64)
+
+    # -- nodes --------------------------------------------------------------------------------------
+    @cached_property
+    def nodes(self) -> list[dict]:
+        """Online nodes: nid, pglist_data address, node_start_pfn, node_spanned_pages.
+
+        From SYMBOL(node_data) / node_online_map and OFFSET(pglist_data.*) in VMCOREINFO
+        (arch/x86 crash_core_64.c; include/linux/mmzone.h).
+        """
+        info = self.info
+        nd = info.symbol("node_data")
+        n = info.length("node_data")
+        o_start = info.offset("pglist_data.node_start_pfn")
+        o_span = info.offset("pglist_data.node_spanned_pages")
+        if nd is None or not n or o_start is None or o_span is None:
+            return []
+        try:
+            ptrs = np.frombuffer(self.read(nd, 8 * n), dtype="<u8")
+        except (MemoryFault, VmemdbgError):
+            self.unreadable.append("node_data[]")
+            return []
+        online = None
+        nom = info.symbol("node_online_map")
+        if nom is not None:
+            try:
+                online = int.from_bytes(self.read(nom, max(8, n // 8)), "little")
+            except (MemoryFault, VmemdbgError):
+                online = None
+        out = []
+        for nid, p in enumerate(ptrs.tolist()):
+            if not p or (online is not None and not online >> nid & 1):
+                continue
+            try:
+                start = self.read_u64(p + o_start)
+                span = self.read_u64(p + o_span)
+            except (MemoryFault, VmemdbgError):
+                self.unreadable.append(f"pglist_data of node {nid} at {p:#x}")
+                continue
+            out.append({"nid": nid, "pgdat": p, "start_pfn": start, "spanned_pages": span})
+        return out

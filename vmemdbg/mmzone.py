@@ -1,0 +1,207 @@
+"""``mem_section`` and ``mem_section_usage`` (include/linux/mmzone.h, mm/sparse.c).
+
+With SPARSEMEM_EXTREME the global ``struct mem_section **mem_section`` points to
+NR_SECTION_ROOTS root pointers; each root is one page of SECTIONS_PER_ROOT ``struct
+mem_section { unsigned long section_mem_map; struct mem_section_usage *usage; [page_ext, pad] }``.
+VMCOREINFO's SYMBOL(mem_section) is the pointer *value* (SYMBOL_ARRAY since 4.15).
+
+Reading is bulk: the root array once, each root page once (4 KiB), then one vectorised gather
+for all usage words and one for all ``page->flags`` needed for nids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import LayoutError, MemoryFault, VmemdbgError
+from .versions import (
+    MIGRATETYPE_MASK,
+    NR_PAGEBLOCK_BITS,
+    SectionFlagLayout,
+    UsageLayout,
+    choose_section_flag_layout,
+    choose_usage_layout,
+    migratetype_name,
+)
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+SECTION_MARKED_PRESENT = 0x1
+SECTION_HAS_MEM_MAP = 0x2
+SECTION_IS_ONLINE = 0x4
+SECTION_IS_EARLY = 0x8
+
+
+@dataclass
+class SectionTable:
+    """Every present section, as parallel numpy arrays (index = position, not section number)."""
+
+    nr: np.ndarray  # int64 section numbers, ascending
+    word: np.ndarray  # u64 section_mem_map
+    usage: np.ndarray  # u64 struct mem_section_usage *
+    flag_layout: SectionFlagLayout
+    flag_reason: str
+    usage_layout: UsageLayout
+    usage_reason: str
+    highest_present: int
+    roots_present: int
+    subsection_map: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    pageblock: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.uint64))
+    usage_ok: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    nid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    unreadable: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.nr)
+
+    def has(self, flag: int) -> np.ndarray:
+        """Boolean mask of sections with ``flag`` set."""
+        return (self.word & np.uint64(flag)) != 0
+
+    def index_of(self, nrs: np.ndarray) -> np.ndarray:
+        """Position of each section number in the table, -1 if not present."""
+        nrs = np.asarray(nrs, dtype=np.int64)
+        if len(self.nr) == 0:
+            return np.full(nrs.shape, -1, dtype=np.int64)
+        i = np.searchsorted(self.nr, nrs)
+        ic = np.minimum(i, len(self.nr) - 1)
+        return np.where(self.nr[ic] == nrs, ic, -1)
+
+
+def _roots(kernel: "Kernel") -> tuple[np.ndarray, int]:
+    """Root pointers (bounded by ``__highest_present_section_nr`` when known) and that bound."""
+    highest = kernel.read_symbol_u64("__highest_present_section_nr")
+    if highest is not None and highest >= kernel.nr_mem_sections:
+        raise LayoutError(f"__highest_present_section_nr={highest} exceeds NR_MEM_SECTIONS={kernel.nr_mem_sections}")
+    nroots = kernel.nr_section_roots if highest is None else highest // kernel.sections_per_root + 1
+    try:
+        raw = kernel.read(kernel.roots_addr, 8 * nroots)
+    except MemoryFault as e:
+        raise LayoutError(f"mem_section root array at {kernel.roots_addr:#x} is unreadable ({e})") from None
+    return np.frombuffer(raw, dtype="<u8"), -1 if highest is None else highest
+
+
+def read_sections(kernel: "Kernel", *, with_usage: bool = True, with_nid: bool = True) -> SectionTable:
+    """Read every present section (for_each_present_section_nr order) with usage and nid."""
+    roots, highest = _roots(kernel)
+    spr = kernel.sections_per_root
+    words_per = kernel.mem_section_size // 8
+    nrs: list[np.ndarray] = []
+    words: list[np.ndarray] = []
+    usages: list[np.ndarray] = []
+    unreadable: list[str] = []
+    roots_present = 0
+    for r, ptr in enumerate(roots.tolist()):
+        if not ptr:
+            continue
+        roots_present += 1
+        try:
+            page = np.frombuffer(kernel.read(ptr, spr * kernel.mem_section_size), dtype="<u8").reshape(spr, words_per)
+        except (MemoryFault, VmemdbgError) as e:
+            unreadable.append(f"mem_section root {r} at {ptr:#x} ({e})")
+            continue
+        present = np.nonzero(page[:, 0] & np.uint64(SECTION_MARKED_PRESENT))[0]
+        nrs.append(present.astype(np.int64) + r * spr)
+        words.append(page[present, 0])
+        usages.append(page[present, 1])
+    nr = np.concatenate(nrs) if nrs else np.zeros(0, np.int64)
+    word = np.concatenate(words) if words else np.zeros(0, np.uint64)
+    usage = np.concatenate(usages) if usages else np.zeros(0, np.uint64)
+    if highest >= 0:
+        keep = nr <= highest
+        nr, word, usage = nr[keep], word[keep], usage[keep]
+    words_or = int(np.bitwise_or.reduce(word & np.uint64(0x3F))) if len(word) else 0
+    flag_layout, flag_reason = choose_section_flag_layout(kernel.version, None, words_or)
+    usage_layout, usage_reason = choose_usage_layout(kernel.version, _usage_strides(nr, word, usage))
+    table = SectionTable(nr, word, usage, flag_layout, flag_reason, usage_layout, usage_reason,
+                         int(nr[-1]) if len(nr) else -1, roots_present, unreadable=unreadable)
+    n = len(nr)
+    table.subsection_map = np.zeros(n, np.uint64)
+    table.pageblock = np.zeros((n, 4), np.uint64)
+    table.usage_ok = np.zeros(n, bool)
+    table.nid = np.full(n, -1, np.int64)
+    if with_usage:
+        _read_usage(kernel, table)
+    if with_nid:
+        valid = np.nonzero(table.has(SECTION_HAS_MEM_MAP))[0]
+        table.nid[valid] = kernel.vmemmap.pfn_nids(table.nr[valid].astype(np.uint64) << np.uint64(kernel.pfn_section_shift))
+    return table
+
+
+def _usage_strides(nr: np.ndarray, word: np.ndarray, usage: np.ndarray) -> list[int]:
+    """Usage-pointer distances between consecutive early sections (boot usage arrays)."""
+    early = (word & np.uint64(SECTION_IS_EARLY | SECTION_HAS_MEM_MAP)) == np.uint64(SECTION_IS_EARLY | SECTION_HAS_MEM_MAP)
+    idx = np.nonzero(early)[0]
+    if len(idx) < 2:
+        return []
+    a, b = idx[:-1], idx[1:]
+    consecutive = nr[b] == nr[a] + 1
+    d = usage[b[consecutive]].astype(np.int64) - usage[a[consecutive]].astype(np.int64)
+    return [int(x) for x in d[(d > 0) & (d <= 256)].tolist()]
+
+
+def _read_usage(kernel: "Kernel", table: SectionTable) -> None:
+    """Gather subsection_map and the 4 pageblock_flags words of every section with a usage."""
+    has = np.nonzero(table.usage != 0)[0]
+    if not len(has):
+        return
+    po = kernel.page_offset_base
+    ptr = table.usage[has]
+    in_dm = (ptr >= np.uint64(po)) & (ptr < np.uint64(po + (1 << kernel.max_physmem_bits)))
+    for i in has[~in_dm].tolist():
+        table.unreadable.append(f"section {int(table.nr[i])}: usage pointer {int(table.usage[i]):#x} is not a direct-map address")
+    has = has[in_dm]
+    phys = table.usage[has] - np.uint64(po)
+    lay = table.usage_layout
+    offs = np.array([lay.subsection_map, lay.pageblock_flags, lay.pageblock_flags + 8,
+                     lay.pageblock_flags + 16, lay.pageblock_flags + 24], dtype=np.uint64)
+    addrs = (phys[:, None] + offs[None, :]).reshape(-1)
+    vals, ok = kernel.source.gather_u64(addrs)
+    vals = vals.reshape(-1, 5)
+    ok = ok.reshape(-1, 5).all(axis=1)
+    table.subsection_map[has] = vals[:, 0]
+    table.pageblock[has] = vals[:, 1:]
+    table.usage_ok[has] = ok
+    for i in has[~ok].tolist():
+        table.unreadable.append(f"section {int(table.nr[i])}: usage at {int(table.usage[i]):#x} is not in the dump")
+
+
+def decode_mem_map(kernel: "Kernel", table: SectionTable) -> np.ndarray:
+    """``sparse_decode_mem_map``: (word & SECTION_MAP_MASK) + start_pfn, as a struct page address."""
+    coded = table.word & np.uint64(table.flag_layout.map_mask)
+    start_pfn = table.nr.astype(np.uint64) << np.uint64(kernel.pfn_section_shift)
+    return coded + start_pfn * np.uint64(kernel.struct_page_size)
+
+
+def migratetypes(pageblock_words: np.ndarray) -> list[str]:
+    """Decode one section's pageblock_flags (4 u64 = 64 groups of NR_PAGEBLOCK_BITS bits).
+
+    get_pfnblock_flags_mask (mm/page_alloc.c): group ``i`` is bits ``4i..4i+3`` of the bitmap,
+    packed LSB-first in unsigned longs; bits 0-2 are the migratetype.
+    """
+    names = []
+    per_word = 64 // NR_PAGEBLOCK_BITS
+    for w in pageblock_words.tolist():
+        for j in range(per_word):
+            names.append(migratetype_name((w >> (j * NR_PAGEBLOCK_BITS)) & MIGRATETYPE_MASK))
+    return names
+
+
+def vmemmap_base_from_sections(kernel: "Kernel") -> int:
+    """vmemmap_base from the first valid section word (kernel-facts §1.4: word & MAP_MASK == V)."""
+    roots, _ = _roots(kernel)
+    for ptr in roots.tolist():
+        if not ptr:
+            continue
+        try:
+            page = np.frombuffer(kernel.read(ptr, 4096), dtype="<u8")[:: kernel.mem_section_size // 8]
+        except (MemoryFault, VmemdbgError):
+            continue
+        valid = page[(page & np.uint64(SECTION_HAS_MEM_MAP)) != 0]
+        if len(valid):
+            return int(valid[0]) & ~0xFFF & ((1 << 64) - 1)
+    raise LayoutError("cannot find vmemmap_base: no symbol and no valid section")

@@ -1,0 +1,226 @@
+"""x86-64 page-table walker: 4 and 5 levels, 4 KiB / 2 MiB / 1 GiB leaves.
+
+Entry format: arch/x86/include/asm/pgtable_types.h. Bits used here: 0 PRESENT, 1 RW, 2 USER,
+7 PSE (leaf at PMD/PUD), 8 GLOBAL, 63 NX. Frame masks: PTE ``0x000ffffffffff000``, PMD leaf
+``0x000fffffffe00000`` (bit 12 is PAT), PUD leaf ``0x000fffffc0000000``, all without the AMD SME
+C-bit (``NUMBER(sme_mask)``).
+
+Every table page is read whole, once, and cached as 512 little-endian u64. :meth:`leaves`
+walks a VA range and returns all leaves as numpy arrays, visiting only present entries, so its
+cost is the number of table pages, not the size of the range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .errors import LayoutError, MemoryFault
+
+PAGE_PRESENT = 1 << 0
+PAGE_RW = 1 << 1
+PAGE_USER = 1 << 2
+PAGE_PSE = 1 << 7
+PAGE_GLOBAL = 1 << 8
+PAGE_NX = 1 << 63
+_FRAME = {12: 0x000FFFFFFFFFF000, 21: 0x000FFFFFFFE00000, 30: 0x000FFFFFC0000000}
+TABLE_MASK = 0x000FFFFFFFFFF000
+
+#: Level names from the top, by paging depth.
+LEVEL_NAMES = {4: ("pgd", "pud", "pmd", "pte"), 5: ("pgd", "p4d", "pud", "pmd", "pte")}
+#: Leaf level names by shift.
+LEAF_NAME = {12: "pte", 21: "pmd", 30: "pud"}
+
+#: Refuse walks that touch more table pages than this (corrupt or looping tables).
+MAX_TABLES = 1 << 22
+
+
+@dataclass
+class PathStep:
+    """One entry on a translation path."""
+
+    level: str
+    table: int  # physical address of the table page
+    index: int
+    entry: int
+
+
+@dataclass
+class Translation:
+    """Result of translating one virtual address."""
+
+    va: int
+    phys: int | None  # None if not mapped
+    leaf: str | None  # "pte", "pmd", "pud"
+    entry: int | None
+    path: list[PathStep]
+
+
+@dataclass
+class Leaves:
+    """Leaves found in a range, sorted by VA. All arrays have one element per leaf."""
+
+    va: np.ndarray  # canonical VA of the leaf start (u64)
+    shift: np.ndarray  # 12, 21 or 30 (u8)
+    entry: np.ndarray  # raw entry (u64)
+    phys: np.ndarray  # frame physical address (u64)
+    tables: list[int]  # physical addresses of the table pages below the root that the walk read
+
+    @property
+    def size(self) -> np.ndarray:
+        """Leaf sizes in bytes."""
+        return np.left_shift(np.uint64(1), self.shift.astype(np.uint64))
+
+    def __len__(self) -> int:
+        return len(self.va)
+
+
+@dataclass
+class WalkFault:
+    """A table page that could not be read, or a loop, during a walk."""
+
+    va_start: int
+    va_end: int
+    table: int
+    reason: str
+
+
+class PageTableWalker:
+    """Walk the kernel page tables rooted at ``root`` (physical address of the PGD page)."""
+
+    def __init__(self, read_phys: Callable[[int, int], bytes], root: int, levels: int, sme_mask: int = 0):
+        if levels not in LEVEL_NAMES:
+            raise LayoutError(f"unsupported paging depth {levels}")
+        self._read = read_phys
+        self.root = root
+        self.levels = levels
+        self.va_bits = 48 if levels == 4 else 57
+        self.sme_mask = sme_mask
+        self._cache: dict[int, np.ndarray] = {}
+        self.faults: list[WalkFault] = []
+        self.tables_read = 0
+
+    # -- helpers -------------------------------------------------------------------------------
+    def canonical(self, raw: int) -> int:
+        """Sign-extend a ``va_bits``-bit address."""
+        raw &= (1 << self.va_bits) - 1
+        if raw >> (self.va_bits - 1):
+            raw |= ((1 << 64) - 1) ^ ((1 << self.va_bits) - 1)
+        return raw
+
+    def _canonical_array(self, raw: np.ndarray) -> np.ndarray:
+        top = np.uint64(1 << (self.va_bits - 1))
+        ext = np.uint64(((1 << 64) - 1) ^ ((1 << self.va_bits) - 1))
+        return np.where((raw & top) != 0, raw | ext, raw)
+
+    def _shift(self, level_i: int) -> int:
+        return 12 + 9 * (self.levels - 1 - level_i)
+
+    def table(self, phys: int) -> np.ndarray:
+        """The 512 entries of the table page at ``phys`` (cached; raises MemoryFault)."""
+        t = self._cache.get(phys)
+        if t is None:
+            if len(self._cache) >= MAX_TABLES:
+                raise LayoutError(f"page-table walk read more than {MAX_TABLES} table pages: corrupt page tables?")
+            t = np.frombuffer(self._read(phys, 4096), dtype="<u8")
+            self._cache[phys] = t
+            self.tables_read += 1
+        return t
+
+    def _frame(self, entry: int, shift: int) -> int:
+        return entry & _FRAME[shift] & ~self.sme_mask
+
+    def table_pages(self) -> list[int]:
+        """Physical addresses of every table page read so far."""
+        return sorted(self._cache)
+
+    # -- single address ----------------------------------------------------------------------------
+    def translate(self, va: int) -> Translation:
+        """Translate one VA, recording each entry on the path."""
+        names = LEVEL_NAMES[self.levels]
+        table_phys = self.root
+        path: list[PathStep] = []
+        seen: set[int] = set()
+        for i, name in enumerate(names):
+            if table_phys in seen:
+                raise LayoutError(f"page-table loop: table {table_phys:#x} reached twice translating {va:#x}")
+            seen.add(table_phys)
+            shift = self._shift(i)
+            idx = (va >> shift) & 511
+            entry = int(self.table(table_phys)[idx])
+            path.append(PathStep(name, table_phys, idx, entry))
+            if not entry & PAGE_PRESENT:
+                return Translation(va, None, None, None, path)
+            if shift == 12 or (shift in (21, 30) and entry & PAGE_PSE):
+                phys = self._frame(entry, shift) + (va & ((1 << shift) - 1))
+                return Translation(va, phys, LEAF_NAME[shift], entry, path)
+            table_phys = entry & TABLE_MASK & ~self.sme_mask
+        raise AssertionError("unreachable: the PTE level always ends the walk")
+
+    # -- ranges -------------------------------------------------------------------------------------
+    def leaves(self, start: int, end: int) -> Leaves:
+        """All present leaves intersecting canonical VA range ``[start, end)``, sorted by VA.
+
+        Unreadable table pages and loops are recorded in :attr:`faults` and skipped.
+        """
+        mask = (1 << self.va_bits) - 1
+        out_va: list[np.ndarray] = []
+        out_shift: list[np.ndarray] = []
+        out_entry: list[np.ndarray] = []
+        tables: list[int] = []
+        self._walk(self.root, 0, 0, start & mask, ((end - 1) & mask), (), out_va, out_shift, out_entry, tables)
+        if not out_va:
+            z = np.zeros(0, dtype=np.uint64)
+            return Leaves(z, np.zeros(0, dtype=np.uint8), z, z, tables)
+        va = np.concatenate(out_va)
+        shift = np.concatenate(out_shift)
+        entry = np.concatenate(out_entry)
+        order = np.argsort(va, kind="stable")
+        va, shift, entry = va[order], shift[order], entry[order]
+        frame = np.select(
+            [shift == 12, shift == 21],
+            [entry & np.uint64(_FRAME[12]), entry & np.uint64(_FRAME[21])],
+            entry & np.uint64(_FRAME[30]),
+        ) & np.uint64(~self.sme_mask & ((1 << 64) - 1))
+        return Leaves(self._canonical_array(va), shift, entry, frame, tables)
+
+    def _walk(self, table_phys: int, level_i: int, base: int, lo: int, hi: int, ancestors: tuple[int, ...],
+              out_va: list[np.ndarray], out_shift: list[np.ndarray], out_entry: list[np.ndarray],
+              tables: list[int]) -> None:
+        shift = self._shift(level_i)
+        span = 1 << shift
+        if table_phys in ancestors:
+            self.faults.append(WalkFault(self.canonical(base), self.canonical(base + 512 * span - 1) + 1,
+                                         table_phys, "page-table loop"))
+            return
+        try:
+            table = self.table(table_phys)
+        except MemoryFault:
+            self.faults.append(WalkFault(self.canonical(base), self.canonical(base + 512 * span - 1) + 1,
+                                         table_phys, "table page not in dump"))
+            return
+        if level_i:
+            tables.append(table_phys)
+        i0 = max(0, (lo - base) >> shift)
+        i1 = min(511, (hi - base) >> shift)
+        entries = table[i0 : i1 + 1]
+        present = (entries & np.uint64(PAGE_PRESENT)) != 0
+        if shift == 12:
+            leaf = present
+        elif shift in (21, 30):
+            leaf = present & ((entries & np.uint64(PAGE_PSE)) != 0)
+        else:
+            leaf = np.zeros(len(entries), dtype=bool)
+        li = np.nonzero(leaf)[0]
+        if li.size:
+            out_va.append(np.uint64(base) + (li + i0).astype(np.uint64) * np.uint64(span))
+            out_shift.append(np.full(li.size, shift, dtype=np.uint8))
+            out_entry.append(entries[li])
+        for j in np.nonzero(present & ~leaf)[0].tolist():
+            idx = i0 + j
+            child_base = base + idx * span
+            child = int(entries[j]) & TABLE_MASK & ~self.sme_mask
+            self._walk(child, level_i + 1, child_base, max(lo, child_base), min(hi, child_base + span - 1),
+                       ancestors + (table_phys,), out_va, out_shift, out_entry, tables)

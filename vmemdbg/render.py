@@ -1,0 +1,133 @@
+"""Text rendering of the engine views (shared by the CLI, the drgn plugin and gdb commands)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Iterable
+
+
+def human(n: int | None) -> str:
+    """Bytes as B/KiB/MiB/GiB/TiB."""
+    if n is None:
+        return "?"
+    v = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if v < 1024 or unit == "PiB":
+            return f"{int(v)} {unit}" if unit == "B" else f"{v:.1f} {unit}"
+        v /= 1024
+    return str(n)
+
+
+def hx(v: int | None) -> str:
+    """Hex or '-'."""
+    return "-" if v is None else f"{v:#x}"
+
+
+def table(headers: list[str], rows: Iterable[list[str]]) -> str:
+    """Left-aligned columns separated by two spaces."""
+    rows = [list(map(str, r)) for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*headers).rstrip()] + [fmt.format(*r).rstrip() for r in rows])
+
+
+def _unreadable(doc: dict) -> list[str]:
+    return [f"UNREADABLE: {u}" for u in doc.get("unreadable", [])]
+
+
+def render_summary(doc: dict, verbose: bool = False) -> str:
+    """``summary`` view."""
+    k, s, c, m = doc["kernel"], doc["sparse"], doc["counts"], doc["memmap"]
+    lines = [
+        f"kernel            {k['release']}  ({k['pgtable_levels']}-level paging)",
+        f"KASLR offset      {k['kaslr_offset']:#x}   phys_base {k['phys_base']:#x}",
+        f"page_offset_base  {k['page_offset_base']:#x}",
+        f"vmemmap_base      {k['vmemmap_base']:#x}",
+        f"vmalloc_base      {hx(k['vmalloc_base'])}",
+        f"init_top_pgt      {k['init_top_pgt']:#x}   sizeof(struct page) {k['struct_page_size']}",
+        f"sections          present {c['present']}  valid {c['valid']}  online {c['online']}  early {c['early']}"
+        f"  highest {c['highest_present']}",
+        f"mem_section       roots {s['roots_present']}/{s['nr_section_roots']} at {s['roots_addr']:#x}"
+        f"  SECTION_SIZE_BITS {s['section_size_bits']}  MAX_PHYSMEM_BITS {s['max_physmem_bits']}",
+        f"                  sizeof(mem_section) {s['mem_section_size']}  usage {s['usage_size']} B ({s['usage_layout']})"
+        f"  flag layout {s['flags_layout']}",
+        f"memmap            {human(m['memmap_bytes'])} backing ({m['pmd_leaves']} PMD + {m['pte_leaves']} PTE leaves),"
+        f" vmemmap page tables {human(m['pagetable_bytes'])}",
+    ]
+    for n in doc.get("nodes", []):
+        end = n["start_pfn"] + n["spanned_pages"]
+        lines.append(f"node {n['nid']:<12} pfn {n['start_pfn']:#x}-{end:#x} ({human(n['spanned_pages'] << 12)} spanned)")
+    if verbose:
+        lines += [f"note: {x}" for x in doc.get("notes", [])]
+    return "\n".join(lines + _unreadable(doc))
+
+
+def _mt_summary(mts: list[str] | None) -> str:
+    if not mts:
+        return "-"
+    return ",".join(f"{name}x{n}" if n > 1 else name for name, n in Counter(mts).most_common())
+
+
+def render_sections(doc: dict, verbose: bool = False) -> str:
+    """``sections`` view, columns like crash ``kmem -n``."""
+    headers = ["NR", "ROOT", "CODED_MEM_MAP", "MEM_MAP", "PFN", "NID", "USAGE", "SUBSECTIONS", "FLAGS"]
+    if verbose:
+        headers.append("PAGEBLOCKS")
+    rows = []
+    for r in doc["sections"]:
+        row = [r["nr"], r["root"], hx(r["coded_mem_map"]), hx(r["mem_map"]), hx(r["start_pfn"]),
+               "-" if r["nid"] is None else r["nid"], hx(r["usage"]),
+               "-" if r["subsection_map"] is None else f"{r['subsection_map']:016x}",
+               "|".join(f.replace("MARKED_", "").replace("IS_", "") for f in r["flags"])]
+        if verbose:
+            row.append(_mt_summary(r["migratetypes"]))
+        rows.append(row)
+    out = [table(headers, rows)]
+    if verbose:
+        lay = doc["layout"]
+        out.append(f"flag layout {lay['flags_layout']}: {lay['reason']} ({lay['origin']})")
+        out.append(f"usage layout {lay['usage_layout']}: {lay['usage_reason']}")
+    return "\n".join(out + _unreadable(doc))
+
+
+def render_vmemmap(doc: dict, verbose: bool = False) -> str:
+    """``vmemmap`` view: runs, audit, overhead."""
+    rows = [[hx(r["start"]), hx(r["end"]), r["level"].upper(), "RW" if r["writable"] else "RO", hx(r["phys"]),
+             "-" if r["nid"] is None else r["nid"], f"{r['start_pfn']:#x}-{r['end_pfn']:#x}", human(r["end"] - r["start"])]
+            for r in doc["runs"]]
+    out = [table(["START", "END", "LEVEL", "PROT", "PHYS", "NID", "PFNS", "SIZE"], rows)]
+    if doc["audit"]:
+        out.append("")
+        out.append("audit:")
+        for a in doc["audit"]:
+            out.append(f"  {a['kind']:<20} {a['start']:#x}-{a['end']:#x}  {a['detail']}")
+    else:
+        out.append("audit: no findings")
+    out.append("")
+    ov = doc["overhead"]
+    orow = [["-" if n["nid"] is None else n["nid"], human(n["memmap_bytes"]), human(n["pagetable_bytes"])]
+            for n in ov["nodes"]]
+    orow.append(["total", human(ov["total"]["memmap_bytes"]), human(ov["total"]["pagetable_bytes"])])
+    out.append(table(["NODE", "MEMMAP", "PAGE TABLES"], orow))
+    return "\n".join(out + _unreadable(doc))
+
+
+def render_explain(doc: dict, verbose: bool = False) -> str:
+    """``explain`` view."""
+    s = doc["section"]
+    lines = [
+        f"{doc['input']}: {doc['kind']}",
+        f"  pfn {doc['pfn']:#x}  phys {doc['phys']:#x}  direct map {doc['direct_map']:#x}  node {doc['nid'] if doc['nid'] is not None else '?'}",
+        f"  section {s['nr']} ({'|'.join(s['flags']) or 'not present'})  subsection {doc['subsection']}"
+        f" ({'valid' if doc['subsection_valid'] else 'not valid'})  pageblock {doc['pageblock']}"
+        f" ({doc['migratetype'] or '?'})  pfn_valid {doc['pfn_valid']}",
+        f"  struct page {doc['page']:#x}",
+    ]
+    for p in doc["path"]:
+        lines.append(f"    {p['level']:<4} table {p['table']:#x} [{p['index']:3}] = {p['entry']:#018x}")
+    if doc["page_phys"] is None:
+        lines.append("  struct page is NOT mapped")
+    else:
+        lines.append(f"  -> {doc['leaf'].upper()} leaf, struct page at phys {doc['page_phys']:#x} on node "
+                     f"{doc['page_nid'] if doc['page_nid'] is not None else '?'}")
+    return "\n".join(lines)

@@ -1,0 +1,573 @@
+"""Machine descriptions for the sparse_init simulator.
+
+A machine is read from a TOML file (see docs/machine-format.md).  It describes what the firmware
+hands to the kernel (e820 map, SRAT NUMA ranges), what the boot loader and early boot reserve
+(kernel image, initrd, ACPI tables ...), which kernel build runs (the *profile*: struct sizes and
+layouts that change the placement of sparse_init's allocations) and the runtime virtual layout
+(page_offset_base / vmalloc_base / vmemmap_base, KERNELOFFSET, phys_base).
+
+Every validation failure raises :class:`MachineError` whose message starts with the name of the
+offending field, e.g. ``node[1].ranges[0]: range 0x... is not page aligned``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from typing import Any
+
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+PMD_SIZE = 1 << 21
+PUD_SIZE = 1 << 30
+SZ_1M = 1 << 20
+SZ_16M = 16 << 20
+START_KERNEL_MAP = 0xFFFFFFFF80000000
+#: Link-time physical address of _text (CONFIG_PHYSICAL_START) and its virtual address.
+PHYSICAL_START = 0x1000000
+LINK_TEXT = START_KERNEL_MAP + PHYSICAL_START
+
+#: e820 type names as printed by the kernel (arch/x86/kernel/e820.c:e820_print_type, 6.1).
+E820_TYPES: dict[str, int] = {
+    "usable": 1,
+    "reserved": 2,
+    "ACPI data": 3,
+    "ACPI NVS": 4,
+    "unusable": 5,
+    "persistent (type 7)": 7,
+    "persistent (type 12)": 12,
+    "soft reserved": 0xEFFFFFFF,
+    "reserved kernel": 128,
+}
+E820_RAM = 1
+E820_RESERVED = 2
+E820_RESERVED_KERN = 128
+E820_SOFT_RESERVED = 0xEFFFFFFF
+_E820_ALIASES = {"ram": 1, "acpi": 3, "nvs": 4, "pmem": 7, "pram": 12, "soft_reserved": 0xEFFFFFFF,
+                 "reserved_kern": 128, "ram_kern": 128}
+
+#: Default (non-KASLR) bases, arch/x86/include/asm/page_64_types.h and pgtable_64_types.h (6.1).
+DEFAULT_BASES: dict[int, dict[str, int]] = {
+    4: {"page_offset_base": 0xFFFF888000000000, "vmalloc_base": 0xFFFFC90000000000,
+        "vmemmap_base": 0xFFFFEA0000000000},
+    5: {"page_offset_base": 0xFF11000000000000, "vmalloc_base": 0xFFA0000000000000,
+        "vmemmap_base": 0xFFD4000000000000},
+}
+
+
+class MachineError(ValueError):
+    """A machine description is malformed; the message starts with the offending field name."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Kernel build facts that change sparse_init's placements or the dump's layout.
+
+    Defaults are Debian 6.1.0 amd64 (6.1.192, kernel-facts §1/§6, [V-probe]).
+    """
+
+    #: OSRELEASE written to VMCOREINFO (synthetic so drgn never matches a distro quirk).
+    release: str = "6.1.0-sim"
+    #: Algorithm version replayed; only the 6.1 line is modelled.
+    version: str = "6.1"
+    section_size_bits: int = 27
+    struct_page_size: int = 64
+    #: sizeof(struct mem_section): 32 with CONFIG_PAGE_EXTENSION, 16 without.
+    mem_section_size: int = 32
+    #: struct mem_section_usage starts with a 16-byte rcu_head (CVE-2023-52489 backport).
+    usage_rcu_head: bool = True
+    #: CONFIG_ZONE_DEVICE: gives the TAINT_ZONE_DEVICE section flag (6.0+ enum layout).
+    zone_device: bool = True
+    nodes_shift: int = 10
+    #: sizeof(pg_data_t) and the VMCOREINFO offsets of its fields (6.1 Debian [V]).
+    pglist_data_size: int = 174208
+    off_node_start_pfn: int = 171560
+    off_node_present_pages: int = 171568
+    off_node_spanned_pages: int = 171576
+    off_node_id: int = 171584
+    off_nr_zones: int = 171552
+    #: Number of zones (MAX_NR_ZONES): DMA, DMA32, NORMAL, MOVABLE, DEVICE.
+    max_nr_zones: int = 5
+    #: __NR_PAGEFLAGS of the build (6.1 Debian: 25).
+    nr_pageflags: int = 25
+    #: INIT_PGT_BUF_SIZE / PAGE_SIZE (arch/x86/mm/init.c: 4*4 with X86_5LEVEL and RANDOMIZE_MEMORY).
+    init_pgt_buf_pages: int = 16
+    #: CONFIG_MEMORY_HOTREMOVE: usage arrays go next to the pgdat (sparse.c).
+    memory_hotremove: bool = True
+
+    @property
+    def nr_section_bits(self) -> int:
+        """PFN_SECTION_SHIFT."""
+        return self.section_size_bits - PAGE_SHIFT
+
+    @property
+    def pages_per_section(self) -> int:
+        """PAGES_PER_SECTION."""
+        return 1 << self.nr_section_bits
+
+    @property
+    def sections_per_root(self) -> int:
+        """SECTIONS_PER_ROOT = PAGE_SIZE / sizeof(struct mem_section)."""
+        return PAGE_SIZE // self.mem_section_size
+
+    @property
+    def max_numnodes(self) -> int:
+        """MAX_NUMNODES = 1 << NODES_SHIFT."""
+        return 1 << self.nodes_shift
+
+    @property
+    def section_map_last_bit(self) -> int:
+        """SECTION_MAP_LAST_BIT index in the 6.0+ enum layout (include/linux/mmzone.h)."""
+        return 5 if self.zone_device else 4
+
+    @property
+    def section_nid_shift(self) -> int:
+        """SECTION_NID_SHIFT = SECTION_MAP_LAST_BIT (6.0+)."""
+        return self.section_map_last_bit
+
+    @property
+    def section_map_mask(self) -> int:
+        """SECTION_MAP_MASK as an unsigned 64-bit value."""
+        return ~((1 << self.section_map_last_bit) - 1) & 0xFFFFFFFFFFFFFFFF
+
+    @property
+    def flags_layout(self) -> str:
+        """Name of the section-flag layout, in the engine's notation."""
+        names = ["MARKED_PRESENT", "HAS_MEM_MAP", "IS_ONLINE", "IS_EARLY"]
+        if self.zone_device:
+            names.append("TAINT_ZONE_DEVICE")
+        return "enum:" + ",".join(f"{n}={i}" for i, n in enumerate(names)) + \
+            f",MAP_LAST={self.section_map_last_bit}"
+
+    @property
+    def usage_struct_size(self) -> int:
+        """sizeof(struct mem_section_usage)."""
+        return 24 if self.usage_rcu_head else 8
+
+    @property
+    def usemap_size(self) -> int:
+        """usemap_size(): SECTION_BLOCKFLAGS_BITS rounded to longs, in bytes (mm/sparse.c)."""
+        bits = (1 << (self.nr_section_bits - 9)) * 4
+        return (bits + 63) // 64 * 8
+
+    @property
+    def usage_size(self) -> int:
+        """mem_section_usage_size() (mm/sparse.c)."""
+        return self.usage_struct_size + self.usemap_size
+
+    @property
+    def usage_layout(self) -> str:
+        """Name of the mem_section_usage layout, in the engine's notation."""
+        return "rcu_head+subsection_map+pageblock_flags" if self.usage_rcu_head \
+            else "subsection_map+pageblock_flags"
+
+    @property
+    def section_map_size(self) -> int:
+        """section_map_size() for VMEMMAP: ALIGN(sizeof(page) * PAGES_PER_SECTION, PMD_SIZE)."""
+        return -(-self.struct_page_size * self.pages_per_section // PMD_SIZE) * PMD_SIZE
+
+    @property
+    def nd_size(self) -> int:
+        """alloc_node_data size: roundup(sizeof(pg_data_t), PAGE_SIZE) (arch/x86/mm/numa.c, 6.1)."""
+        return -(-self.pglist_data_size // PAGE_SIZE) * PAGE_SIZE
+
+
+#: Named kernel profiles; a machine may pick one and override single fields.
+PROFILES: dict[str, Profile] = {
+    "debian-6.1": Profile(),
+    # Debian 6.1 cloud-amd64: no CONFIG_PAGE_EXTENSION (16-byte mem_section) [truth.json of
+    # the 1g-nokaslr capture: SIZE(mem_section)=16, usage 56].
+    "debian-6.1-cloud": Profile(mem_section_size=16),
+}
+
+
+@dataclass(frozen=True)
+class E820Entry:
+    """One firmware e820 entry, [start, end) with its numeric type."""
+
+    start: int
+    end: int
+    type: int
+
+
+@dataclass(frozen=True)
+class Node:
+    """A NUMA node: SRAT memory-affinity ranges [start, end)."""
+
+    nid: int
+    ranges: tuple[tuple[int, int], ...]
+    hotplug: bool = False
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """An early memblock_reserve of [start, end).
+
+    phase "early": early_reserve_memory / reserve_brk (before e820__memblock_setup);
+    phase "acpi": acpi_boot_table_init (after init_mem_mapping, before NUMA init).
+    """
+
+    start: int
+    end: int
+    name: str
+    phase: str = "early"
+
+
+@dataclass(frozen=True)
+class ExtraAlloc:
+    """An extra memblock allocation made by boot code the simulator does not model itself.
+
+    kind "try_nid": memblock_alloc_try_nid(size, align, min, max, nid);
+    kind "phys_range": memblock_phys_alloc_range(size, align, min, max).
+    phase "before_numa" (after init_mem_mapping) or "after_numa" (before paging_init).
+    """
+
+    size: int
+    align: int
+    nid: int
+    min_addr: int
+    max_addr: int
+    caller: str
+    kind: str = "try_nid"
+    phase: str = "after_numa"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Runtime virtual layout and kernel-image placement."""
+
+    page_offset_base: int
+    vmalloc_base: int
+    vmemmap_base: int
+    kaslr: bool
+    kernel_offset: int
+    image_phys: int
+    image_size: int
+
+    @property
+    def phys_base(self) -> int:
+        """phys_base such that __pa_symbol(_text) == image_phys (arch/x86/kernel/head64.c)."""
+        return self.image_phys - PHYSICAL_START - self.kernel_offset
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A complete machine description."""
+
+    name: str
+    profile: Profile
+    paging_levels: int
+    gbpages: bool
+    pse: bool
+    e820: tuple[E820Entry, ...]
+    nodes: tuple[Node, ...]
+    reservations: tuple[Reservation, ...]
+    allocs: tuple[ExtraAlloc, ...]
+    layout: Layout
+    crashkernel: tuple[int, bool] | None = None
+    pmd_alloc_fail: frozenset[int] = frozenset()
+    description: str = ""
+
+    @property
+    def max_physmem_bits(self) -> int:
+        """MAX_PHYSMEM_BITS: 52 with 5-level paging, 46 otherwise."""
+        return 52 if self.paging_levels == 5 else 46
+
+    @property
+    def nr_mem_sections(self) -> int:
+        """NR_MEM_SECTIONS."""
+        return 1 << (self.max_physmem_bits - self.profile.section_size_bits)
+
+    @property
+    def nr_section_roots(self) -> int:
+        """NR_SECTION_ROOTS."""
+        return self.nr_mem_sections // self.profile.sections_per_root
+
+
+_RANGE_RE = re.compile(r"^\s*(0x[0-9a-fA-F]+|\d+)\s*-\s*(0x[0-9a-fA-F]+|\d+)\s*(.*)$")
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGTP]?)i?B?\s*$", re.I)
+
+
+def parse_size(text: str | int, fieldname: str) -> int:
+    """Parse 123, "0x1000", "512M", "64G" or "8T" into bytes."""
+    if isinstance(text, bool):
+        raise MachineError(f"{fieldname}: expected a size, got {text!r}")
+    if isinstance(text, int):
+        return text
+    if isinstance(text, str):
+        t = text.strip()
+        if t.lower().startswith("0x"):
+            try:
+                return int(t, 16)
+            except ValueError:
+                pass
+        m = _SIZE_RE.match(t)
+        if m:
+            return int(m.group(1)) << (10 * " KMGTP".index(m.group(2).upper() or " "))
+    raise MachineError(f"{fieldname}: cannot parse size {text!r}")
+
+
+def _parse_int(value: Any, fieldname: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise MachineError(f"{fieldname}: expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    try:
+        return int(value, 0)
+    except ValueError:
+        raise MachineError(f"{fieldname}: cannot parse integer {value!r}") from None
+
+
+def _parse_range(text: Any, fieldname: str) -> tuple[int, int, str]:
+    """Parse "START-END rest" with END inclusive (dmesg style); returns [start, end+1), rest."""
+    if not isinstance(text, str):
+        raise MachineError(f"{fieldname}: expected a string 'START-END', got {text!r}")
+    m = _RANGE_RE.match(text)
+    if not m:
+        raise MachineError(f"{fieldname}: cannot parse range {text!r} (want 'START-END', END inclusive)")
+    start, end = int(m.group(1), 0), int(m.group(2), 0) + 1
+    if end <= start:
+        raise MachineError(f"{fieldname}: empty or reversed range {text!r}")
+    return start, end, m.group(3).strip()
+
+
+def _check_keys(table: dict[str, Any], allowed: set[str], fieldname: str) -> None:
+    extra = set(table) - allowed
+    if extra:
+        raise MachineError(f"{fieldname}: unknown key(s) {', '.join(sorted(extra))}")
+
+
+def _parse_profile(data: dict[str, Any]) -> tuple[Profile, int]:
+    _check_keys(data, {"profile", "paging_levels"} | {f.name for f in dataclasses.fields(Profile)},
+                "kernel")
+    name = data.get("profile", "debian-6.1")
+    if name not in PROFILES:
+        raise MachineError(f"kernel.profile: unknown profile {name!r} (known: {', '.join(PROFILES)})")
+    overrides: dict[str, Any] = {}
+    for f in dataclasses.fields(Profile):
+        if f.name in data:
+            v = data[f.name]
+            if isinstance(f.default, bool):
+                if not isinstance(v, bool):
+                    raise MachineError(f"kernel.{f.name}: expected true/false, got {v!r}")
+            elif isinstance(f.default, int):
+                v = _parse_int(v, f"kernel.{f.name}")
+            elif not isinstance(v, str):
+                raise MachineError(f"kernel.{f.name}: expected a string, got {v!r}")
+            overrides[f.name] = v
+    prof = dataclasses.replace(PROFILES[name], **overrides)
+    levels = _parse_int(data.get("paging_levels", 4), "kernel.paging_levels")
+    if levels not in (4, 5):
+        raise MachineError(f"kernel.paging_levels: must be 4 or 5, got {levels}")
+    if prof.version != "6.1":
+        raise MachineError(f"kernel.version: only the 6.1 algorithm is modelled, got {prof.version!r}")
+    if prof.section_size_bits != 27:
+        raise MachineError(f"kernel.section_size_bits: x86-64 uses 27, got {prof.section_size_bits}")
+    if prof.mem_section_size not in (16, 32):
+        raise MachineError(f"kernel.mem_section_size: must be 16 or 32, got {prof.mem_section_size}")
+    if prof.struct_page_size % 8 or not 56 <= prof.struct_page_size <= 128:
+        raise MachineError(f"kernel.struct_page_size: unsupported size {prof.struct_page_size}")
+    if not 0 <= prof.nodes_shift <= 10:
+        raise MachineError(f"kernel.nodes_shift: must be 0..10, got {prof.nodes_shift}")
+    offs = [prof.off_nr_zones, prof.off_node_start_pfn, prof.off_node_present_pages,
+            prof.off_node_spanned_pages, prof.off_node_id]
+    if offs != sorted(offs) or offs[-1] + 4 > prof.pglist_data_size:
+        raise MachineError("kernel.pglist_data_size: field offsets must ascend and fit the struct")
+    return prof, levels
+
+
+def load_machine(path: str | os.PathLike[str]) -> Machine:
+    """Read and validate a machine TOML file."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise MachineError(f"toml: {e}") from None
+    return machine_from_dict(data, default_name=os.path.splitext(os.path.basename(path))[0])
+
+
+def machine_from_dict(data: dict[str, Any], default_name: str = "machine") -> Machine:
+    """Build and validate a :class:`Machine` from parsed TOML data."""
+    _check_keys(data, {"name", "description", "kernel", "cpu", "layout", "e820", "node",
+                       "reserve", "alloc", "boot", "inject"}, "machine")
+    prof, levels = _parse_profile(data.get("kernel", {}))
+    max_phys = 1 << (52 if levels == 5 else 46)
+
+    cpu = data.get("cpu", {})
+    _check_keys(cpu, {"gbpages", "pse"}, "cpu")
+    gbpages = cpu.get("gbpages", True)
+    pse = cpu.get("pse", True)
+    for k, v in (("gbpages", gbpages), ("pse", pse)):
+        if not isinstance(v, bool):
+            raise MachineError(f"cpu.{k}: expected true/false, got {v!r}")
+
+    e820_raw = data.get("e820")
+    if not e820_raw:
+        raise MachineError("e820: at least one entry is required")
+    e820: list[E820Entry] = []
+    for i, item in enumerate(e820_raw):
+        fname = f"e820[{i}]"
+        start, end, tname = _parse_range(item, fname)
+        if tname in E820_TYPES:
+            t = E820_TYPES[tname]
+        elif tname.lower() in _E820_ALIASES:
+            t = _E820_ALIASES[tname.lower()]
+        else:
+            raise MachineError(f"{fname}: unknown e820 type {tname!r}")
+        if end > max_phys:
+            raise MachineError(f"{fname}: range ends at {end:#x}, past MAX_PHYSMEM_BITS "
+                               f"({max_phys:#x} with {levels}-level paging)")
+        e820.append(E820Entry(start, end, t))
+    e820.sort(key=lambda e: e.start)
+    for a, b in zip(e820, e820[1:]):
+        if b.start < a.end:
+            raise MachineError(f"e820: entries [{a.start:#x}-{a.end - 1:#x}] and "
+                               f"[{b.start:#x}-{b.end - 1:#x}] overlap")
+    ram = [(e.start, e.end) for e in e820 if e.type in (E820_RAM, E820_RESERVED_KERN)]
+    if not ram:
+        raise MachineError("e820: no usable RAM")
+
+    nodes: list[Node] = []
+    seen: set[int] = set()
+    for i, nd in enumerate(data.get("node", [])):
+        fname = f"node[{i}]"
+        _check_keys(nd, {"id", "ranges", "hotplug"}, fname)
+        if "id" not in nd:
+            raise MachineError(f"{fname}.id: missing")
+        nid = _parse_int(nd["id"], f"{fname}.id")
+        if not 0 <= nid < prof.max_numnodes:
+            raise MachineError(f"{fname}.id: {nid} outside 0..{prof.max_numnodes - 1} (NODES_SHIFT)")
+        if nid in seen:
+            raise MachineError(f"{fname}.id: node {nid} listed twice")
+        seen.add(nid)
+        ranges = []
+        for j, r in enumerate(nd.get("ranges", [])):
+            rname = f"{fname}.ranges[{j}]"
+            s, e, rest = _parse_range(r, rname)
+            if rest:
+                raise MachineError(f"{rname}: unexpected text {rest!r}")
+            if s % PAGE_SIZE or e % PAGE_SIZE:
+                raise MachineError(f"{rname}: range {s:#x}-{e - 1:#x} is not page aligned")
+            if e > max_phys:
+                raise MachineError(f"{rname}: range ends at {e:#x}, past MAX_PHYSMEM_BITS ({max_phys:#x})")
+            ranges.append((s, e))
+        if not ranges:
+            raise MachineError(f"{fname}.ranges: node {nid} has no ranges")
+        if not any(max(s, rs) < min(e, re_) for s, e in ranges for rs, re_ in ram):
+            raise MachineError(f"{fname}.ranges: node {nid} has no usable e820 memory")
+        hp = nd.get("hotplug", False)
+        if not isinstance(hp, bool):
+            raise MachineError(f"{fname}.hotplug: expected true/false")
+        nodes.append(Node(nid, tuple(sorted(ranges)), hp))
+    if not nodes:
+        # No SRAT: dummy_numa_init puts all memory on node 0.
+        nodes.append(Node(0, ((0, max(e for _, e in ram)),)))
+    allr = sorted((s, e, n.nid) for n in nodes for s, e in n.ranges)
+    for a, b in zip(allr, allr[1:]):
+        if b[0] < a[1]:
+            raise MachineError(f"node: ranges of node {a[2]} [{a[0]:#x}-{a[1] - 1:#x}] and "
+                               f"node {b[2]} [{b[0]:#x}-{b[1] - 1:#x}] overlap")
+    for s, e in ram:
+        covered = sum(max(0, min(e, b) - max(s, a)) for a, b, _ in allr)
+        if covered < e - s:
+            raise MachineError(f"node: e820 RAM [{s:#x}-{e - 1:#x}] is not covered by node ranges "
+                               "(numa_meminfo_cover_memory would reject the SRAT)")
+
+    lay = data.get("layout", {})
+    _check_keys(lay, {"page_offset_base", "vmalloc_base", "vmemmap_base", "kaslr", "kernel_offset",
+                      "image", "phys_base"}, "layout")
+    bases = dict(DEFAULT_BASES[levels])
+    for k in bases:
+        if k in lay:
+            bases[k] = _parse_int(lay[k], f"layout.{k}")
+            if bases[k] % PUD_SIZE:
+                raise MachineError(f"layout.{k}: {bases[k]:#x} is not 1 GiB aligned")
+    kaslr = lay.get("kaslr", any(bases[k] != DEFAULT_BASES[levels][k] for k in bases))
+    if not isinstance(kaslr, bool):
+        raise MachineError("layout.kaslr: expected true/false")
+    if "image" not in lay:
+        raise MachineError("layout.image: the kernel image range 'START-END' is required")
+    img_s, img_e, rest = _parse_range(lay["image"], "layout.image")
+    if img_s % PMD_SIZE:
+        raise MachineError(f"layout.image: start {img_s:#x} is not 2 MiB aligned")
+    if img_e - img_s < 8 << 20:
+        raise MachineError("layout.image: the image must span at least 8 MiB")
+    if img_e > max(e for _, e in ram) or not any(s <= img_s and img_e <= e for s, e in ram):
+        raise MachineError(f"layout.image: [{img_s:#x}-{img_e - 1:#x}] is not inside usable RAM")
+    koff = _parse_int(lay.get("kernel_offset", 0), "layout.kernel_offset")
+    if koff % PMD_SIZE or not 0 <= koff < (1 << 30) - (img_e - img_s) - PHYSICAL_START:
+        raise MachineError(f"layout.kernel_offset: {koff:#x} must be 2 MiB aligned inside the 1 GiB image window")
+    layout = Layout(bases["page_offset_base"], bases["vmalloc_base"], bases["vmemmap_base"], kaslr,
+                    koff, img_s, img_e - img_s)
+    if "phys_base" in lay and _parse_int(lay["phys_base"], "layout.phys_base") != layout.phys_base:
+        raise MachineError(f"layout.phys_base: inconsistent with image and kernel_offset "
+                           f"(expected {layout.phys_base})")
+
+    reservations = [Reservation(img_s, img_e, "kernel image (_text.._brk_end)", "early")]
+    for i, r in enumerate(data.get("reserve", [])):
+        fname = f"reserve[{i}]"
+        _check_keys(r, {"range", "name", "phase"}, fname)
+        s, e, rest = _parse_range(r.get("range"), f"{fname}.range")
+        if e > max_phys:
+            raise MachineError(f"{fname}.range: ends past MAX_PHYSMEM_BITS ({max_phys:#x})")
+        phase = r.get("phase", "early")
+        if phase not in ("early", "acpi"):
+            raise MachineError(f"{fname}.phase: must be 'early' or 'acpi', got {phase!r}")
+        reservations.append(Reservation(s, e, str(r.get("name", fname)), phase))
+
+    allocs = []
+    for i, a in enumerate(data.get("alloc", [])):
+        fname = f"alloc[{i}]"
+        _check_keys(a, {"size", "align", "nid", "min", "max", "caller", "kind", "phase"}, fname)
+        if "size" not in a:
+            raise MachineError(f"{fname}.size: missing")
+        size = parse_size(a["size"], f"{fname}.size")
+        align = parse_size(a.get("align", 64), f"{fname}.align")
+        if align & (align - 1) or size <= 0:
+            raise MachineError(f"{fname}.align: must be a power of two (and size > 0)")
+        kind = a.get("kind", "try_nid")
+        phase = a.get("phase", "after_numa")
+        if kind not in ("try_nid", "phys_range"):
+            raise MachineError(f"{fname}.kind: must be 'try_nid' or 'phys_range'")
+        if phase not in ("before_numa", "after_numa"):
+            raise MachineError(f"{fname}.phase: must be 'before_numa' or 'after_numa'")
+        allocs.append(ExtraAlloc(size, align, _parse_int(a.get("nid", -1), f"{fname}.nid"),
+                                 parse_size(a.get("min", 0), f"{fname}.min"),
+                                 parse_size(a.get("max", 0), f"{fname}.max"),
+                                 str(a.get("caller", "boot")), kind, phase))
+
+    boot = data.get("boot", {})
+    _check_keys(boot, {"crashkernel"}, "boot")
+    crash = None
+    if "crashkernel" in boot:
+        ck = boot["crashkernel"]
+        if not isinstance(ck, str):
+            raise MachineError("boot.crashkernel: expected a string like '512M' or '1G,high'")
+        sz, _, high = ck.partition(",")
+        if high not in ("", "high"):
+            raise MachineError(f"boot.crashkernel: unsupported suffix {high!r}")
+        crash = (parse_size(sz, "boot.crashkernel"), high == "high")
+
+    inj = data.get("inject", {})
+    _check_keys(inj, {"pmd_alloc_fail"}, "inject")
+    fail: set[int] = set()
+    for i, r in enumerate(inj.get("pmd_alloc_fail", [])):
+        if isinstance(r, int):
+            fail.add(r)
+        else:
+            s, e, rest = _parse_range(r, f"inject.pmd_alloc_fail[{i}]")
+            fail.update(range(s, e))
+
+    name = data.get("name", default_name)
+    return Machine(name=str(name), profile=prof, paging_levels=levels, gbpages=gbpages, pse=pse,
+                   e820=tuple(e820), nodes=tuple(sorted(nodes, key=lambda n: n.nid)),
+                   reservations=tuple(reservations), allocs=tuple(allocs), layout=layout,
+                   crashkernel=crash, pmd_alloc_fail=frozenset(fail),
+                   description=str(data.get("description", "")))
+
+
+__all__ = ["Machine", "MachineError", "Profile", "PROFILES", "E820Entry", "Node", "Reservation",
+           "ExtraAlloc", "Layout", "load_machine", "machine_from_dict", "parse_size"]

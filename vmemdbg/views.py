@@ -1,0 +1,179 @@
+"""Engine views: plain data (dicts and lists) for every front end. Shapes: docs/json.md.
+
+Front ends (CLI, drgn plugin, gdb) call these and only print; nothing here formats text.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .census import vmemmap_census
+from .errors import VmemdbgError
+from .mmzone import (
+    SECTION_HAS_MEM_MAP,
+    SECTION_IS_EARLY,
+    SECTION_IS_ONLINE,
+    SECTION_MARKED_PRESENT,
+    decode_mem_map,
+    migratetypes,
+)
+from .versions import MIGRATETYPE_MASK, NR_PAGEBLOCK_BITS, migratetype_name
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+SCHEMA = "vmemdbg/1"
+
+
+def _doc(command: str, **body: object) -> dict:
+    return {"schema": SCHEMA, "command": command, **body}
+
+
+def _unreadable(kernel: "Kernel") -> list[str]:
+    out = list(dict.fromkeys(kernel.unreadable + kernel.sections.unreadable))
+    out += [f"{f.reason} at table {f.table:#x} ({f.va_start:#x}-{f.va_end:#x})" for f in kernel.vmemmap.faults]
+    return out
+
+
+def summary(kernel: "Kernel") -> dict:
+    """Kernel identity, bases, section constants, counts and memmap totals."""
+    secs = kernel.sections
+    census = vmemmap_census(kernel)
+    return _doc(
+        "summary",
+        kernel={"release": kernel.release, "kaslr_offset": kernel.kaslr_offset, "phys_base": kernel.phys_base,
+                "page_offset_base": kernel.page_offset_base, "vmemmap_base": kernel.vmemmap_base,
+                "vmalloc_base": kernel.vmalloc_base, "pgtable_levels": kernel.pgtable_levels,
+                "page_size": kernel.page_size, "struct_page_size": kernel.struct_page_size,
+                "init_top_pgt": kernel.init_top_pgt, "sme_mask": kernel.sme_mask},
+        sparse={"section_size_bits": kernel.section_size_bits, "max_physmem_bits": kernel.max_physmem_bits,
+                "nr_mem_sections": kernel.nr_mem_sections, "mem_section_size": kernel.mem_section_size,
+                "sections_per_root": kernel.sections_per_root, "nr_section_roots": kernel.nr_section_roots,
+                "roots_addr": kernel.roots_addr, "roots_present": secs.roots_present,
+                "usage_size": secs.usage_layout.stride, "usage_layout": secs.usage_layout.name,
+                "flags_layout": secs.flag_layout.name, "nodes_shift": kernel.nodes_shift},
+        counts={"present": len(secs), "valid": int(np.count_nonzero(secs.has(SECTION_HAS_MEM_MAP))),
+                "online": int(np.count_nonzero(secs.has(SECTION_IS_ONLINE))),
+                "early": int(np.count_nonzero(secs.has(SECTION_IS_EARLY))),
+                "highest_present": secs.highest_present},
+        memmap={"mapped_bytes": census.counts["mapped_bytes"], "pmd_leaves": census.counts["pmd_leaves"],
+                "pte_leaves": census.counts["pte_leaves"], "pagetable_bytes": census.counts["pagetable_bytes"],
+                "memmap_bytes": census.overhead["total"]["memmap_bytes"]},
+        nodes=kernel.nodes,
+        notes=kernel.notes,
+        unreadable=_unreadable(kernel),
+    )
+
+
+def sections(kernel: "Kernel", *, with_migratetypes: bool = True) -> dict:
+    """Every present section, decoded (comparable to crash ``kmem -n``)."""
+    secs = kernel.sections
+    mem_map = decode_mem_map(kernel, secs)
+    valid = secs.has(SECTION_HAS_MEM_MAP)
+    lay = secs.flag_layout
+    rows = []
+    for i in range(len(secs)):
+        w = int(secs.word[i])
+        uok = bool(secs.usage_ok[i])
+        pb = [int(x) for x in secs.pageblock[i].tolist()] if uok else None
+        rows.append({
+            "nr": int(secs.nr[i]), "root": int(secs.nr[i]) // kernel.sections_per_root,
+            "coded_mem_map": w, "mem_map": int(mem_map[i]) if valid[i] else None,
+            "start_pfn": int(secs.nr[i]) << kernel.pfn_section_shift,
+            "flags": lay.decode(w), "nid": int(secs.nid[i]) if secs.nid[i] >= 0 else None,
+            "usage": int(secs.usage[i]),
+            "subsection_map": int(secs.subsection_map[i]) if uok else None,
+            "pageblock_flags": pb,
+            "migratetypes": migratetypes(secs.pageblock[i]) if (uok and with_migratetypes) else None,
+        })
+    return _doc("sections",
+                layout={"flags_layout": lay.name, "reason": secs.flag_reason, "origin": lay.origin,
+                        "usage_layout": secs.usage_layout.name, "usage_reason": secs.usage_reason},
+                sections=rows, unreadable=_unreadable(kernel))
+
+
+def vmemmap(kernel: "Kernel") -> dict:
+    """Census of the vmemmap region: runs, audit findings, overhead per node."""
+    c = vmemmap_census(kernel)
+    return _doc("vmemmap", vmemmap_base=kernel.vmemmap_base, runs=c.runs, audit=c.audit,
+                overhead=c.overhead, counts=c.counts, unreadable=_unreadable(kernel))
+
+
+_PFN_RE = re.compile(r"^pfn:(0x[0-9a-fA-F]+|\d+)$")
+
+
+def parse_address(kernel: "Kernel", text: str) -> tuple[str, int]:
+    """Classify ``text``: ``pfn:N``, a struct page address, a direct-map address or a physical address."""
+    m = _PFN_RE.match(text.strip())
+    if m:
+        return "pfn", int(m.group(1), 0)
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise VmemdbgError(f"cannot parse address {text!r}: use pfn:N, 0xPHYS, a direct-map or a struct page address") from None
+    vm_end = kernel.vmemmap_base + kernel.nr_mem_sections * kernel.pages_per_section * kernel.struct_page_size
+    if kernel.vmemmap_base <= value < vm_end:
+        return "page", value
+    if kernel.in_direct_map(value):
+        return "direct", value
+    if value < (1 << kernel.max_physmem_bits):
+        return "phys", value
+    raise VmemdbgError(f"{value:#x} is not a pfn, physical, direct-map or vmemmap address of this kernel")
+
+
+def explain(kernel: "Kernel", text: str) -> dict:
+    """Section, subsection, pageblock, struct page and its page-table path for one address."""
+    kind, value = parse_address(kernel, text)
+    sps = kernel.struct_page_size
+    if kind == "pfn":
+        pfn = value
+    elif kind == "phys":
+        pfn = value >> 12
+    elif kind == "direct":
+        pfn = (value - kernel.page_offset_base) >> 12
+    else:
+        pfn = kernel.page_to_pfn(value)
+    phys = value if kind == "phys" else pfn << 12
+    if kind == "direct":
+        phys = value - kernel.page_offset_base
+    page = kernel.pfn_to_page(pfn)
+    secs = kernel.sections
+    nr = pfn >> kernel.pfn_section_shift
+    idx = int(secs.index_of(np.array([nr]))[0])
+    sub = (pfn & (kernel.pages_per_section - 1)) // 512
+    pageblock = (pfn & (kernel.pages_per_section - 1)) >> 9
+    section = {"nr": nr, "present": idx >= 0, "valid": False, "flags": [], "nid": None}
+    sub_valid = False
+    mt = None
+    if idx >= 0:
+        w = int(secs.word[idx])
+        section.update(flags=secs.flag_layout.decode(w), valid=bool(w & SECTION_HAS_MEM_MAP),
+                       nid=int(secs.nid[idx]) if secs.nid[idx] >= 0 else None, coded_mem_map=w,
+                       usage=int(secs.usage[idx]))
+        if secs.usage_ok[idx]:
+            sub_valid = bool(int(secs.subsection_map[idx]) >> sub & 1) or bool(w & SECTION_IS_EARLY)
+            bit = pageblock * NR_PAGEBLOCK_BITS
+            word = int(secs.pageblock[idx][bit // 64])
+            mt = migratetype_name((word >> (bit % 64)) & MIGRATETYPE_MASK)
+    t = kernel.translate(page)
+    path = [{"level": s.level, "table": s.table, "index": s.index, "entry": s.entry} for s in t.path]
+    page_nid = nid = None
+    if t.phys is not None:
+        page_nid_arr = kernel.vmemmap.pfn_nids(np.array([t.phys >> 12], dtype=np.uint64))
+        page_nid = int(page_nid_arr[0]) if page_nid_arr[0] >= 0 else None
+        nid_arr = kernel.vmemmap.pfn_nids(np.array([pfn], dtype=np.uint64))
+        nid = int(nid_arr[0]) if nid_arr[0] >= 0 else None
+    return _doc("explain", input=text, kind=kind, pfn=pfn, phys=phys,
+                direct_map=kernel.page_offset_base + phys, page=page, page_offset=(page - kernel.vmemmap_base) % sps,
+                section=section, subsection=sub, subsection_valid=sub_valid,
+                pfn_valid=bool(section["valid"] and sub_valid),
+                pageblock=pageblock, migratetype=mt, path=path, leaf=t.leaf,
+                page_phys=t.phys, page_nid=page_nid, nid=nid)
+
+
+def all_views(kernel: "Kernel") -> dict:
+    """Every view (what ``extract`` must preserve)."""
+    return {"summary": summary(kernel), "sections": sections(kernel), "vmemmap": vmemmap(kernel)}

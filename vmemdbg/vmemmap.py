@@ -1,0 +1,71 @@
+"""The vmemmap mapping: leaves of the kernel page tables over the vmemmap region.
+
+On SPARSEMEM_VMEMMAP ``struct page`` for pfn ``n`` lives at ``vmemmap_base + n *
+sizeof(struct page)`` (include/asm-generic/memory_model.h). The mapping is built by
+vmemmap_populate (arch/x86/mm/init_64.c ≤6.1; generic loop in mm/sparse-vmemmap.c since 6.2)
+and later edited by HVO (mm/hugetlb_vmemmap.c), which aliases read-only tail frames. So a
+struct page's physical address must always be found through the page tables
+(kernel-facts §5.3), never as "PMD base + offset"; :meth:`VmemmapMapping.translate` does
+that for whole arrays of addresses at once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .pagetable import Leaves, WalkFault
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+
+class VmemmapMapping:
+    """All page-table leaves of ``[vmemmap_base, vmemmap_base + NR_MEM_SECTIONS memmaps)``."""
+
+    def __init__(self, kernel: "Kernel"):
+        self.kernel = kernel
+        self.start = kernel.vmemmap_base
+        span = kernel.nr_mem_sections * kernel.pages_per_section * kernel.struct_page_size
+        self.end = min(self.start + span, 1 << 64)
+        before = len(kernel.pt.faults)
+        self.leaves: Leaves = kernel.pt.leaves(self.start, self.end)
+        self.faults: list[WalkFault] = kernel.pt.faults[before:]
+        self.ends = self.leaves.va + self.leaves.size
+
+    def translate(self, vas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Physical address of each vmemmap VA; ``ok`` is False where it is not mapped."""
+        vas = np.asarray(vas, dtype=np.uint64)
+        lv = self.leaves
+        if len(lv) == 0:
+            return np.zeros(vas.shape, np.uint64), np.zeros(vas.shape, bool)
+        i = np.searchsorted(lv.va, vas, side="right").astype(np.int64) - 1
+        ic = np.maximum(i, 0)
+        ok = (i >= 0) & (vas < self.ends[ic])
+        phys = np.where(ok, lv.phys[ic] + (vas - lv.va[ic]), np.uint64(0))
+        return phys, ok
+
+    def page_va(self, pfns: np.ndarray) -> np.ndarray:
+        """``pfn_to_page`` for an array of pfns."""
+        k = self.kernel
+        return np.uint64(k.vmemmap_base) + np.asarray(pfns, dtype=np.uint64) * np.uint64(k.struct_page_size)
+
+    def page_flags(self, pfns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``page->flags`` (offset 0, VMCOREINFO OFFSET(page.flags)) of each pfn's struct page."""
+        phys, ok = self.translate(self.page_va(pfns))
+        vals = np.zeros(phys.shape, dtype=np.uint64)
+        sel = np.nonzero(ok)[0]
+        if sel.size:
+            v, ok2 = self.kernel.source.gather_u64(phys[sel])
+            vals[sel] = v
+            ok[sel] = ok2
+        return vals, ok
+
+    def pfn_nids(self, pfns: np.ndarray) -> np.ndarray:
+        """``page_to_nid(pfn_to_page(pfn))`` per pfn; -1 where the struct page is unreadable."""
+        pfns = np.asarray(pfns, dtype=np.uint64)
+        uniq, inv = np.unique(pfns, return_inverse=True)
+        flags, ok = self.page_flags(uniq)
+        nids = np.where(ok, self.kernel.nid_from_flags(flags), -1)
+        return nids[inv.reshape(-1)]
