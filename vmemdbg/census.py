@@ -26,7 +26,7 @@ import numpy as np
 
 from .e820 import ram_pfn_ranges, read_e820_table
 from .mmzone import SECTION_HAS_MEM_MAP, SECTION_IS_EARLY
-from .pagetable import LEAF_NAME, PAGE_RW
+from .pagetable import LEAF_NAME
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -60,7 +60,7 @@ def vmemmap_census(kernel: "Kernel") -> Census:
     V = np.uint64(kernel.vmemmap_base)
     n = len(lv)
     size = lv.size
-    writable = (lv.entry & np.uint64(PAGE_RW)) != 0
+    writable = lv.writable
     nid = m.pfn_nids(lv.phys >> np.uint64(12)) if n else np.zeros(0, np.int64)
     start_pfn = (lv.va - V) // np.uint64(sps)
     end_pfn = (lv.va + size - V + np.uint64(sps - 1)) // np.uint64(sps)

@@ -9,8 +9,9 @@ from .elfcore import ElfCoreSource
 from .errors import DumpError
 from .memory import MemorySource
 
-#: Signatures of makedumpfile's compressed formats (include/linux/kdump headers in makedumpfile).
-_KDUMP_MAGICS = (b"KDUMP   ", b"DISKDUMP")
+#: Signatures of makedumpfile's formats: kdump-compressed, diskdump, and the "flattened" stream
+#: (``makedumpfile -F``; QEMU's dump-guest-memory kdump-* output uses it). libkdumpfile reads all.
+_KDUMP_MAGICS = (b"KDUMP   ", b"DISKDUMP", b"makedump")
 
 
 def open_dump(path: str | os.PathLike) -> MemorySource:

@@ -19,6 +19,21 @@ from .memory import RecordingSource
 from .views import all_views, explain
 
 
+#: VMCOREINFO symbols whose pages other dump tools (makedumpfile, crash) read to identify the kernel.
+_IDENTITY_SYMBOLS = ("init_uts_ns", "_stext")
+
+
+def _keep_for_other_tools(kernel: Kernel) -> None:
+    """Read the pages makedumpfile/crash check first (``init_uts_ns``), so they are kept too."""
+    for name in _IDENTITY_SYMBOLS:
+        va = kernel.info.symbol(name)
+        if va is not None:
+            try:
+                kernel.read(va, 512)
+            except MemoryFault:
+                kernel.unreadable.append(f"{name} at {va:#x}")
+
+
 def extract(dump: str | os.PathLike, out: str | os.PathLike, *, vmcoreinfo: bytes | None = None,
             symbols: dict[str, int] | None = None, explain_addrs: Iterable[str] = ()) -> dict:
     """Write the minimal dump; return ``{"pages": n, "bytes": size_on_disk}``."""
@@ -27,6 +42,7 @@ def extract(dump: str | os.PathLike, out: str | os.PathLike, *, vmcoreinfo: byte
         rec = RecordingSource(src)
         kernel = Kernel(rec, vmcoreinfo=vmcoreinfo, symbols=symbols)
         all_views(kernel)
+        _keep_for_other_tools(kernel)
         for a in explain_addrs:
             explain(kernel, a)
         chunks = []

@@ -41,10 +41,10 @@ class Kernel:
         self.notes: list[str] = []
         self.unreadable: list[str] = []
         text = vmcoreinfo or source.vmcoreinfo()
-        if text is None:
+        if not text:
             finder = getattr(source, "find_vmcoreinfo", None)
             text = finder() if finder else None
-            if text is None:
+            if not text:
                 raise LayoutError(
                     f"{source.description}: no VMCOREINFO (QEMU dumps need -device vmcoreinfo and the guest's "
                     "qemu_fw_cfg driver); pass --vmcoreinfo FILE")

@@ -67,6 +67,7 @@ class Leaves:
     entry: np.ndarray  # raw entry (u64)
     phys: np.ndarray  # frame physical address (u64)
     tables: list[int]  # physical addresses of the table pages below the root that the walk read
+    writable: np.ndarray  # effective RW: the RW bit AND-ed over the whole path (bool)
 
     @property
     def size(self) -> np.ndarray:
@@ -169,26 +170,28 @@ class PageTableWalker:
         out_va: list[np.ndarray] = []
         out_shift: list[np.ndarray] = []
         out_entry: list[np.ndarray] = []
+        out_rw: list[np.ndarray] = []
         tables: list[int] = []
-        self._walk(self.root, 0, 0, start & mask, ((end - 1) & mask), (), out_va, out_shift, out_entry, tables)
+        self._walk(self.root, 0, 0, start & mask, ((end - 1) & mask), (), True,
+                   (out_va, out_shift, out_entry, out_rw), tables)
         if not out_va:
             z = np.zeros(0, dtype=np.uint64)
-            return Leaves(z, np.zeros(0, dtype=np.uint8), z, z, tables)
+            return Leaves(z, np.zeros(0, dtype=np.uint8), z, z, tables, np.zeros(0, dtype=bool))
         va = np.concatenate(out_va)
         shift = np.concatenate(out_shift)
         entry = np.concatenate(out_entry)
+        rw = np.concatenate(out_rw)
         order = np.argsort(va, kind="stable")
-        va, shift, entry = va[order], shift[order], entry[order]
+        va, shift, entry, rw = va[order], shift[order], entry[order], rw[order]
         frame = np.select(
             [shift == 12, shift == 21],
             [entry & np.uint64(_FRAME[12]), entry & np.uint64(_FRAME[21])],
             entry & np.uint64(_FRAME[30]),
         ) & np.uint64(~self.sme_mask & ((1 << 64) - 1))
-        return Leaves(self._canonical_array(va), shift, entry, frame, tables)
+        return Leaves(self._canonical_array(va), shift, entry, frame, tables, rw)
 
     def _walk(self, table_phys: int, level_i: int, base: int, lo: int, hi: int, ancestors: tuple[int, ...],
-              out_va: list[np.ndarray], out_shift: list[np.ndarray], out_entry: list[np.ndarray],
-              tables: list[int]) -> None:
+              parent_rw: bool, out: tuple[list[np.ndarray], ...], tables: list[int]) -> None:
         shift = self._shift(level_i)
         span = 1 << shift
         if table_phys in ancestors:
@@ -215,12 +218,14 @@ class PageTableWalker:
             leaf = np.zeros(len(entries), dtype=bool)
         li = np.nonzero(leaf)[0]
         if li.size:
-            out_va.append(np.uint64(base) + (li + i0).astype(np.uint64) * np.uint64(span))
-            out_shift.append(np.full(li.size, shift, dtype=np.uint8))
-            out_entry.append(entries[li])
+            out[0].append(np.uint64(base) + (li + i0).astype(np.uint64) * np.uint64(span))
+            out[1].append(np.full(li.size, shift, dtype=np.uint8))
+            out[2].append(entries[li])
+            out[3].append(((entries[li] & np.uint64(PAGE_RW)) != 0) & parent_rw)
         for j in np.nonzero(present & ~leaf)[0].tolist():
             idx = i0 + j
             child_base = base + idx * span
-            child = int(entries[j]) & TABLE_MASK & ~self.sme_mask
+            e = int(entries[j])
+            child = e & TABLE_MASK & ~self.sme_mask
             self._walk(child, level_i + 1, child_base, max(lo, child_base), min(hi, child_base + span - 1),
-                       ancestors + (table_phys,), out_va, out_shift, out_entry, tables)
+                       ancestors + (table_phys,), parent_rw and bool(e & PAGE_RW), out, tables)

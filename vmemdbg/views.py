@@ -102,14 +102,18 @@ def vmemmap(kernel: "Kernel") -> dict:
                 overhead=c.overhead, counts=c.counts, unreadable=_unreadable(kernel))
 
 
-_PFN_RE = re.compile(r"^pfn:(0x[0-9a-fA-F]+|\d+)$")
+_PREFIXED = re.compile(r"^(pfn|phys|direct|virt|page):(0x[0-9a-fA-F]+|\d+)$")
 
 
 def parse_address(kernel: "Kernel", text: str) -> tuple[str, int]:
-    """Classify ``text``: ``pfn:N``, a struct page address, a direct-map address or a physical address."""
-    m = _PFN_RE.match(text.strip())
+    """Classify ``text``: ``pfn:N``, a struct page address, a direct-map address or a physical address.
+
+    An explicit prefix (``pfn:``, ``phys:``, ``direct:``/``virt:``, ``page:``) overrides the guess.
+    """
+    m = _PREFIXED.match(text.strip())
     if m:
-        return "pfn", int(m.group(1), 0)
+        kind = "direct" if m.group(1) == "virt" else m.group(1)
+        return kind, int(m.group(2), 0)
     try:
         value = int(text, 0)
     except ValueError:
@@ -127,7 +131,6 @@ def parse_address(kernel: "Kernel", text: str) -> tuple[str, int]:
 def explain(kernel: "Kernel", text: str) -> dict:
     """Section, subsection, pageblock, struct page and its page-table path for one address."""
     kind, value = parse_address(kernel, text)
-    sps = kernel.struct_page_size
     if kind == "pfn":
         pfn = value
     elif kind == "phys":
@@ -139,6 +142,8 @@ def explain(kernel: "Kernel", text: str) -> dict:
     phys = value if kind == "phys" else pfn << 12
     if kind == "direct":
         phys = value - kernel.page_offset_base
+    if pfn < 0 or pfn >= 1 << (kernel.max_physmem_bits - 12):
+        raise VmemdbgError(f"{text}: pfn {pfn:#x} is outside MAX_PHYSMEM_BITS={kernel.max_physmem_bits}")
     page = kernel.pfn_to_page(pfn)
     secs = kernel.sections
     nr = pfn >> kernel.pfn_section_shift
@@ -167,7 +172,8 @@ def explain(kernel: "Kernel", text: str) -> dict:
         nid_arr = kernel.vmemmap.pfn_nids(np.array([pfn], dtype=np.uint64))
         nid = int(nid_arr[0]) if nid_arr[0] >= 0 else None
     return _doc("explain", input=text, kind=kind, pfn=pfn, phys=phys,
-                direct_map=kernel.page_offset_base + phys, page=page, page_offset=(page - kernel.vmemmap_base) % sps,
+                direct_map=kernel.page_offset_base + phys, page=page,
+                page_offset=value - page if kind == "page" else 0,
                 section=section, subsection=sub, subsection_valid=sub_valid,
                 pfn_valid=bool(section["valid"] and sub_valid),
                 pageblock=pageblock, migratetype=mt, path=path, leaf=t.leaf,

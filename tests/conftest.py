@@ -1,0 +1,56 @@
+"""Shared fixtures: the committed real-kernel dumps and helpers to make damaged copies of them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Iterable
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = ROOT / "fixtures" / "real"
+REAL_CASES = ("1g-nokaslr", "6g-2node-kaslr", "1000m")
+sys.path.insert(0, str(ROOT / "tests" / "realkernel"))
+
+
+def real_dump(case: str) -> Path:
+    """Path of the committed minimal dump of a real boot."""
+    return REAL / case / "vmcore.elf"
+
+
+def real_truth(case: str) -> dict:
+    """drgn's truth for that boot (tests/realkernel/drgn_truth.py on the full dump)."""
+    return json.loads((REAL / case / "truth.json").read_text())
+
+
+@pytest.fixture(params=REAL_CASES)
+def real_case(request: pytest.FixtureRequest) -> str:
+    """Each committed real-kernel case."""
+    return request.param
+
+
+def rewrite_dump(src: Path, dst: Path, *, drop_pages: Iterable[int] = (), patch: dict[int, bytes] | None = None,
+                 vmcoreinfo: bytes | None = None) -> Path:
+    """Copy an ELF dump, leaving out whole pages and overwriting bytes (a filtered or corrupt dump)."""
+    from vmemdbg.elfcore import ElfCoreSource, write_elf_core
+
+    s = ElfCoreSource(src)
+    drop = {p & ~0xFFF for p in drop_pages}
+    chunks = []
+    for start, end in s.ranges():
+        for page in range(start, end, 4096):
+            if page not in drop:
+                chunks.append((page, bytearray(s.read_phys(page, min(4096, end - page)))))
+    for addr, data in (patch or {}).items():
+        for i, (page, buf) in enumerate(chunks):
+            if page <= addr < page + len(buf):
+                buf[addr - page : addr - page + len(data)] = data
+                break
+        else:
+            raise AssertionError(f"patch address {addr:#x} not in dump")
+    info = s.vmcoreinfo() if vmcoreinfo is None else vmcoreinfo
+    s.close()
+    write_elf_core(dst, [(a, bytes(b)) for a, b in chunks], info)
+    return dst

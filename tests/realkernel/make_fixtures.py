@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Check vmemdbg against drgn on the full real-kernel dumps, then extract the committed fixtures.
+
+For each case directory made by boot.py + drgn_truth.py (``DUMPS/<case>/vmcore.elf`` and
+``truth.json``):
+
+1. run every vmemdbg view on the full ELF dump and compare it field by field with drgn's truth;
+2. ``vmemdbg extract`` a minimal dump (keeping what ``explain`` needs for the truth's addresses);
+3. run the views on the minimal dump and compare again;
+4. copy the minimal dump, truth.json and the boot's serial log to ``fixtures/real/<case>/``.
+
+If a case also has ``vmcore.kdump`` (QEMU kdump-zlib, read through drgn's libkdumpfile) it is
+compared with ``truth-kdump.json`` too. Exit status 1 on any difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from truthcmp import compare, engine_views  # noqa: E402
+
+from vmemdbg.dump import open_dump  # noqa: E402
+from vmemdbg.extract import extract  # noqa: E402
+from vmemdbg.kernel import Kernel  # noqa: E402
+
+CASES = ("1g-nokaslr", "6g-2node-kaslr", "1000m")
+MAX_FIXTURE = 5 << 20
+
+
+def check(dump: Path, truth: dict) -> list[str]:
+    """Differences between vmemdbg on ``dump`` and ``truth``."""
+    src = open_dump(dump)
+    try:
+        return compare(engine_views(Kernel(src), truth), truth)
+    finally:
+        src.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the checks and write fixtures."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dumps", default="/work/dumps", type=Path, help="directory with one subdirectory per case")
+    ap.add_argument("--fixtures", default=Path(__file__).resolve().parents[2] / "fixtures" / "real", type=Path)
+    ap.add_argument("--case", action="append", choices=CASES, help="only these cases (default: all)")
+    args = ap.parse_args(argv)
+    failed = False
+    for case in args.case or CASES:
+        d = args.dumps / case
+        truth = json.loads((d / "truth.json").read_text())
+        diffs = check(d / "vmcore.elf", truth)
+        print(f"{case}: full ELF dump vs drgn: {len(diffs)} differences")
+        if (d / "vmcore.kdump").exists() and (d / "truth-kdump.json").exists():
+            kd = check(d / "vmcore.kdump", json.loads((d / "truth-kdump.json").read_text()))
+            print(f"{case}: full kdump-compressed dump vs drgn: {len(kd)} differences")
+            diffs += kd
+        out = args.fixtures / case
+        out.mkdir(parents=True, exist_ok=True)
+        small = out / "vmcore.elf"
+        st = extract(d / "vmcore.elf", small, explain_addrs=[e["input"] for e in truth.get("explain", [])])
+        sd = check(small, truth)
+        print(f"{case}: extracted {st['pages']} pages ({st['bytes']} bytes); fixture vs drgn: {len(sd)} differences")
+        diffs += sd
+        if st["bytes"] > MAX_FIXTURE:
+            diffs.append(f"fixture is {st['bytes']} bytes, over the {MAX_FIXTURE} limit")
+        shutil.copy(d / "truth.json", out / "truth.json")
+        shutil.copy(d / "serial.log", out / "serial.log")
+        for line in diffs[:40]:
+            print("   ", line)
+        failed |= bool(diffs)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

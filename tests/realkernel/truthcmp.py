@@ -1,0 +1,75 @@
+"""Compare vmemdbg's views with the drgn truth JSON written by drgn_truth.py.
+
+Used by make_fixtures.py (full dump and extracted fixture) and by the offline test suite
+(tests/test_realkernel_fixtures.py) on the committed fixtures. Every field the truth holds is
+compared; layout *names* are vmemdbg's own vocabulary and are checked through the values they
+imply (usage_size, flag names per section) instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vmemdbg.kernel import Kernel
+from vmemdbg import views
+
+SUMMARY_SPARSE_KEYS = ("section_size_bits", "max_physmem_bits", "nr_mem_sections", "mem_section_size",
+                       "sections_per_root", "nr_section_roots", "roots_addr", "roots_present", "usage_size",
+                       "nodes_shift")
+SECTION_KEYS = ("nr", "root", "coded_mem_map", "mem_map", "start_pfn", "flags", "nid", "usage",
+                "subsection_map", "pageblock_flags", "migratetypes")
+RUN_KEYS = ("start", "end", "level", "writable", "phys", "nid", "start_pfn", "end_pfn")
+EXPLAIN_KEYS = ("kind", "pfn", "phys", "direct_map", "page", "subsection", "subsection_valid", "pageblock",
+                "migratetype", "path", "leaf", "page_phys", "page_nid", "nid")
+
+
+def engine_views(kernel: Kernel, truth: dict[str, Any]) -> dict[str, Any]:
+    """Every view the truth can be compared with, computed by the engine."""
+    return {
+        "summary": views.summary(kernel),
+        "sections": views.sections(kernel),
+        "vmemmap": views.vmemmap(kernel),
+        "explain": [views.explain(kernel, e["input"]) for e in truth.get("explain", [])],
+        "table_pages": sorted(kernel.vmemmap.leaves.tables),
+    }
+
+
+def _diff(where: str, mine: Any, truth: Any, out: list[str]) -> None:
+    if mine != truth:
+        out.append(f"{where}: vmemdbg {mine!r} != drgn {truth!r}")
+
+
+def compare(mine: dict[str, Any], truth: dict[str, Any]) -> list[str]:
+    """Return one line per differing field (empty list = identical)."""
+    out: list[str] = []
+    ts, ms = truth["summary"], mine["summary"]
+    for k, v in ts["kernel"].items():
+        _diff(f"summary.kernel.{k}", ms["kernel"].get(k), v, out)
+    for k in SUMMARY_SPARSE_KEYS:
+        if k in ts["sparse"]:
+            _diff(f"summary.sparse.{k}", ms["sparse"].get(k), ts["sparse"][k], out)
+    for k, v in ts["counts"].items():
+        _diff(f"summary.counts.{k}", ms["counts"].get(k), v, out)
+    for k, v in ts["memmap"].items():
+        _diff(f"summary.memmap.{k}", ms["memmap"].get(k), v, out)
+    _diff("summary.unreadable", ms["unreadable"], ts.get("unreadable", []), out)
+    tsec = {s["nr"]: s for s in truth["sections"]}
+    msec = {s["nr"]: s for s in mine["sections"]["sections"]}
+    _diff("sections (numbers)", sorted(msec), sorted(tsec), out)
+    for nr in sorted(set(tsec) & set(msec)):
+        for k in SECTION_KEYS:
+            _diff(f"section {nr}.{k}", msec[nr].get(k), tsec[nr].get(k), out)
+    truns = truth["vmemmap_pages"]["runs"]
+    mruns = [{k: r[k] for k in RUN_KEYS} for r in mine["vmemmap"]["runs"]]
+    _diff("vmemmap.runs", mruns, [{k: r[k] for k in RUN_KEYS} for r in truns], out)
+    _diff("vmemmap.table_pages", mine["table_pages"], sorted(truth["vmemmap_pages"]["table_pages"]), out)
+    for me, te in zip(mine["explain"], truth.get("explain", [])):
+        for k in EXPLAIN_KEYS:
+            if k in te:
+                _diff(f"explain {te['input']}.{k}", me.get(k), te[k], out)
+        for k in ("nr", "flags", "present", "valid"):
+            _diff(f"explain {te['input']}.section.{k}", me["section"].get(k), te["section"].get(k), out)
+    mnodes = [{k: n[k] for k in ("nid", "start_pfn", "spanned_pages")} for n in ms.get("nodes", [])]
+    tnodes = [{k: n[k] for k in ("nid", "start_pfn", "spanned_pages")} for n in truth.get("nodes", [])]
+    _diff("nodes", mnodes, tnodes, out)
+    return out

@@ -1,0 +1,122 @@
+"""Bad input: one line naming the problem and exit 2, never a traceback or a hang; a filtered dump
+still prints what it can and marks what was unreadable."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import real_dump, real_truth, rewrite_dump
+
+from vmemdbg.dump import open_dump
+from vmemdbg.kernel import Kernel
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vmemdbg", *args], capture_output=True, text=True, timeout=60)
+
+
+def assert_one_line_error(p: subprocess.CompletedProcess, *words: str) -> None:
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+def test_not_elf(tmp_path: Path) -> None:
+    f = tmp_path / "notes.txt"
+    f.write_text("hello\n" * 100)
+    assert_one_line_error(run_cli("summary", str(f)), "not a vmcore")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli("summary", str(tmp_path / "nope")), "cannot open")
+
+
+def test_truncated_headers(tmp_path: Path) -> None:
+    f = tmp_path / "cut.elf"
+    f.write_bytes(real_dump("1g-nokaslr").read_bytes()[:100])
+    assert_one_line_error(run_cli("sections", str(f)), "truncated")
+
+
+def test_truncated_data(tmp_path: Path) -> None:
+    """Cut in the middle of the memory data: the missing part is unreadable, not a crash."""
+    data = real_dump("1g-nokaslr").read_bytes()
+    f = tmp_path / "half.elf"
+    f.write_bytes(data[: len(data) // 2])
+    p = run_cli("vmemmap", str(f))
+    assert p.returncode in (0, 2) and "Traceback" not in p.stderr
+    assert p.returncode == 0 or len(p.stderr.strip().splitlines()) == 1
+
+
+def test_wrong_arch(tmp_path: Path) -> None:
+    data = bytearray(real_dump("1g-nokaslr").read_bytes())
+    data[18:20] = (183).to_bytes(2, "little")  # e_machine = EM_AARCH64
+    f = tmp_path / "arm.elf"
+    f.write_bytes(bytes(data))
+    assert_one_line_error(run_cli("summary", str(f)), "not an x86-64 dump")
+
+
+def test_no_vmcoreinfo(tmp_path: Path) -> None:
+    f = rewrite_dump(real_dump("1g-nokaslr"), tmp_path / "novmci.elf", vmcoreinfo=b"")
+    assert_one_line_error(run_cli("summary", str(f)), "no VMCOREINFO")
+
+
+def test_vmcoreinfo_option_rescues(tmp_path: Path) -> None:
+    """--vmcoreinfo supplies the text a dump lacks."""
+    src = real_dump("1g-nokaslr")
+    f = rewrite_dump(src, tmp_path / "novmci.elf", vmcoreinfo=b"")
+    info = tmp_path / "vmcoreinfo.txt"
+    info.write_bytes(Kernel(open_dump(src)).info.text.encode())
+    p = run_cli("summary", str(f), "--vmcoreinfo", str(info), "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["kernel"]["vmemmap_base"] == 0xFFFFEA0000000000
+
+
+def test_absurd_vmcoreinfo(tmp_path: Path) -> None:
+    src = real_dump("1g-nokaslr")
+    text = Kernel(open_dump(src)).info.text.replace("LENGTH(mem_section)=2048", "LENGTH(mem_section)=7")
+    f = rewrite_dump(src, tmp_path / "absurd.elf", vmcoreinfo=text.encode())
+    assert_one_line_error(run_cli("summary", str(f)), "LENGTH(mem_section)=7")
+
+
+def test_filtered_dump_marks_unreadable(tmp_path: Path) -> None:
+    """Drop the PMD table page and one usage page: sections still print, the gaps are named."""
+    truth = real_truth("6g-2node-kaslr")
+    pmd_page = truth["explain"][0]["path"][2]["table"]
+    po = truth["summary"]["kernel"]["page_offset_base"]
+    usage_phys = truth["sections"][40]["usage"] - po  # node 1's usage array
+    f = rewrite_dump(real_dump("6g-2node-kaslr"), tmp_path / "filtered.elf", drop_pages=[pmd_page, usage_phys])
+    p = run_cli("sections", str(f), "--json")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert len(doc["sections"]) == 48
+    assert doc["sections"][40]["subsection_map"] is None
+    assert doc["sections"][0]["subsection_map"] == 0xFFFFFFFFFFFFFFFF
+    assert any("usage" in u for u in doc["unreadable"])
+    p = run_cli("vmemmap", str(f))
+    assert p.returncode == 0, p.stderr
+    assert "unreadable" in p.stdout and f"table page {pmd_page:#x}" in p.stdout
+
+
+def test_page_table_loop_is_reported(tmp_path: Path) -> None:
+    """A PMD entry pointing back at its own table is a loop: reported, the rest still walks."""
+    truth = real_truth("1g-nokaslr")
+    pmd_page = truth["explain"][0]["path"][2]["table"]
+    f = rewrite_dump(real_dump("1g-nokaslr"), tmp_path / "loop.elf",
+                     patch={pmd_page + 8 * 100: (pmd_page | 0x67).to_bytes(8, "little")})
+    p = run_cli("vmemmap", str(f), "--json")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert [a["kind"] for a in doc["audit"]].count("unreadable") == 1
+    assert "loop" in [a for a in doc["audit"] if a["kind"] == "unreadable"][0]["detail"]
+    assert doc["runs"][0]["end"] - doc["runs"][0]["start"] == 8 << 21
+
+
+@pytest.mark.parametrize("addr", ["bogus", "0xffffffffffffffff", "pfn:0xfffffffffffff"])
+def test_bad_explain_address(addr: str) -> None:
+    assert_one_line_error(run_cli("explain", str(real_dump("1g-nokaslr")), addr))

@@ -1,0 +1,96 @@
+"""Kernel page tables built by the replay (init_top_pgt and everything below it).
+
+Each table page is a 512-entry ``numpy.uint64`` array keyed by its physical address.  Entry
+encodings follow arch/x86/include/asm/pgtable_types.h (6.1): intermediate entries are
+_PAGE_TABLE (0x67), large leaves PAGE_KERNEL_LARGE (0x80000000000001e3) and 4 KiB leaves
+PAGE_KERNEL (0x8000000000000163); kernel-facts §3.4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PAGE_TABLE = 0x67
+PAGE_KERNEL = 0x8000000000000163
+PAGE_KERNEL_LARGE = 0x80000000000001E3
+PAGE_KERNEL_LARGE_EXEC = 0x00000000000001E3
+PSE = 0x80
+PRESENT = 0x1
+PHYS_MASK = 0x000FFFFFFFFFF000
+
+LEVELS: dict[int, tuple[str, ...]] = {4: ("pgd", "pud", "pmd", "pte"), 5: ("pgd", "p4d", "pud", "pmd", "pte")}
+SHIFTS: dict[str, int] = {"p4d": 39, "pud": 30, "pmd": 21, "pte": 12}
+
+
+def level_shift(levels: int, name: str) -> int:
+    """Address shift of a table level: the PGD shift is 39 (4-level) or 48 (5-level)."""
+    if name == "pgd":
+        return 48 if levels == 5 else 39
+    return SHIFTS[name]
+
+
+def index(levels: int, name: str, va: int) -> int:
+    """Index of va in a table of level name."""
+    return (va >> level_shift(levels, name)) & 511
+
+
+@dataclass
+class TablePage:
+    """A page-table page: its level name, who allocated it and the 512 entries."""
+
+    phys: int
+    level: str
+    owner: str
+    entries: np.ndarray = field(default_factory=lambda: np.zeros(512, dtype=np.uint64))
+
+
+class PageTables:
+    """The kernel page-table tree rooted at init_top_pgt (physical address ``top``)."""
+
+    def __init__(self, levels: int, top: int) -> None:
+        self.levels = levels
+        self.names = LEVELS[levels]
+        self.tables: dict[int, TablePage] = {top: TablePage(top, "pgd", "init_top_pgt")}
+        self.top = top
+
+    def add_table(self, phys: int, level: str, owner: str) -> TablePage:
+        """Register a freshly allocated (zeroed) table page."""
+        tp = TablePage(phys, level, owner)
+        self.tables[phys] = tp
+        return tp
+
+    def child_level(self, level: str) -> str:
+        """Name of the level below ``level``."""
+        return self.names[self.names.index(level) + 1]
+
+    def get(self, table: int, idx: int) -> int:
+        """Raw entry idx of the table at physical address table."""
+        return int(self.tables[table].entries[idx])
+
+    def set(self, table: int, idx: int, value: int) -> None:
+        """Store a raw entry."""
+        self.tables[table].entries[idx] = value
+
+    def walk(self, va: int) -> list[tuple[str, int, int, int]]:
+        """Walk va: [(level, table phys, index, entry)] down to the leaf or the first hole."""
+        out = []
+        table = self.top
+        for name in self.names:
+            idx = index(self.levels, name, va)
+            e = self.get(table, idx)
+            out.append((name, table, idx, e))
+            if not e & PRESENT or name == "pte" or e & PSE:
+                break
+            table = e & PHYS_MASK
+        return out
+
+    def translate(self, va: int) -> int | None:
+        """Physical address for va, or None if unmapped."""
+        path = self.walk(va)
+        name, _, _, e = path[-1]
+        if not e & PRESENT:
+            return None
+        size = 1 << (level_shift(self.levels, name) if name != "pte" else 12)
+        return (e & PHYS_MASK & ~(size - 1)) | (va & (size - 1))
