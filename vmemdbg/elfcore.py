@@ -231,12 +231,17 @@ def write_elf_core(
     vmcoreinfo: bytes,
     *,
     page_offset: int | None = None,
+    kernel_image: tuple[int, int, int] | None = None,
 ) -> None:
     """Write an x86-64 ELF vmcore holding ``chunks`` of physical memory and a VMCOREINFO note.
 
     ``chunks`` are ``(physical address, bytes)`` in any order; overlapping or adjacent ones are
     merged into one PT_LOAD (later chunks win on overlap). With ``page_offset`` the PT_LOADs get
     kdump-style ``p_vaddr = page_offset + p_paddr``, otherwise ``p_vaddr = p_paddr`` like QEMU.
+    ``kernel_image = (phys_start, phys_end, vaddr_start)`` adds, like /proc/vmcore
+    (fs/proc/vmcore.c, kexec-tools), PT_LOADs mapping the kernel image at its
+    ``__START_KERNEL_map`` addresses, sharing the file data, so that tools reading kernel symbols
+    by virtual address (gdb, makedumpfile, crash) work too.
     More than 65534 segments use the PN_XNUM extension (count in section header 0's sh_info).
     Memory outside every chunk is absent from the dump and reads fault.
     """
@@ -251,7 +256,14 @@ def write_elf_core(
         else:
             runs.append((addr, bytearray(data)))
     note = _note(b"VMCOREINFO", 0, bytes(vmcoreinfo))
-    nphdr = len(runs) + 1
+    aliases: list[tuple[int, int, int]] = []  # (index of run, offset in run, length)
+    if kernel_image is not None:
+        k0, k1, _ = kernel_image
+        for i, (addr, buf) in enumerate(runs):
+            lo, hi = max(addr, k0), min(addr + len(buf), k1)
+            if lo < hi:
+                aliases.append((i, lo - addr, hi - lo))
+    nphdr = len(runs) + len(aliases) + 1
     xnum = nphdr >= PN_XNUM
     ehsize, phentsize, shentsize = 64, 56, 64
     phoff = ehsize
@@ -277,10 +289,16 @@ def write_elf_core(
     )
     phdrs = [struct.pack("<IIQQQQQQ", PT_NOTE, 0, note_off, 0, 0, len(note), len(note), 4)]
     off = data_off
+    run_off = []
     for addr, buf in runs:
         vaddr = page_offset + addr if page_offset is not None else addr
         phdrs.append(struct.pack("<IIQQQQQQ", PT_LOAD, 7, off, vaddr & (2**64 - 1), addr, len(buf), len(buf), 0))
+        run_off.append(off)
         off += len(buf)
+    for i, delta, length in aliases:
+        paddr = runs[i][0] + delta
+        vaddr = kernel_image[2] + paddr - kernel_image[0]  # type: ignore[index]
+        phdrs.append(struct.pack("<IIQQQQQQ", PT_LOAD, 7, run_off[i] + delta, vaddr, paddr, length, length, 0))
     with open(path, "wb") as f:
         f.write(header)
         f.write(b"".join(phdrs))

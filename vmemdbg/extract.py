@@ -24,14 +24,24 @@ _IDENTITY_SYMBOLS = ("init_uts_ns", "_stext")
 
 
 def _keep_for_other_tools(kernel: Kernel) -> None:
-    """Read the pages makedumpfile/crash check first (``init_uts_ns``), so they are kept too."""
+    """Keep what makedumpfile/crash check first: ``init_uts_ns`` and the page-table path to it
+    (those tools translate kernel-image addresses through init_top_pgt)."""
     for name in _IDENTITY_SYMBOLS:
         va = kernel.info.symbol(name)
         if va is not None:
             try:
                 kernel.read(va, 512)
+                kernel.translate(va)
             except MemoryFault:
                 kernel.unreadable.append(f"{name} at {va:#x}")
+
+
+def _kernel_image(kernel: Kernel) -> tuple[int, int, int] | None:
+    """Physical extent and virtual start of the kernel image (``_text``.. ``_end``), if known."""
+    text, end = kernel.symbol("_text"), kernel.symbol("_end")
+    if text is None or end is None or end <= text:
+        return None
+    return kernel.kimg_to_phys(text), kernel.kimg_to_phys(end), text
 
 
 def extract(dump: str | os.PathLike, out: str | os.PathLike, *, vmcoreinfo: bytes | None = None,
@@ -51,7 +61,8 @@ def extract(dump: str | os.PathLike, out: str | os.PathLike, *, vmcoreinfo: byte
                 chunks.append((page, src.read_phys(page, 4096)))
             except MemoryFault:
                 continue
-        write_elf_core(out, chunks, kernel.info.text.encode("ascii"), page_offset=kernel.page_offset_base)
+        write_elf_core(out, chunks, kernel.info.text.encode("ascii"), page_offset=kernel.page_offset_base,
+                       kernel_image=_kernel_image(kernel))
     finally:
         src.close()
     return {"pages": len(chunks), "bytes": os.path.getsize(out)}

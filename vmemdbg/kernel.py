@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
@@ -31,12 +31,13 @@ if TYPE_CHECKING:
 class Kernel:
     """A kernel read from a :class:`MemorySource`.
 
-    ``symbols`` (link-time addresses from System.map / vmlinux) override kallsyms; the KASLR
-    slide is added to them.
+    ``symbols`` override kallsyms: link-time addresses from System.map / vmlinux (the KASLR slide
+    is added), or, with ``symbols_relocated=True``, runtime addresses from a debugger that already
+    relocated them (drgn, gdb). Any mapping works, so front ends can pass lazy lookups.
     """
 
     def __init__(self, source: MemorySource, *, vmcoreinfo: bytes | None = None,
-                 symbols: dict[str, int] | None = None):
+                 symbols: Mapping[str, int] | None = None, symbols_relocated: bool = False):
         self.source = source
         self.notes: list[str] = []
         self.unreadable: list[str] = []
@@ -100,6 +101,7 @@ class Kernel:
         self.init_top_pgt = root_va
         self.pt = PageTableWalker(self.read_phys, self.kimg_to_phys(root_va), self.pgtable_levels, self.sme_mask)
         self._user_symbols = symbols
+        self._symbols_slide = 0 if symbols_relocated else self.kaslr_offset
 
     # -- memory -------------------------------------------------------------------------------------
     def read_phys(self, addr: int, size: int) -> bytes:
@@ -157,9 +159,7 @@ class Kernel:
     # -- symbols ------------------------------------------------------------------------------------
     @cached_property
     def symbols(self) -> dict[str, int]:
-        """Runtime symbol addresses: user file (+ KASLR slide) or the dump's kallsyms."""
-        if self._user_symbols is not None:
-            return {k: v + self.kaslr_offset for k, v in self._user_symbols.items()}
+        """Runtime symbol addresses decoded from the dump's kallsyms (empty if unavailable)."""
         try:
             syms = decode_kallsyms(self.info, lambda va, n: self.read_phys(self.kimg_to_phys(va), n))
         except MemoryFault as e:
@@ -172,7 +172,10 @@ class Kernel:
         return {name: addr for name, (addr, _t) in syms.items()}
 
     def symbol(self, name: str) -> int | None:
-        """Runtime address of symbol ``name``, or None."""
+        """Runtime address of symbol ``name`` (user symbols first, then kallsyms), or None."""
+        if self._user_symbols is not None:
+            v = self._user_symbols.get(name)
+            return None if v is None else v + self._symbols_slide
         return self.symbols.get(name)
 
     def read_symbol_u64(self, name: str) -> int | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .debuginfo import INIT_TOP_PGT_OFFSET
 from .directmap import DirectMap
 from .machine import (E820_RAM, E820_RESERVED, E820_RESERVED_KERN, E820_SOFT_RESERVED, PAGE_SIZE,
                       SZ_1M, SZ_16M, E820Entry, Machine)
@@ -153,7 +154,7 @@ def boot(machine: Machine, log: Callable[[str], None] | None = None) -> BootStat
     mb.reserve(0, SZ_1M, "setup_arch")
 
     # 5. init_mem_mapping
-    top_pgt = lay.image_phys + 0x400000  # placed by debuginfo's linker script (init_top_pgt)
+    top_pgt = lay.image_phys + INIT_TOP_PGT_OFFSET  # first object of .data (debuginfo.LAYOUT)
     pt = PageTables(machine.paging_levels, top_pgt)
     brk_start = image.end - prof.init_pgt_buf_pages * PAGE_SIZE
     dm = DirectMap(mb, pt, lay.page_offset_base, brk_start, prof.init_pgt_buf_pages, machine.gbpages,

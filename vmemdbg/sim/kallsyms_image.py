@@ -1,0 +1,142 @@
+"""Encoder for the in-kernel kallsyms tables, as emitted by scripts/kallsyms.c (Linux 6.1).
+
+Layout of the generated .rodata blob (each label 8-byte aligned, like ``ALGN`` in write_src()):
+
+* ``kallsyms_offsets``: s32 per symbol, KALLSYMS_BASE_RELATIVE with KALLSYMS_ABSOLUTE_PERCPU:
+  absolute (per-cpu) symbols store their value (≥ 0); the others store
+  ``relative_base - addr - 1`` (< 0), decoded as ``relative_base - 1 - offset``
+  (kernel/kallsyms.c:kallsyms_sym_address).
+* ``kallsyms_relative_base``: u64, the lowest non-absolute address (relocated at runtime, so the
+  image holds link address + KASLR offset).
+* ``kallsyms_num_syms``: u32.
+* ``kallsyms_names``: per symbol a length byte (two bytes ``(len & 0x7f) | 0x80, len >> 7`` when
+  len > 0x7f) followed by ``len`` token indices; the first expanded char is the type letter.
+* ``kallsyms_markers``: u32 offset into names every 256 symbols.
+* ``kallsyms_seqs_of_names``: 3 big-endian bytes per symbol: symbol index sorted by name (6.1).
+* ``kallsyms_token_table``: 256 NUL-terminated tokens; here token i is the single byte i (token 0
+  is empty: byte 0 never occurs in names).
+* ``kallsyms_token_index``: u16[256], offset of each token in the token table.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class KSym:
+    """One kallsyms entry; ``addr`` is the link-time address."""
+
+    name: str
+    type: str
+    addr: int
+    absolute: bool = False
+
+
+@dataclass
+class KallsymsBlob:
+    """The encoded tables and the offsets of each label inside ``data``."""
+
+    data: bytes
+    labels: dict[str, int]
+    relative_base: int
+    num_syms: int
+
+
+def _align8(buf: bytearray) -> None:
+    buf.extend(b"\0" * (-len(buf) % 8))
+
+
+def encode(symbols: list[KSym], kaslr_offset: int) -> KallsymsBlob:
+    """Encode symbols into the kallsyms tables; addresses in the blob are relocated by kaslr_offset."""
+    table = sorted(symbols, key=lambda s: (s.addr, s.name))
+    relative_base = next(s.addr for s in table if not s.absolute)
+    buf = bytearray()
+    labels: dict[str, int] = {}
+
+    labels["kallsyms_offsets"] = len(buf)
+    for s in table:
+        if s.absolute:
+            off = s.addr
+            if not 0 <= off <= 0x7FFFFFFF:
+                raise ValueError(f"kallsyms: absolute symbol {s.name} value {off:#x} out of range")
+        else:
+            off = relative_base - s.addr - 1
+            if not -0x80000000 <= off < 0:
+                raise ValueError(f"kallsyms: relative symbol {s.name} at {s.addr:#x} out of range")
+        buf += struct.pack("<i", off)
+    _align8(buf)
+    labels["kallsyms_relative_base"] = len(buf)
+    buf += struct.pack("<Q", (relative_base + kaslr_offset) & 0xFFFFFFFFFFFFFFFF)
+    _align8(buf)
+    labels["kallsyms_num_syms"] = len(buf)
+    buf += struct.pack("<I", len(table))
+    _align8(buf)
+
+    labels["kallsyms_names"] = len(buf)
+    markers = []
+    off = 0
+    for i, s in enumerate(table):
+        if i % 256 == 0:
+            markers.append(off)
+        enc = (s.type + s.name).encode()
+        n = len(enc)
+        if n > 0x3FFF:
+            raise ValueError(f"kallsyms: symbol name too long: {s.name[:40]}...")
+        if n <= 0x7F:
+            buf.append(n)
+            off += n + 1
+        else:
+            buf += bytes(((n & 0x7F) | 0x80, n >> 7))
+            off += n + 2
+        buf += enc
+    _align8(buf)
+    labels["kallsyms_markers"] = len(buf)
+    for mk in markers:
+        buf += struct.pack("<I", mk)
+    _align8(buf)
+
+    labels["kallsyms_seqs_of_names"] = len(buf)
+    for seq in sorted(range(len(table)), key=lambda i: (table[i].name, table[i].addr, i)):
+        buf += bytes(((seq >> 16) & 0xFF, (seq >> 8) & 0xFF, seq & 0xFF))
+    _align8(buf)
+
+    labels["kallsyms_token_table"] = len(buf)
+    index = []
+    toff = 0
+    for i in range(256):
+        index.append(toff)
+        tok = bytes((i,)) if i else b""
+        buf += tok + b"\0"
+        toff += len(tok) + 1
+    _align8(buf)
+    labels["kallsyms_token_index"] = len(buf)
+    for t in index:
+        buf += struct.pack("<H", t)
+    _align8(buf)
+    return KallsymsBlob(bytes(buf), labels, relative_base, len(table))
+
+
+def decode(blob: KallsymsBlob, kaslr_offset: int) -> list[tuple[str, str, int]]:
+    """Decode the tables back the way kernel/kallsyms.c does: [(type, name, runtime address)]."""
+    d, lab = blob.data, blob.labels
+    n = struct.unpack_from("<I", d, lab["kallsyms_num_syms"])[0]
+    rb = struct.unpack_from("<Q", d, lab["kallsyms_relative_base"])[0]
+    tidx = struct.unpack_from("<256H", d, lab["kallsyms_token_index"])
+    ttab = lab["kallsyms_token_table"]
+    tokens = [d[ttab + t:d.index(b"\0", ttab + t)] for t in tidx]
+    out = []
+    pos = lab["kallsyms_names"]
+    for i in range(n):
+        ln = d[pos]
+        pos += 1
+        if ln & 0x80:
+            ln = (ln & 0x7F) | (d[pos] << 7)
+            pos += 1
+        name = b"".join(tokens[c] for c in d[pos:pos + ln]).decode()
+        pos += ln
+        off = struct.unpack_from("<i", d, lab["kallsyms_offsets"] + 4 * i)[0]
+        addr = off if off >= 0 else rb - 1 - off
+        out.append((name[0], name[1:], addr))
+    return out
