@@ -21,6 +21,8 @@ _VIEWS: dict[str, tuple[Callable, Callable, str]] = {
     "summary": (views.summary, render.render_summary, "kernel, bases, section constants and counts"),
     "sections": (views.sections, render.render_sections, "every present mem_section, decoded (like crash kmem -n)"),
     "vmemmap": (views.vmemmap, render.render_vmemmap, "vmemmap page-table census, audit and overhead per node"),
+    "memblock": (views.memblock, render.render_memblock, "memblock memory/reserved regions and whether they can be trusted"),
+    "e820": (views.e820, render.render_e820, "the kernel's e820 tables (modified, firmware, kexec)"),
 }
 
 
@@ -29,7 +31,8 @@ def _add_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vmcoreinfo", metavar="FILE", help="VMCOREINFO text to use instead of the dump's")
     p.add_argument("--symbols", metavar="FILE", help="vmlinux or System.map overriding the dump's kallsyms")
     p.add_argument("--json", action="store_true", help="print JSON (schema vmemdbg/1, docs/json.md)")
-    p.add_argument("-v", "--verbose", action="store_true", help="more detail (layout reasons, migratetypes)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="more detail (layout reasons; sections: per-pageblock migratetypes)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
                 print("\n\n".join(render.render_explain(d, args.verbose) for d in docs))
             return 0
         view, text, _ = _VIEWS[args.command]
-        _emit(view(kernel), args, text)
+        doc = views.sections(kernel, with_migratetypes=args.verbose) if args.command == "sections" else view(kernel)
+        _emit(doc, args, text)
     finally:
         src.close()
     return 0

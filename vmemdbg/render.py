@@ -131,3 +131,34 @@ def render_explain(doc: dict, verbose: bool = False) -> str:
         lines.append(f"  -> {doc['leaf'].upper()} leaf, struct page at phys {doc['page_phys']:#x} on node "
                      f"{doc['page_nid'] if doc['page_nid'] is not None else '?'}")
     return "\n".join(lines)
+
+
+def _region_rows(t: dict) -> list[list[str]]:
+    return [[i, hx(r["base"]), hx(r["base"] + r["size"] - 1), human(r["size"]), "-" if r["nid"] is None else r["nid"],
+             "|".join(r["flag_names"]) or "NONE"] for i, r in enumerate(t["regions"] or [])]
+
+
+def render_memblock(doc: dict, verbose: bool = False) -> str:
+    """``memblock`` view."""
+    ss = doc["system_state"]
+    out = [f"memblock at {doc['addr']:#x}: bottom_up={doc['bottom_up']} current_limit={doc['current_limit']:#x}",
+           f"system_state {ss['name'] if ss else '?'}; discarded: {doc['discarded']} ({doc['discarded_reason']})"]
+    for name in ("memory", "reserved"):
+        t = doc[name]
+        out.append("")
+        out.append(f"{name}: cnt {t['cnt']} max {t['max']} total {human(t['total_size'])} regions at {t['regions_addr']:#x}"
+                   f" -> {t['trust'].upper()}: {t['trust_reason']}")
+        if t["regions"] is not None:
+            out.append(table(["IDX", "BASE", "LAST", "SIZE", "NID", "FLAGS"], _region_rows(t)))
+    return "\n".join(out + _unreadable(doc))
+
+
+def render_e820(doc: dict, verbose: bool = False) -> str:
+    """``e820`` view."""
+    out = []
+    for name, entries in doc["tables"].items():
+        out.append(f"{name}:" if entries is not None else f"{name}: unavailable")
+        if entries:
+            out.append(table(["START", "LAST", "SIZE", "TYPE"],
+                             [[hx(e["addr"]), hx(e["addr"] + e["size"] - 1), human(e["size"]), e["name"]] for e in entries]))
+    return "\n".join(out + _unreadable(doc))

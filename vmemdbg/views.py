@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .census import vmemmap_census
+from .e820 import read_e820_table
+from .memblock import read_memblock
 from .errors import VmemdbgError
 from .mmzone import (
     SECTION_HAS_MEM_MAP,
@@ -68,27 +70,35 @@ def summary(kernel: "Kernel") -> dict:
     )
 
 
-def sections(kernel: "Kernel", *, with_migratetypes: bool = True) -> dict:
-    """Every present section, decoded (comparable to crash ``kmem -n``)."""
+def sections(kernel: "Kernel", *, with_migratetypes: bool = False) -> dict:
+    """Every present section, decoded (comparable to crash ``kmem -n``).
+
+    Built column-wise (numpy ``tolist`` per column, flag names looked up per distinct low-bit
+    pattern) so that half a million sections take well under a second.
+    """
     secs = kernel.sections
-    mem_map = decode_mem_map(kernel, secs)
-    valid = secs.has(SECTION_HAS_MEM_MAP)
     lay = secs.flag_layout
-    rows = []
-    for i in range(len(secs)):
-        w = int(secs.word[i])
-        uok = bool(secs.usage_ok[i])
-        pb = [int(x) for x in secs.pageblock[i].tolist()] if uok else None
-        rows.append({
-            "nr": int(secs.nr[i]), "root": int(secs.nr[i]) // kernel.sections_per_root,
-            "coded_mem_map": w, "mem_map": int(mem_map[i]) if valid[i] else None,
-            "start_pfn": int(secs.nr[i]) << kernel.pfn_section_shift,
-            "flags": lay.decode(w), "nid": int(secs.nid[i]) if secs.nid[i] >= 0 else None,
-            "usage": int(secs.usage[i]),
-            "subsection_map": int(secs.subsection_map[i]) if uok else None,
-            "pageblock_flags": pb,
-            "migratetypes": migratetypes(secs.pageblock[i]) if (uok and with_migratetypes) else None,
-        })
+    n = len(secs)
+    low_mask = np.uint64(~lay.map_mask & ((1 << 64) - 1))
+    valid = secs.has(SECTION_HAS_MEM_MAP).tolist()
+    mem_map = decode_mem_map(kernel, secs).tolist()
+    nr = secs.nr.tolist()
+    spr = kernel.sections_per_root
+    shift = kernel.pfn_section_shift
+    words = secs.word.tolist()
+    names = {int(b): lay.decode(int(b)) for b in np.unique(secs.word & low_mask).tolist()}
+    nid = secs.nid.tolist()
+    usage = secs.usage.tolist()
+    uok = secs.usage_ok.tolist()
+    sub = secs.subsection_map.tolist()
+    pb = secs.pageblock.tolist()
+    low = (secs.word & low_mask).tolist()
+    rows = [{"nr": nr[i], "root": nr[i] // spr, "coded_mem_map": words[i],
+             "mem_map": mem_map[i] if valid[i] else None, "start_pfn": nr[i] << shift,
+             "flags": names[low[i]], "nid": nid[i] if nid[i] >= 0 else None, "usage": usage[i],
+             "subsection_map": sub[i] if uok[i] else None, "pageblock_flags": pb[i] if uok[i] else None,
+             "migratetypes": migratetypes(secs.pageblock[i]) if (uok[i] and with_migratetypes) else None}
+            for i in range(n)]
     return _doc("sections",
                 layout={"flags_layout": lay.name, "reason": secs.flag_reason, "origin": lay.origin,
                         "usage_layout": secs.usage_layout.name, "usage_reason": secs.usage_reason},
@@ -180,6 +190,23 @@ def explain(kernel: "Kernel", text: str) -> dict:
                 page_phys=t.phys, page_nid=page_nid, nid=nid)
 
 
+def memblock(kernel: "Kernel") -> dict:
+    """memblock.memory / memblock.reserved with flags, nids and a trust verdict."""
+    return _doc("memblock", **read_memblock(kernel), unreadable=list(kernel.unreadable))
+
+
+def e820(kernel: "Kernel") -> dict:
+    """The kernel's e820 tables: e820_table (modified), e820_table_firmware, e820_table_kexec."""
+    tables = {name: read_e820_table(kernel, name) for name in ("e820_table", "e820_table_firmware", "e820_table_kexec")}
+    return _doc("e820", tables=tables, unreadable=list(kernel.unreadable))
+
+
 def all_views(kernel: "Kernel") -> dict:
     """Every view (what ``extract`` must preserve)."""
-    return {"summary": summary(kernel), "sections": sections(kernel), "vmemmap": vmemmap(kernel)}
+    out = {"summary": summary(kernel), "sections": sections(kernel, with_migratetypes=True), "vmemmap": vmemmap(kernel),
+           "e820": e820(kernel)}
+    try:
+        out["memblock"] = memblock(kernel)
+    except VmemdbgError as e:
+        out["memblock"] = {"error": str(e)}
+    return out

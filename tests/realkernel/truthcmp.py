@@ -27,10 +27,12 @@ def engine_views(kernel: Kernel, truth: dict[str, Any]) -> dict[str, Any]:
     """Every view the truth can be compared with, computed by the engine."""
     return {
         "summary": views.summary(kernel),
-        "sections": views.sections(kernel),
+        "sections": views.sections(kernel, with_migratetypes=True),
         "vmemmap": views.vmemmap(kernel),
         "explain": [views.explain(kernel, e["input"]) for e in truth.get("explain", [])],
         "table_pages": sorted(kernel.vmemmap.leaves.tables),
+        "memblock": views.memblock(kernel),
+        "e820": views.e820(kernel),
     }
 
 
@@ -72,4 +74,16 @@ def compare(mine: dict[str, Any], truth: dict[str, Any]) -> list[str]:
     mnodes = [{k: n[k] for k in ("nid", "start_pfn", "spanned_pages")} for n in ms.get("nodes", [])]
     tnodes = [{k: n[k] for k in ("nid", "start_pfn", "spanned_pages")} for n in truth.get("nodes", [])]
     _diff("nodes", mnodes, tnodes, out)
+    if "memblock" in truth:
+        tm, mm = truth["memblock"], mine["memblock"]
+        for k in ("bottom_up", "current_limit", "memblock_memory", "system_state"):
+            _diff(f"memblock.{k}", mm.get(k), tm.get(k), out)
+        for t in ("memory", "reserved"):
+            for k in ("cnt", "max", "total_size", "regions_addr", "regions_is_static"):
+                _diff(f"memblock.{t}.{k}", mm[t].get(k), tm[t].get(k), out)
+            mr = [{k: r[k] for k in ("base", "size", "flags", "nid")} for r in mm[t]["regions"] or []]
+            _diff(f"memblock.{t}.regions", mr, tm[t]["regions"], out)
+    if "e820" in truth:
+        me = [{k: e[k] for k in ("addr", "size", "type")} for e in mine["e820"]["tables"]["e820_table"] or []]
+        _diff("e820", me, truth["e820"], out)
     return out

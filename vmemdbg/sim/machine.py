@@ -19,6 +19,8 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import VmemdbgError
+
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
 PMD_SIZE = 1 << 21
@@ -58,7 +60,7 @@ DEFAULT_BASES: dict[int, dict[str, int]] = {
 }
 
 
-class MachineError(ValueError):
+class MachineError(VmemdbgError, ValueError):
     """A machine description is malformed; the message starts with the offending field name."""
 
 

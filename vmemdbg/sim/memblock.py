@@ -322,8 +322,7 @@ class Memblock:
             if start == r.base and end == r.end:
                 i += 1
                 continue
-            if start < end:
-                self.memory.total_size -= r.size - (end - start)
+            if start < end:  # like the kernel, total_size keeps the untrimmed bytes
                 r.base, r.size = start, end - start
                 i += 1
             else:

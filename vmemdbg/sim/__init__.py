@@ -1,0 +1,198 @@
+"""Simulator of the Linux 6.1 x86-64 early boot memory layout: memblock, sparse_init, vmemmap.
+
+``simulate(machine, out)`` replays setup_arch up to sparse_init for a machine description
+(docs/machine-format.md), writes a fixture ELF vmcore holding exactly the memory a real kernel
+would have for the sparse model (plus a matching debug-info ELF), and returns a :class:`SimResult`
+with the replay record.  ``add_simulate_parser`` registers ``vmemdbg simulate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .boot import BootState, boot
+from .debuginfo import DebugInfo, build
+from .image import Image, build_image
+from .machine import Machine, MachineError, load_machine
+from .memblock import Allocation, MemblockPanic
+from .sparse import SECTION_HAS_MEM_MAP, SECTION_MARKED_PRESENT
+from .writer import vmcoreinfo_text, write_fixture
+
+__all__ = ["simulate", "SimResult", "Machine", "MachineError", "load_machine", "add_simulate_parser"]
+
+
+@dataclass
+class SimResult:
+    """The replay record of one simulated boot and where its fixture was written."""
+
+    machine: Machine
+    state: BootState
+    debuginfo: DebugInfo
+    image: Image
+    vmcoreinfo: str
+    fixture: Path | None
+    debuginfo_path: Path
+    timings: dict[str, float] = field(default_factory=dict)
+
+    # -- bases -------------------------------------------------------------------------------------
+    @property
+    def bases(self) -> dict[str, int]:
+        """page_offset_base, vmalloc_base, vmemmap_base, kernel_offset, phys_base."""
+        lay = self.machine.layout
+        return {"page_offset_base": lay.page_offset_base, "vmalloc_base": lay.vmalloc_base,
+                "vmemmap_base": lay.vmemmap_base, "kernel_offset": lay.kernel_offset,
+                "phys_base": lay.phys_base}
+
+    @property
+    def allocations(self) -> list[Allocation]:
+        """Every memblock allocation call, in boot order."""
+        return self.state.memblock.allocations
+
+    @property
+    def trace(self) -> list[str]:
+        """memblock=debug style log lines."""
+        return self.state.memblock.lines
+
+    @property
+    def roots_phys(self) -> int:
+        """Physical address of the mem_section roots array."""
+        return self.state.sparse.roots_phys
+
+    @property
+    def roots_addr(self) -> int:
+        """SYMBOL(mem_section): direct-map VA of the roots array."""
+        return self.machine.layout.page_offset_base + self.roots_phys
+
+    @property
+    def node_data(self) -> dict[int, int]:
+        """nid → physical address of NODE_DATA(nid)."""
+        return dict(self.state.node_data)
+
+    def memblock_regions(self, kind: str) -> list[tuple[int, int, int, int]]:
+        """Final (after sparse_init) memblock.memory or .reserved: [(base, size, flags, nid)]."""
+        t = self.state.memblock.memory if kind == "memory" else self.state.memblock.reserved
+        return [(r.base, r.size, r.flags, r.nid) for r in t.regions]
+
+    # -- sections ----------------------------------------------------------------------------------
+    @property
+    def present_sections(self) -> np.ndarray:
+        """Section numbers with SECTION_MARKED_PRESENT."""
+        return np.flatnonzero(self.state.sparse.words & np.uint64(SECTION_MARKED_PRESENT))
+
+    def section(self, nr: int) -> dict:
+        """{nr, nid, word, usage (VA or 0), memmap: [(vmemmap VA, phys, level)]} of one section."""
+        sp, p = self.state.sparse, self.machine.profile
+        po, vbase = self.machine.layout.page_offset_base, self.machine.layout.vmemmap_base
+        word = int(sp.words[nr])
+        usage = int(sp.usage[nr])
+        memmap = []
+        if word & SECTION_HAS_MEM_MAP:
+            vm = self.state.vmemmap.state
+            start = vbase + (nr << p.nr_section_bits) * p.struct_page_size
+            end = start + p.pages_per_section * p.struct_page_size
+            va = start & ~((1 << 21) - 1)
+            while va < end:
+                if va in vm.pmd:
+                    memmap.append((va, vm.pmd[va][0], "pmd"))
+                    va += 1 << 21
+                    continue
+                for a in range(max(va, start & ~0xFFF), min(va + (1 << 21), end), 4096):
+                    if a in vm.pte:
+                        memmap.append((a, vm.pte[a][0], "pte"))
+                va += 1 << 21
+        return {"nr": nr, "nid": int(sp.early_nid[nr]), "word": word,
+                "usage": usage + po if usage else 0, "memmap": memmap}
+
+    def sections(self) -> Iterator[dict]:
+        """section() of every present section, ascending."""
+        for nr in self.present_sections.tolist():
+            yield self.section(nr)
+
+    # -- vmemmap -------------------------------------------------------------------------------------
+    @property
+    def vmemmap_pmd_leaves(self) -> dict[int, tuple[int, int, str]]:
+        """vmemmap VA → (phys, requested node, source) of every PMD leaf."""
+        return self.state.vmemmap.state.pmd
+
+    @property
+    def vmemmap_pte_leaves(self) -> dict[int, tuple[int, int, str]]:
+        """vmemmap VA → (phys, requested node, source) of every PTE leaf."""
+        return self.state.vmemmap.state.pte
+
+    @property
+    def vmemmap_tables(self) -> list[tuple[int, str, int]]:
+        """vmemmap page-table pages: (phys, level, requested node), allocation order."""
+        return self.state.vmemmap.state.tables
+
+    @property
+    def pagetable_pages(self) -> list[tuple[int, str, str]]:
+        """Every page-table page of the image: (phys, level, owner)."""
+        return [(t.phys, t.level, t.owner) for t in self.state.pagetables.tables.values()]
+
+    @property
+    def messages(self) -> list[str]:
+        """Kernel messages of note (failures, off-node warnings)."""
+        return self.state.messages
+
+
+def simulate(machine: Machine | str | os.PathLike[str], out: str | os.PathLike[str] | None,
+             trace: str | os.PathLike[str] | None = None,
+             debuginfo: str | os.PathLike[str] | None = None) -> SimResult:
+    """Replay the boot of ``machine`` and write the fixture vmcore to ``out`` (None: no file).
+
+    ``trace`` receives the memblock=debug style log; ``debuginfo`` a copy of the debug ELF
+    (otherwise it stays in the cache, see :func:`vmemdbg.sim.debuginfo.cache_dir`).
+    """
+    t0 = time.perf_counter()
+    m = machine if isinstance(machine, Machine) else load_machine(machine)
+    try:
+        st = boot(m)
+    except MemblockPanic as e:
+        raise MachineError(f"boot: the kernel would panic: {e}") from None
+    t1 = time.perf_counter()
+    dbg = build(m.profile)
+    t2 = time.perf_counter()
+    img = build_image(st, dbg)
+    t3 = time.perf_counter()
+    text = write_fixture(out, st, dbg, img) if out is not None else vmcoreinfo_text(st, dbg, img)
+    t4 = time.perf_counter()
+    dpath = dbg.path
+    if debuginfo is not None:
+        shutil.copyfile(dbg.path, debuginfo)
+        dpath = Path(debuginfo)
+    if trace is not None:
+        Path(trace).write_text("\n".join(st.memblock.lines + st.messages) + "\n")
+    return SimResult(m, st, dbg, img, text, Path(out) if out is not None else None, dpath,
+                     {"boot": t1 - t0, "debuginfo": t2 - t1, "image": t3 - t2, "write": t4 - t3})
+
+
+def _run(args: argparse.Namespace) -> int:
+    """``vmemdbg simulate`` handler."""
+    r = simulate(args.machine, args.output, trace=args.trace, debuginfo=args.debuginfo)
+    pmd, pte = len(r.vmemmap_pmd_leaves), len(r.vmemmap_pte_leaves)
+    print(f"wrote {args.output}: {r.machine.name}, {len(r.present_sections)} present sections, "
+          f"{pmd} PMD + {pte} PTE vmemmap leaves, {len(r.allocations)} memblock allocations, "
+          f"debuginfo {r.debuginfo_path} (build-id {r.debuginfo.build_id[:12]})")
+    for msg in r.messages:
+        print(f"  kernel: {msg}")
+    return 0
+
+
+def add_simulate_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Register ``simulate MACHINE.toml -o FIXTURE.elf [--trace T] [--debuginfo D]``."""
+    p = subparsers.add_parser("simulate", help="replay sparse_init for a machine description and write a fixture vmcore",
+                              description="Replay Linux 6.1 x86-64 early boot (memblock, sparse_init, vmemmap) "
+                                          "for MACHINE.toml (docs/machine-format.md) and write an ELF vmcore fixture.")
+    p.add_argument("machine", metavar="MACHINE.toml")
+    p.add_argument("-o", "--output", required=True, metavar="FIXTURE.elf")
+    p.add_argument("--trace", metavar="TRACE.txt", help="write the memblock=debug style allocation log")
+    p.add_argument("--debuginfo", metavar="FIXTURE.debug", help="copy the matching debug-info ELF here")
+    p.set_defaults(func=_run)

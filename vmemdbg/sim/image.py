@@ -1,0 +1,310 @@
+"""Build the physical-memory image of a simulated 6.1 kernel after boot.
+
+Only meaningful bytes become chunks ``(phys, bytes)``: kernel-image variables, kallsyms tables,
+every page-table page (direct map, kernel mapping, vmemmap), the mem_section roots array and root
+pages, the usage arrays, the pglist_data fields, the memblock arrays, the e820 tables and the
+``struct page`` of (a) the first pfn of every present section and (b) every vmemmap backing frame.
+Post-boot state is modelled as in a running system (kernel-facts §4.2/4.3): memblock_memory is
+NULL, system_state is SYSTEM_RUNNING, the e820 tables are kmemdup'd copies in the direct map.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from .boot import BootState
+from .debuginfo import LAYOUT, PG_RESERVED, DebugInfo
+from .kallsyms_image import KallsymsBlob, encode
+from .machine import LINK_TEXT, PAGE_SIZE, PMD_SIZE, SZ_16M, E820Entry
+from .memblock import MemblockType
+from .pagetables import PAGE_KERNEL_LARGE_EXEC, PAGE_TABLE
+from .sparse import SECTION_HAS_MEM_MAP
+
+_KERNPG_TABLE = 0x63
+SYSTEM_RUNNING = 3
+N_POSSIBLE, N_ONLINE, N_NORMAL_MEMORY, N_MEMORY, N_CPU = 0, 1, 2, 3, 4
+NR_NODE_STATES = 6
+ZONE_DMA_END_PFN, ZONE_DMA32_END_PFN = SZ_16M >> 12, (4 << 30) >> 12
+MIGRATE_MOVABLE = 1
+
+
+@dataclass
+class Image:
+    """The chunks plus the addresses VMCOREINFO and the tests need."""
+
+    chunks: list[tuple[int, bytes]]
+    kallsyms: KallsymsBlob
+    kallsyms_va: int           # runtime VA of the kallsyms blob
+    e820_phys: int             # where the kmemdup'd e820 tables live
+    struct_pages: dict[int, int]  # pfn → page->flags written
+
+
+class ImageBuilder:
+    """Turns a :class:`BootState` into memory chunks."""
+
+    def __init__(self, st: BootState, dbg: DebugInfo) -> None:
+        self.st = st
+        self.m = st.machine
+        self.p = st.machine.profile
+        self.lay = st.machine.layout
+        self.dbg = dbg
+        self.po = self.lay.page_offset_base
+        self.chunks: list[tuple[int, bytes]] = []
+
+    # -- address helpers ---------------------------------------------------------------------
+    def kphys(self, link_va: int) -> int:
+        """Physical address of a kernel-image link address."""
+        return self.lay.image_phys + (link_va - LINK_TEXT)
+
+    def kva(self, link_va: int) -> int:
+        """Runtime virtual address of a kernel-image link address (KASLR slide applied)."""
+        return link_va + self.lay.kernel_offset
+
+    def sym(self, name: str) -> int:
+        """Runtime virtual address of a debug-ELF symbol."""
+        return self.kva(self.dbg.addr(name))
+
+    def put_sym(self, name: str, data: bytes, offset: int = 0) -> None:
+        """Write data into the kernel image at symbol+offset."""
+        self.chunks.append((self.kphys(self.dbg.addr(name)) + offset, data))
+
+    # -- pieces ----------------------------------------------------------------------------------
+    def kernel_mapping(self) -> None:
+        """init_top_pgt[511] → level3/level2_kernel_pgt mapping the image with 2 MiB pages."""
+        pt = self.st.pagetables
+        l3 = self.kphys(self.dbg.addr("level3_kernel_pgt"))
+        l2 = self.kphys(self.dbg.addr("level2_kernel_pgt"))
+        fix = self.kphys(self.dbg.addr("level2_fixmap_pgt"))
+        pt.add_table(l3, "pud", "level3_kernel_pgt")
+        pt.add_table(l2, "pmd", "level2_kernel_pgt")
+        pt.add_table(fix, "pmd", "level2_fixmap_pgt")
+        if pt.levels == 5:
+            l4 = self.kphys(self.dbg.addr("level4_kernel_pgt"))
+            pt.add_table(l4, "p4d", "level4_kernel_pgt")
+            pt.set(pt.top, 511, l4 | PAGE_TABLE)
+            pt.set(l4, 511, l3 | PAGE_TABLE)
+        else:
+            pt.set(pt.top, 511, l3 | PAGE_TABLE)
+        pt.set(l3, 510, l2 | _KERNPG_TABLE)
+        pt.set(l3, 511, fix | PAGE_TABLE)
+        text_rt = self.kva(LINK_TEXT)
+        first = (text_rt - 0xFFFFFFFF80000000) // PMD_SIZE
+        last = (text_rt + self.lay.image_size - 1 - 0xFFFFFFFF80000000) // PMD_SIZE
+        for i in range(first, last + 1):
+            pt.set(l2, i, (i * PMD_SIZE + self.lay.phys_base) | PAGE_KERNEL_LARGE_EXEC)
+
+    def page_tables(self) -> None:
+        """Every page-table page, 4 KiB each."""
+        for phys, tp in self.st.pagetables.tables.items():
+            self.chunks.append((phys, tp.entries.astype("<u8").tobytes()))
+
+    def kallsyms(self) -> tuple[KallsymsBlob, int]:
+        """kallsyms tables at LINK_TEXT + LAYOUT['kallsyms'] (.rodata)."""
+        blob = encode(self.dbg.kallsyms(), self.lay.kernel_offset)
+        link = LINK_TEXT + LAYOUT["kallsyms"]
+        self.chunks.append((self.kphys(link), blob.data))
+        return blob, self.kva(link)
+
+    def strings(self, after: int) -> dict[str, int]:
+        """memblock type names in .rodata right after the kallsyms tables."""
+        out: dict[str, int] = {}
+        link = (after + 63) & ~63
+        for s in ("memory", "reserved"):
+            self.chunks.append((self.kphys(link), s.encode() + b"\0"))
+            out[s] = self.kva(link)
+            link += 16
+        return out
+
+    def variables(self, names: dict[str, int]) -> None:
+        """Scalar kernel variables and small structures."""
+        st, lay, p = self.st, self.lay, self.p
+        q = lambda v: struct.pack("<Q", v & 0xFFFFFFFFFFFFFFFF)  # noqa: E731
+        self.put_sym("page_offset_base", q(lay.page_offset_base))
+        self.put_sym("vmalloc_base", q(lay.vmalloc_base))
+        self.put_sym("vmemmap_base", q(lay.vmemmap_base))
+        self.put_sym("phys_base", q(lay.phys_base))
+        self.put_sym("mem_section", q(self.po + st.sparse.roots_phys))
+        self.put_sym("__highest_present_section_nr", q(st.sparse.highest_present))
+        nd = np.zeros(p.max_numnodes, np.uint64)
+        for nid, ph in st.node_data.items():
+            nd[nid] = self.po + ph
+        self.put_sym("node_data", nd.astype("<u8").tobytes())
+        words = (p.max_numnodes + 63) // 64
+        masks = np.zeros((NR_NODE_STATES, words), np.uint64)
+        for nid in (n.nid for n in self.m.nodes):
+            masks[N_POSSIBLE, nid // 64] |= np.uint64(1 << (nid % 64))
+        for nid in st.node_data:
+            for state in (N_ONLINE, N_NORMAL_MEMORY, N_MEMORY, N_CPU):
+                masks[state, nid // 64] |= np.uint64(1 << (nid % 64))
+        self.put_sym("node_states", masks.astype("<u8").tobytes())
+        self.put_sym("system_state", struct.pack("<I", SYSTEM_RUNNING))
+        self.put_sym("init_mm", q(self.sym("init_top_pgt")), offset=80)
+        self.put_sym("memblock_memory", q(0))
+        mb = st.memblock
+        hdr = struct.pack("<?7xQ", mb.bottom_up, mb.current_limit)
+        self.put_sym("memblock", hdr + self._mtype(mb.memory, "memblock_memory_init_regions", names["memory"])
+                     + self._mtype(mb.reserved, "memblock_reserved_init_regions", names["reserved"]))
+
+    def _mtype(self, t: MemblockType, static: str, name_va: int) -> bytes:
+        """struct memblock_type plus its region array (static array or the doubled one)."""
+        arr = b"".join(struct.pack("<QQIi", r.base, r.size, r.flags, r.nid) for r in t.regions)
+        if t.array_phys is None:
+            self.put_sym(static, arr)
+            regions = self.sym(static)
+        else:
+            self.chunks.append((t.array_phys, arr.ljust(t.max * 24, b"\0")))
+            regions = self.po + t.array_phys
+        return struct.pack("<QQQQQ", t.cnt, t.max, t.total_size, regions, name_va)
+
+    def e820(self) -> int:
+        """kmemdup'd e820_table / e820_table_kexec / e820_table_firmware (free_initmem time)."""
+        st = self.st
+
+        def table(entries: list[E820Entry]) -> bytes:
+            return struct.pack("<I", len(entries)) + b"".join(
+                struct.pack("<QQI", e.start, e.end - e.start, e.type) for e in entries)
+
+        blobs = {"e820_table": table(st.e820_table), "e820_table_kexec": table(st.e820_firmware),
+                 "e820_table_firmware": table(st.e820_firmware)}
+        total = sum((len(b) + 63) & ~63 for b in blobs.values())
+        base = next(s for s, e in st.memblock.free_ranges(-1, reverse=False)
+                    if s >= SZ_16M and e - ((s + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)) >= total)
+        addr = (base + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+        for name, b in blobs.items():
+            self.chunks.append((addr, b))
+            self.put_sym(name, struct.pack("<Q", self.po + addr))
+            addr += (len(b) + 63) & ~63
+        return (base + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+
+    def node_data(self) -> None:
+        """pglist_data fields VMCOREINFO exports (node_start_pfn, present, spanned, node_id, nr_zones)."""
+        p = self.p
+        for nid, ph in self.st.node_data.items():
+            start, spanned, present = self.st.node_spans.get(nid, (0, 0, 0))
+            self.chunks.append((ph + p.off_nr_zones, struct.pack("<i", self._nr_zones(start, spanned))))
+            self.chunks.append((ph + p.off_node_start_pfn, struct.pack("<QQQi", start, present, spanned, nid)))
+
+    @staticmethod
+    def _nr_zones(start: int, spanned: int) -> int:
+        """pgdat->nr_zones: highest populated zone index + 1 (DMA, DMA32, NORMAL)."""
+        end = start + spanned
+        return 3 if end > ZONE_DMA32_END_PFN else 2 if end > ZONE_DMA_END_PFN else 1
+
+    def sections(self) -> None:
+        """Roots array, root pages and usage arrays."""
+        st, p, m = self.st, self.p, self.m
+        sp = st.sparse
+        spr = p.sections_per_root
+        roots = np.zeros(m.nr_section_roots, np.uint64)
+        for r, ph in sp.roots.items():
+            roots[r] = self.po + ph
+        self.chunks.append((sp.roots_phys, roots.astype("<u8").tobytes()))
+        ncol = p.mem_section_size // 8
+        n = sp.nr_sections
+        secs = np.zeros((max(sp.roots) + 1) * spr * ncol, np.uint64).reshape(-1, ncol)
+        secs[:n, 0] = sp.words
+        has_usage = sp.usage != 0
+        secs[:n, 1] = np.where(has_usage, sp.usage + np.uint64(self.po), np.uint64(0))
+        for r, ph in sp.roots.items():
+            self.chunks.append((ph, secs[r * spr:(r + 1) * spr].astype("<u8").tobytes()))
+        sub, pbf = self._usage_bits()
+        off = p.usage_struct_size // 8 - 1
+        cols = p.usage_size // 8
+        for g in sp.groups:
+            if g.usage is None:
+                continue
+            valid = [s for s in g.sections if sp.usage[s]]
+            arr = np.zeros((len(valid), cols), np.uint64)
+            arr[:, off] = sub[valid]
+            arr[:, off + 1:off + 5] = pbf[valid]
+            self.chunks.append((g.usage, arr.astype("<u8").tobytes()))
+
+    def _usage_bits(self) -> tuple[np.ndarray, np.ndarray]:
+        """subsection_map (subsection_map_init) and pageblock flags (memmap_init: MOVABLE at each
+        pageblock-aligned pfn inside a memory range) for every section."""
+        n = self.st.sparse.nr_sections
+        subs = np.zeros(n * 64, bool)
+        pbs = np.zeros(n * 64, bool)
+        for s, e, _ in self.st.memblock.mem_pfn_ranges():
+            subs[s >> 9:((e - 1) >> 9) + 1] = True
+            pbs[(s + 511) >> 9:(e + 511) >> 9] = True
+        sub = np.packbits(subs.reshape(n, 64), axis=1, bitorder="little").view("<u8").reshape(n)
+        nib = pbs.reshape(n, 4, 16).astype(np.uint64) * np.uint64(MIGRATE_MOVABLE)
+        shifts = (np.arange(16, dtype=np.uint64) * np.uint64(4))
+        pbf = (nib << shifts).sum(axis=2, dtype=np.uint64)
+        return sub.astype(np.uint64), pbf
+
+    def struct_pages(self) -> dict[int, int]:
+        """struct page of each present section's first pfn and of each vmemmap backing frame."""
+        st, p = self.st, self.p
+        sps = p.struct_page_size
+        sp = st.sparse
+        vbase = self.lay.vmemmap_base
+        valid = np.flatnonzero(sp.words & np.uint64(SECTION_HAS_MEM_MAP))
+        pfns = [int(s) << p.nr_section_bits for s in valid]
+        vm = st.vmemmap.state
+        pfns += [ph >> 12 for ph, _, _ in vm.pmd.values()]
+        pfns += [ph >> 12 for ph, _, _ in vm.pte.values()]
+        nodes_width = p.nodes_shift
+        zones_width = (p.max_nr_zones - 1).bit_length()
+        nodes_shift = 64 - nodes_width
+        zones_shift = nodes_shift - zones_width
+        mb = st.memblock
+        pmd_map = {va: ph for va, (ph, _, _) in vm.pmd.items()}
+        pte_map = {va: ph for va, (ph, _, _) in vm.pte.items()}
+        out: dict[int, int] = {}
+        for pfn in sorted(set(pfns)):
+            sec = pfn >> p.nr_section_bits
+            if sec >= sp.nr_sections or not int(sp.words[sec]) & SECTION_HAS_MEM_MAP:
+                continue
+            nid = mb.search_pfn_nid(pfn)
+            in_mem = nid >= 0
+            if not in_mem:
+                nid = int(sp.early_nid[sec])
+            zone = 0 if pfn < ZONE_DMA_END_PFN else 1 if pfn < ZONE_DMA32_END_PFN else 2
+            reserved = not in_mem or mb.is_reserved(pfn << 12)
+            flags = (nid << nodes_shift if nodes_width else 0) | (zone << zones_shift) | \
+                (int(reserved) << PG_RESERVED)
+            page = bytearray(sps)
+            struct.pack_into("<Q", page, 0, flags)
+            struct.pack_into("<ii", page, 48, -1, 1 if reserved else 0)
+            va = vbase + pfn * sps
+            self._write_vmemmap(va, bytes(page), pmd_map, pte_map)
+            out[pfn] = flags
+        return out
+
+    def _write_vmemmap(self, va: int, data: bytes, pmd_map: dict[int, int], pte_map: dict[int, int]) -> None:
+        """Write data at a vmemmap VA through the replayed leaves (split at leaf boundaries)."""
+        while data:
+            leaf = va & ~(PMD_SIZE - 1)
+            if leaf in pmd_map:
+                phys, size = pmd_map[leaf] + (va - leaf), PMD_SIZE - (va - leaf)
+            else:
+                page = va & ~(PAGE_SIZE - 1)
+                phys, size = pte_map[page] + (va - page), PAGE_SIZE - (va - page)
+            n = min(size, len(data))
+            self.chunks.append((phys, data[:n]))
+            va, data = va + n, data[n:]
+
+    def build(self) -> Image:
+        """Assemble every piece."""
+        self.kernel_mapping()
+        blob, ks_va = self.kallsyms()
+        names = self.strings(LINK_TEXT + LAYOUT["kallsyms"] + len(blob.data))
+        self.variables(names)
+        self.put_sym("linux_banner",
+                     f"Linux version {self.p.release} (vmemdbg-sim) #1 SMP PREEMPT_DYNAMIC\n".encode() + b"\0")
+        e820 = self.e820()
+        self.node_data()
+        self.sections()
+        pages = self.struct_pages()
+        self.page_tables()
+        return Image(self.chunks, blob, ks_va, e820, pages)
+
+
+def build_image(st: BootState, dbg: DebugInfo) -> Image:
+    """Build the memory image of a booted simulated machine."""
+    return ImageBuilder(st, dbg).build()

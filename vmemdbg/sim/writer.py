@@ -1,0 +1,92 @@
+"""VMCOREINFO text and the fixture vmcore file.
+
+The note follows the 6.1 x86-64 order and formats (kernel/crash_core.c:crash_save_vmcoreinfo_init
+and arch/x86/kernel/crash_core_64.c:arch_crash_save_vmcoreinfo; kernel-facts §6): SYMBOL() and
+KERNELOFFSET in hex without 0x, SIZE/OFFSET/LENGTH unsigned decimal, NUMBER signed decimal.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..elfcore import write_elf_core
+from .boot import BootState
+from .debuginfo import PAGEFLAGS_6_1, DebugInfo
+from .image import Image, ImageBuilder
+from .machine import LINK_TEXT
+
+#: NUMBER(KERNEL_IMAGE_SIZE) with CONFIG_RANDOMIZE_BASE (1 GiB) [V].
+KERNEL_IMAGE_SIZE = 1 << 30
+
+
+def vmcoreinfo_text(st: BootState, dbg: DebugInfo, img: Image) -> str:
+    """The VMCOREINFO note a 6.1 kernel would have written for this boot."""
+    m, p, lay = st.machine, st.machine.profile, st.machine.layout
+    ib = ImageBuilder(st, dbg)
+    sym = ib.sym
+    nodemask_size = (p.max_numnodes + 63) // 64 * 8
+    ks = {k: img.kallsyms_va + v for k, v in img.kallsyms.labels.items()}
+    pg = {n: i for i, n in enumerate(PAGEFLAGS_6_1)}
+    lines = [
+        f"OSRELEASE={p.release}",
+        f"BUILD-ID={dbg.build_id}",
+        "PAGESIZE=4096",
+        f"SYMBOL(node_online_map)={sym('node_states') + nodemask_size:x}",
+        f"SYMBOL(swapper_pg_dir)={sym('init_top_pgt'):x}",
+        f"SYMBOL(_stext)={sym('_stext'):x}",
+        f"SYMBOL(mem_section)={lay.page_offset_base + st.sparse.roots_phys:x}",
+        f"LENGTH(mem_section)={m.nr_section_roots}",
+        f"SIZE(mem_section)={p.mem_section_size}",
+        "OFFSET(mem_section.section_mem_map)=0",
+        f"NUMBER(SECTION_SIZE_BITS)={p.section_size_bits}",
+        f"NUMBER(MAX_PHYSMEM_BITS)={m.max_physmem_bits}",
+        f"SIZE(page)={p.struct_page_size}",
+        f"SIZE(pglist_data)={p.pglist_data_size}",
+        "OFFSET(page.flags)=0",
+        "OFFSET(page._refcount)=52",
+        "OFFSET(page.mapping)=24",
+        "OFFSET(page.lru)=8",
+        "OFFSET(page._mapcount)=48",
+        "OFFSET(page.private)=40",
+        "OFFSET(page.compound_head)=8",
+        "OFFSET(pglist_data.node_zones)=0",
+        f"OFFSET(pglist_data.nr_zones)={p.off_nr_zones}",
+        f"OFFSET(pglist_data.node_start_pfn)={p.off_node_start_pfn}",
+        f"OFFSET(pglist_data.node_spanned_pages)={p.off_node_spanned_pages}",
+        f"OFFSET(pglist_data.node_id)={p.off_node_id}",
+        f"NUMBER(PG_lru)={pg['PG_lru']}",
+        f"NUMBER(PG_private)={pg['PG_private']}",
+        f"NUMBER(PG_swapcache)={pg['PG_owner_priv_1']}",
+        f"NUMBER(PG_swapbacked)={pg['PG_swapbacked']}",
+        f"NUMBER(PG_slab)={pg['PG_slab']}",
+        f"NUMBER(PG_hwpoison)={pg['PG_hwpoison']}",
+        f"NUMBER(PG_head_mask)={1 << pg['PG_head']}",
+        "NUMBER(PAGE_BUDDY_MAPCOUNT_VALUE)=-129",
+        "NUMBER(HUGETLB_PAGE_DTOR)=2",
+        "NUMBER(PAGE_OFFLINE_MAPCOUNT_VALUE)=-257",
+        f"SYMBOL(kallsyms_names)={ks['kallsyms_names']:x}",
+        f"SYMBOL(kallsyms_num_syms)={ks['kallsyms_num_syms']:x}",
+        f"SYMBOL(kallsyms_token_table)={ks['kallsyms_token_table']:x}",
+        f"SYMBOL(kallsyms_token_index)={ks['kallsyms_token_index']:x}",
+        f"SYMBOL(kallsyms_offsets)={ks['kallsyms_offsets']:x}",
+        f"SYMBOL(kallsyms_relative_base)={ks['kallsyms_relative_base']:x}",
+        f"NUMBER(phys_base)={lay.phys_base}",
+        f"SYMBOL(init_top_pgt)={sym('init_top_pgt'):x}",
+        f"NUMBER(pgtable_l5_enabled)={1 if m.paging_levels == 5 else 0}",
+        f"SYMBOL(node_data)={sym('node_data'):x}",
+        f"LENGTH(node_data)={p.max_numnodes}",
+        f"KERNELOFFSET={lay.kernel_offset:x}",
+        f"NUMBER(KERNEL_IMAGE_SIZE)={KERNEL_IMAGE_SIZE}",
+        "NUMBER(sme_mask)=0",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_fixture(path: str | os.PathLike[str], st: BootState, dbg: DebugInfo, img: Image) -> str:
+    """Write the ELF vmcore; returns the VMCOREINFO text."""
+    text = vmcoreinfo_text(st, dbg, img)
+    lay = st.machine.layout
+    write_elf_core(path, img.chunks, text.encode(), page_offset=lay.page_offset_base,
+                   kernel_image=(lay.image_phys, lay.image_phys + lay.image_size,
+                                 ImageBuilder(st, dbg).kva(LINK_TEXT)))
+    return text
