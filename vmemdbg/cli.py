@@ -23,6 +23,7 @@ _VIEWS: dict[str, tuple[Callable, Callable, str]] = {
     "vmemmap": (views.vmemmap, render.render_vmemmap, "vmemmap page-table census, audit and overhead per node"),
     "memblock": (views.memblock, render.render_memblock, "memblock memory/reserved regions and whether they can be trusted"),
     "e820": (views.e820, render.render_e820, "the kernel's e820 tables (modified, firmware, kexec)"),
+    "audit": (views.audit, render.render_audit, "everything at once: summary, sections, vmemmap census, memblock, e820"),
 }
 
 
@@ -103,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
                 print("\n\n".join(render.render_explain(d, args.verbose) for d in docs))
             return 0
         view, text, _ = _VIEWS[args.command]
-        doc = views.sections(kernel, with_migratetypes=args.verbose) if args.command == "sections" else view(kernel)
+        doc = (view(kernel, with_migratetypes=args.verbose) if args.command in ("sections", "audit")
+               else view(kernel))
         _emit(doc, args, text)
     finally:
         src.close()

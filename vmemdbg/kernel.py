@@ -24,6 +24,7 @@ from .versions import START_KERNEL_MAP, KERNEL_IMAGE_SIZE, KernelVersion
 from .vmcoreinfo import VmcoreInfo
 
 if TYPE_CHECKING:
+    from .census import Census
     from .mmzone import SectionTable
     from .vmemmap import VmemmapMapping
 
@@ -235,6 +236,13 @@ class Kernel:
         from .mmzone import read_sections
 
         return read_sections(self)
+
+    @cached_property
+    def census(self) -> "Census":
+        """The vmemmap census, audit and overhead (computed once)."""
+        from .census import vmemmap_census
+
+        return vmemmap_census(self)
 
     # -- struct page --------------------------------------------------------------------------------
     def pfn_to_page(self, pfn: int) -> int:

@@ -162,3 +162,15 @@ def render_e820(doc: dict, verbose: bool = False) -> str:
             out.append(table(["START", "LAST", "SIZE", "TYPE"],
                              [[hx(e["addr"]), hx(e["addr"] + e["size"] - 1), human(e["size"]), e["name"]] for e in entries]))
     return "\n".join(out + _unreadable(doc))
+
+
+def render_audit(doc: dict, verbose: bool = False) -> str:
+    """``audit``: the summary, then the vmemmap census with its findings, then memblock trust."""
+    parts = [render_summary(doc["summary"], verbose), "", render_vmemmap(doc["vmemmap"], verbose)]
+    mb = doc["memblock"]
+    if "error" in mb:
+        parts += ["", f"memblock: {mb['error']}"]
+    else:
+        parts += ["", f"memblock: discarded={mb['discarded']} ({mb['discarded_reason']}); "
+                      f"memory {mb['memory']['trust']}, reserved {mb['reserved']['trust']}"]
+    return "\n".join(parts)

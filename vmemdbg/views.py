@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .census import vmemmap_census
 from .e820 import read_e820_table
 from .memblock import read_memblock
 from .errors import VmemdbgError
@@ -43,7 +42,7 @@ def _unreadable(kernel: "Kernel") -> list[str]:
 def summary(kernel: "Kernel") -> dict:
     """Kernel identity, bases, section constants, counts and memmap totals."""
     secs = kernel.sections
-    census = vmemmap_census(kernel)
+    census = kernel.census
     return _doc(
         "summary",
         kernel={"release": kernel.release, "kaslr_offset": kernel.kaslr_offset, "phys_base": kernel.phys_base,
@@ -107,7 +106,7 @@ def sections(kernel: "Kernel", *, with_migratetypes: bool = False) -> dict:
 
 def vmemmap(kernel: "Kernel") -> dict:
     """Census of the vmemmap region: runs, audit findings, overhead per node."""
-    c = vmemmap_census(kernel)
+    c = kernel.census
     return _doc("vmemmap", vmemmap_base=kernel.vmemmap_base, runs=c.runs, audit=c.audit,
                 overhead=c.overhead, counts=c.counts, unreadable=_unreadable(kernel))
 
@@ -201,12 +200,17 @@ def e820(kernel: "Kernel") -> dict:
     return _doc("e820", tables=tables, unreadable=list(kernel.unreadable))
 
 
-def all_views(kernel: "Kernel") -> dict:
-    """Every view (what ``extract`` must preserve)."""
-    out = {"summary": summary(kernel), "sections": sections(kernel, with_migratetypes=True), "vmemmap": vmemmap(kernel),
-           "e820": e820(kernel)}
+def audit(kernel: "Kernel", *, with_migratetypes: bool = False) -> dict:
+    """The full audit in one document: summary, sections, vmemmap census, memblock, e820."""
+    out = {"summary": summary(kernel), "sections": sections(kernel, with_migratetypes=with_migratetypes),
+           "vmemmap": vmemmap(kernel), "e820": e820(kernel)}
     try:
         out["memblock"] = memblock(kernel)
     except VmemdbgError as e:
         out["memblock"] = {"error": str(e)}
-    return out
+    return _doc("audit", **out)
+
+
+def all_views(kernel: "Kernel") -> dict:
+    """Every view with every optional part (what ``extract`` must preserve)."""
+    return audit(kernel, with_migratetypes=True)
