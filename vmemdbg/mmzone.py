@@ -74,6 +74,9 @@ class SectionTable:
 
 def _roots(kernel: "Kernel") -> tuple[np.ndarray, int]:
     """Root pointers (bounded by ``__highest_present_section_nr`` when known) and that bound."""
+    if kernel.roots_addr == 0:  # a live kernel stopped before memory_present() allocated it
+        kernel.notes.append("mem_section not allocated yet")
+        return np.zeros(0, dtype="<u8"), -1
     highest = kernel.read_symbol_u64("__highest_present_section_nr")
     if highest is not None and highest >= kernel.nr_mem_sections:
         raise LayoutError(f"__highest_present_section_nr={highest} exceeds NR_MEM_SECTIONS={kernel.nr_mem_sections}")

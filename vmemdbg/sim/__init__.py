@@ -101,12 +101,12 @@ class SimResult:
             va = start & ~((1 << 21) - 1)
             while va < end:
                 if va in vm.pmd:
-                    memmap.append((va, vm.pmd[va][0], "pmd"))
+                    memmap.append((va, vm.pmd[va], "pmd"))
                     va += 1 << 21
                     continue
                 for a in range(max(va, start & ~0xFFF), min(va + (1 << 21), end), 4096):
                     if a in vm.pte:
-                        memmap.append((a, vm.pte[a][0], "pte"))
+                        memmap.append((a, vm.pte[a], "pte"))
                 va += 1 << 21
         return {"nr": nr, "nid": int(sp.early_nid[nr]), "word": word,
                 "usage": usage + po if usage else 0, "memmap": memmap}
@@ -118,14 +118,19 @@ class SimResult:
 
     # -- vmemmap -------------------------------------------------------------------------------------
     @property
-    def vmemmap_pmd_leaves(self) -> dict[int, tuple[int, int, str]]:
-        """vmemmap VA → (phys, requested node, source) of every PMD leaf."""
+    def vmemmap_pmd_leaves(self) -> dict[int, int]:
+        """vmemmap VA → backing phys of every PMD leaf."""
         return self.state.vmemmap.state.pmd
 
     @property
-    def vmemmap_pte_leaves(self) -> dict[int, tuple[int, int, str]]:
-        """vmemmap VA → (phys, requested node, source) of every PTE leaf."""
+    def vmemmap_pte_leaves(self) -> dict[int, int]:
+        """vmemmap VA → backing phys of every PTE leaf."""
         return self.state.vmemmap.state.pte
+
+    @property
+    def vmemmap_not_from_buffer(self) -> dict[int, tuple[int, str]]:
+        """Leaves whose block came from memblock rather than the sparse buffer: VA → (node, source)."""
+        return self.state.vmemmap.state.not_from_buffer
 
     @property
     def vmemmap_tables(self) -> list[tuple[int, str, int]]:

@@ -25,7 +25,9 @@ from .kallsyms_image import KSym
 from .machine import LINK_TEXT, PAGE_SIZE, START_KERNEL_MAP, Profile
 
 #: Offsets from _text of the output sections (link addresses are LINK_TEXT + offset).
-LAYOUT = {"text": 0x0, "rodata": 0x200000, "kallsyms": 0x300000, "data": 0x400000}
+LAYOUT = {"text": 0x0, "rodata": 0x200000, "data": 0x400000, "kallsyms": 0x500000}
+#: The kallsyms area is padded with zeros to this size (readers fetch names in 1 MiB chunks).
+KALLSYMS_AREA = 0x200000
 #: init_top_pgt is the first object of .data (boot.py relies on it).
 INIT_TOP_PGT_OFFSET = LAYOUT["data"]
 E820_MAX_ENTRIES_BASE = 128

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
 from .boot import BootState
-from .debuginfo import LAYOUT, PG_RESERVED, DebugInfo
+from .debuginfo import KALLSYMS_AREA, LAYOUT, PG_RESERVED, DebugInfo
 from .kallsyms_image import KallsymsBlob, encode
 from .machine import LINK_TEXT, PAGE_SIZE, PMD_SIZE, SZ_16M, E820Entry
 from .memblock import MemblockType
@@ -28,18 +29,27 @@ SYSTEM_RUNNING = 3
 N_POSSIBLE, N_ONLINE, N_NORMAL_MEMORY, N_MEMORY, N_CPU = 0, 1, 2, 3, 4
 NR_NODE_STATES = 6
 ZONE_DMA_END_PFN, ZONE_DMA32_END_PFN = SZ_16M >> 12, (4 << 30) >> 12
-MIGRATE_MOVABLE = 1
 
 
 @dataclass
 class Image:
-    """The chunks plus the addresses VMCOREINFO and the tests need."""
+    """The memory image: explicit chunks plus the struct pages kept as compact arrays."""
 
     chunks: list[tuple[int, bytes]]
     kallsyms: KallsymsBlob
     kallsyms_va: int           # runtime VA of the kallsyms blob
     e820_phys: int             # where the kmemdup'd e820 tables live
-    struct_pages: dict[int, int]  # pfn → page->flags written
+    page_pfns: np.ndarray      # pfns whose struct page was written (ascending)
+    page_flags: np.ndarray     # their page->flags
+    page_phys: np.ndarray      # physical address of each struct page (0: written via chunks)
+    page_bytes: np.ndarray     # (n, sizeof(struct page)) uint8 contents
+
+    def iter_chunks(self) -> Iterator[tuple[int, bytes]]:
+        """Every (phys, bytes) chunk; struct pages are materialised lazily to bound memory."""
+        yield from self.chunks
+        for ph, row in zip(self.page_phys.tolist(), self.page_bytes):
+            if ph:
+                yield ph, row.tobytes()
 
 
 class ImageBuilder:
@@ -99,13 +109,15 @@ class ImageBuilder:
     def page_tables(self) -> None:
         """Every page-table page, 4 KiB each."""
         for phys, tp in self.st.pagetables.tables.items():
-            self.chunks.append((phys, tp.entries.astype("<u8").tobytes()))
+            self.chunks.append((phys, tp.to_bytes()))
 
     def kallsyms(self) -> tuple[KallsymsBlob, int]:
         """kallsyms tables at LINK_TEXT + LAYOUT['kallsyms'] (.rodata)."""
         blob = encode(self.dbg.kallsyms(), self.lay.kernel_offset)
         link = LINK_TEXT + LAYOUT["kallsyms"]
-        self.chunks.append((self.kphys(link), blob.data))
+        if len(blob.data) + 64 > KALLSYMS_AREA:
+            raise ValueError("kallsyms tables do not fit the reserved area")
+        self.chunks.append((self.kphys(link), blob.data.ljust(KALLSYMS_AREA, b"\0")))
         return blob, self.kva(link)
 
     def strings(self, after: int) -> dict[str, int]:
@@ -209,7 +221,7 @@ class ImageBuilder:
         has_usage = sp.usage != 0
         secs[:n, 1] = np.where(has_usage, sp.usage + np.uint64(self.po), np.uint64(0))
         for r, ph in sp.roots.items():
-            self.chunks.append((ph, secs[r * spr:(r + 1) * spr].astype("<u8").tobytes()))
+            self.chunks.append((ph, secs[r * spr:(r + 1) * spr].tobytes()))
         sub, pbf = self._usage_bits()
         off = p.usage_struct_size // 8 - 1
         cols = p.usage_size // 8
@@ -227,64 +239,89 @@ class ImageBuilder:
         pageblock-aligned pfn inside a memory range) for every section."""
         n = self.st.sparse.nr_sections
         subs = np.zeros(n * 64, bool)
-        pbs = np.zeros(n * 64, bool)
+        pbs = np.zeros((n * 64, 4), bool)
         for s, e, _ in self.st.memblock.mem_pfn_ranges():
             subs[s >> 9:((e - 1) >> 9) + 1] = True
-            pbs[(s + 511) >> 9:(e + 511) >> 9] = True
+            pbs[(s + 511) >> 9:(e + 511) >> 9, 0] = True  # MIGRATE_MOVABLE = 1 in the low bit
         sub = np.packbits(subs.reshape(n, 64), axis=1, bitorder="little").view("<u8").reshape(n)
-        nib = pbs.reshape(n, 4, 16).astype(np.uint64) * np.uint64(MIGRATE_MOVABLE)
-        shifts = (np.arange(16, dtype=np.uint64) * np.uint64(4))
-        pbf = (nib << shifts).sum(axis=2, dtype=np.uint64)
-        return sub.astype(np.uint64), pbf
+        pbf = np.packbits(pbs.reshape(n, 256), axis=1, bitorder="little").view("<u8").reshape(n, 4)
+        return sub.astype(np.uint64), pbf.astype(np.uint64)
 
-    def struct_pages(self) -> dict[int, int]:
-        """struct page of each present section's first pfn and of each vmemmap backing frame."""
+    def struct_pages(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """struct page of each present section's first pfn, of each vmemmap backing frame and of
+        each vmemmap page-table page (their node is what overhead-per-node reports read).
+
+        Returns (pfns, flags, phys, contents); pages not inside one PMD leaf (PTE-mapped or
+        straddling) are written to the chunks here and get phys 0.
+
+        page->flags holds the node in the top NODES_SHIFT bits and the zone below it
+        (SECTIONS_WIDTH is 0 with VMEMMAP); memblock-reserved and hole pages are PG_reserved
+        with _refcount 1 (__init_single_page + reserve_bootmem_region), others are free.
+        """
         st, p = self.st, self.p
         sps = p.struct_page_size
         sp = st.sparse
-        vbase = self.lay.vmemmap_base
-        valid = np.flatnonzero(sp.words & np.uint64(SECTION_HAS_MEM_MAP))
-        pfns = [int(s) << p.nr_section_bits for s in valid]
         vm = st.vmemmap.state
-        pfns += [ph >> 12 for ph, _, _ in vm.pmd.values()]
-        pfns += [ph >> 12 for ph, _, _ in vm.pte.values()]
-        nodes_width = p.nodes_shift
-        zones_width = (p.max_nr_zones - 1).bit_length()
-        nodes_shift = 64 - nodes_width
-        zones_shift = nodes_shift - zones_width
-        mb = st.memblock
-        pmd_map = {va: ph for va, (ph, _, _) in vm.pmd.items()}
-        pte_map = {va: ph for va, (ph, _, _) in vm.pte.items()}
-        out: dict[int, int] = {}
-        for pfn in sorted(set(pfns)):
-            sec = pfn >> p.nr_section_bits
-            if sec >= sp.nr_sections or not int(sp.words[sec]) & SECTION_HAS_MEM_MAP:
-                continue
-            nid = mb.search_pfn_nid(pfn)
-            in_mem = nid >= 0
-            if not in_mem:
-                nid = int(sp.early_nid[sec])
-            zone = 0 if pfn < ZONE_DMA_END_PFN else 1 if pfn < ZONE_DMA32_END_PFN else 2
-            reserved = not in_mem or mb.is_reserved(pfn << 12)
-            flags = (nid << nodes_shift if nodes_width else 0) | (zone << zones_shift) | \
-                (int(reserved) << PG_RESERVED)
-            page = bytearray(sps)
-            struct.pack_into("<Q", page, 0, flags)
-            struct.pack_into("<ii", page, 48, -1, 1 if reserved else 0)
-            va = vbase + pfn * sps
-            self._write_vmemmap(va, bytes(page), pmd_map, pte_map)
-            out[pfn] = flags
-        return out
+        valid_secs = np.flatnonzero(sp.words & np.uint64(SECTION_HAS_MEM_MAP))
+        pfns = np.unique(np.concatenate([
+            valid_secs.astype(np.int64) << p.nr_section_bits,
+            np.fromiter(vm.pmd.values(), np.int64, len(vm.pmd)) >> 12,
+            np.fromiter(vm.pte.values(), np.int64, len(vm.pte)) >> 12,
+            np.array([ph for ph, _, _ in vm.tables], np.int64) >> 12]))
+        secs = pfns >> p.nr_section_bits
+        pfns = pfns[(secs < sp.nr_sections) & ((sp.words[np.minimum(secs, sp.nr_sections - 1)]
+                                                 & np.uint64(SECTION_HAS_MEM_MAP)) != 0)]
+        secs = pfns >> p.nr_section_bits
+        pa = pfns << 12
+        mem = [r for r in st.memblock.memory.regions if r.size]
+        mb_base = np.array([r.base for r in mem], np.int64)
+        mb_end = np.array([r.base + r.size for r in mem], np.int64)
+        mb_nid = np.array([r.nid for r in mem], np.int64)
+        i = np.searchsorted(mb_base, pa, "right") - 1
+        in_mem = (i >= 0) & (pa < mb_end[np.maximum(i, 0)])
+        nid = np.where(in_mem, mb_nid[np.maximum(i, 0)], sp.early_nid[secs].astype(np.int64))
+        res = [r for r in st.memblock.reserved.regions if r.size]
+        rs_base = np.array([r.base for r in res], np.int64)
+        rs_end = np.array([r.base + r.size for r in res], np.int64)
+        j = np.searchsorted(rs_base, pa, "right") - 1
+        reserved = ~in_mem | ((j >= 0) & (pa < rs_end[np.maximum(j, 0)]))
+        zone = np.where(pfns < ZONE_DMA_END_PFN, 0, np.where(pfns < ZONE_DMA32_END_PFN, 1, 2))
+        nodes_shift = 64 - p.nodes_shift
+        zones_shift = nodes_shift - (p.max_nr_zones - 1).bit_length()
+        flags = (zone.astype(np.uint64) << np.uint64(zones_shift)) | \
+            (reserved.astype(np.uint64) << np.uint64(PG_RESERVED))
+        if p.nodes_shift:
+            flags |= nid.astype(np.uint64) << np.uint64(nodes_shift)
+        pages = np.zeros((len(pfns), sps), np.uint8)
+        pages[:, 0:8] = flags.astype("<u8").view(np.uint8).reshape(-1, 8)
+        pages[:, 48:52] = np.full(len(pfns), -1, "<i4").view(np.uint8).reshape(-1, 4)
+        pages[:, 52:56] = reserved.astype("<i4").view(np.uint8).reshape(-1, 4)
+        vaoff = pfns.astype(np.uint64) * np.uint64(sps)
+        vbase = self.lay.vmemmap_base
+        keys = sorted(vm.pmd)
+        rel = np.array([k - vbase for k in keys], np.uint64)
+        leaf_ph = np.array([vm.pmd[k] for k in keys], np.uint64)
+        inside = np.zeros(len(pfns), bool)
+        phys = np.zeros(len(pfns), np.uint64)
+        if len(rel):
+            k = np.searchsorted(rel, vaoff, "right") - 1
+            kk = np.maximum(k, 0)
+            inside = (k >= 0) & (vaoff + np.uint64(sps) <= rel[kk] + np.uint64(PMD_SIZE))
+            phys = np.where(inside, leaf_ph[kk] + (vaoff - rel[kk]), np.uint64(0))
+        for n in np.flatnonzero(~inside).tolist():
+            self._write_vmemmap(vbase + int(vaoff[n]), pages[n].tobytes())
+        return pfns, flags, phys, pages
 
-    def _write_vmemmap(self, va: int, data: bytes, pmd_map: dict[int, int], pte_map: dict[int, int]) -> None:
+    def _write_vmemmap(self, va: int, data: bytes) -> None:
         """Write data at a vmemmap VA through the replayed leaves (split at leaf boundaries)."""
+        pmd, pte = self.st.vmemmap.state.pmd, self.st.vmemmap.state.pte
         while data:
             leaf = va & ~(PMD_SIZE - 1)
-            if leaf in pmd_map:
-                phys, size = pmd_map[leaf] + (va - leaf), PMD_SIZE - (va - leaf)
+            if leaf in pmd:
+                phys, size = pmd[leaf] + (va - leaf), PMD_SIZE - (va - leaf)
             else:
                 page = va & ~(PAGE_SIZE - 1)
-                phys, size = pte_map[page] + (va - page), PAGE_SIZE - (va - page)
+                phys, size = pte[page] + (va - page), PAGE_SIZE - (va - page)
             n = min(size, len(data))
             self.chunks.append((phys, data[:n]))
             va, data = va + n, data[n:]
@@ -293,16 +330,16 @@ class ImageBuilder:
         """Assemble every piece."""
         self.kernel_mapping()
         blob, ks_va = self.kallsyms()
-        names = self.strings(LINK_TEXT + LAYOUT["kallsyms"] + len(blob.data))
+        names = self.strings(LINK_TEXT + LAYOUT["kallsyms"] + KALLSYMS_AREA)
         self.variables(names)
         self.put_sym("linux_banner",
                      f"Linux version {self.p.release} (vmemdbg-sim) #1 SMP PREEMPT_DYNAMIC\n".encode() + b"\0")
         e820 = self.e820()
         self.node_data()
         self.sections()
-        pages = self.struct_pages()
+        pfns, flags, phys, pages = self.struct_pages()
         self.page_tables()
-        return Image(self.chunks, blob, ks_va, e820, pages)
+        return Image(self.chunks, blob, ks_va, e820, pfns, flags, phys, pages)
 
 
 def build_image(st: BootState, dbg: DebugInfo) -> Image:

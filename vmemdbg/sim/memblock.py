@@ -95,6 +95,14 @@ class Allocation:
         return None if self.result is None else self.result + self.size
 
 
+def _end(r: Region) -> int:
+    return r.base + r.size
+
+
+def _base(r: Region) -> int:
+    return r.base
+
+
 def round_down(x: int, a: int) -> int:
     """round_down for power-of-two a."""
     return x & ~(a - 1)
@@ -142,18 +150,24 @@ class Memblock:
         if not t.regions:
             t.regions.append(Region(0, 0, 0, self.max_numnodes))
 
-    def _merge_regions(self, t: MemblockType) -> None:
-        """memblock_merge_regions()."""
+    def _merge_regions(self, t: MemblockType, lo: int = 0, hi: int | None = None) -> None:
+        """memblock_merge_regions().
+
+        The kernel rescans the whole array; every other operation leaves it fully merged, so only
+        the pairs around the changed indices [lo, hi) can merge and only those are rescanned.
+        """
         regs = t.regions
-        i = 0
-        while i < len(regs) - 1:
+        i = max(lo - 1, 0)
+        stop = len(regs) - 1 if hi is None else min(hi + 1, len(regs) - 1)
+        while i < stop:
             this, nxt = regs[i], regs[i + 1]
-            if this.end != nxt.base or this.nid != nxt.nid or this.flags != nxt.flags:
-                assert this.end <= nxt.base
+            if this.base + this.size != nxt.base or this.nid != nxt.nid or this.flags != nxt.flags:
+                assert this.base + this.size <= nxt.base
                 i += 1
                 continue
             this.size += nxt.size
             del regs[i + 1]
+            stop -= 1
 
     def _double_array(self, t: MemblockType, new_area_start: int, new_area_size: int) -> int:
         """memblock_double_array(): 0 on success, -1 on failure (slab is never up here)."""
@@ -199,9 +213,10 @@ class Memblock:
         while True:
             base = obase
             nr_new = 0
+            first = None
             regs = t.regions
             # Regions ending at or below base cannot overlap: start the scan there.
-            idx = max(0, bisect.bisect_right(regs, base, key=lambda r: r.end) - 1)
+            idx = max(0, bisect.bisect_right(regs, base, key=_end) - 1)
             while idx < len(regs):
                 rgn = regs[idx]
                 rbase, rend = rgn.base, rgn.end
@@ -214,6 +229,7 @@ class Memblock:
                     nr_new += 1
                     if insert:
                         self._insert_region(t, idx, base, rbase - base, nid, flags)
+                        first = idx if first is None else first
                         idx += 1
                 base = min(rend, end)
                 idx += 1
@@ -221,6 +237,8 @@ class Memblock:
                 nr_new += 1
                 if insert:
                     self._insert_region(t, idx, base, end - base, nid, flags)
+                    first = idx if first is None else first
+                    idx += 1
             if not nr_new:
                 return 0
             if not insert:
@@ -229,7 +247,7 @@ class Memblock:
                         return -12
                 insert = True
                 continue
-            self._merge_regions(t)
+            self._merge_regions(t, first or 0, idx)
             return 0
 
     def _isolate_range(self, t: MemblockType, base: int, size: int) -> tuple[int, int] | None:
@@ -331,7 +349,7 @@ class Memblock:
     def is_region_memory(self, base: int, size: int) -> bool:
         """memblock_is_region_memory(): [base, base+size) lies inside one memory region."""
         regs = self.memory.regions
-        i = bisect.bisect_right(regs, base, key=lambda r: r.base) - 1
+        i = bisect.bisect_right(regs, base, key=_base) - 1
         if i < 0 or not regs[i].base <= base < regs[i].end:
             return False
         return regs[i].end >= base + size
@@ -340,7 +358,7 @@ class Memblock:
         """memblock_search_pfn_nid(): nid of the memory region holding pfn, or NUMA_NO_NODE."""
         pa = pfn << 12
         regs = self.memory.regions
-        i = bisect.bisect_right(regs, pa, key=lambda r: r.base) - 1
+        i = bisect.bisect_right(regs, pa, key=_base) - 1
         if i < 0 or not regs[i].base <= pa < regs[i].end:
             return NUMA_NO_NODE
         return regs[i].nid
@@ -372,21 +390,18 @@ class Memblock:
     def free_ranges(self, nid: int, flags: int = 0, reverse: bool = True) -> Iterator[tuple[int, int]]:
         """for_each_free_mem_range[_reverse](): memory minus reserved, filtered by nid/flags."""
         res = self.reserved.regions
-        rb = [r.base for r in res]
-        re_ = [r.end for r in res]
         n = len(res)
         mems = reversed(self.memory.regions) if reverse else iter(self.memory.regions)
         for m in mems:
             if self._skip(m, nid, flags):
                 continue
-            ms, me = m.base, m.end
-            # gap j lies between reserved j-1 and j: [re_[j-1] or 0, rb[j] or MAX)
-            lo = bisect.bisect_right(re_, ms)      # first gap that may end after ms
-            hi = bisect.bisect_left(rb, me)        # last gap starting before me
-            gaps = range(hi, lo - 1, -1) if reverse else range(lo, hi + 1)
-            for j in gaps:
-                gs = re_[j - 1] if j > 0 else 0
-                ge = rb[j] if j < n else PHYS_ADDR_MAX
+            ms, me = m.base, m.base + m.size
+            # gap j lies between reserved j-1 and j: [end of j-1 (or 0), base of j (or MAX))
+            lo = bisect.bisect_right(res, ms, key=_end)
+            hi = bisect.bisect_left(res, me, key=_base)
+            for j in (range(hi, lo - 1, -1) if reverse else range(lo, hi + 1)):
+                gs = res[j - 1].base + res[j - 1].size if j > 0 else 0
+                ge = res[j].base if j < n else PHYS_ADDR_MAX
                 s, e = max(ms, gs), min(me, ge)
                 if s < e:
                     yield s, e
@@ -488,5 +503,5 @@ class Memblock:
     def is_reserved(self, addr: int) -> bool:
         """memblock_is_reserved()."""
         regs = self.reserved.regions
-        i = bisect.bisect_right(regs, addr, key=lambda r: r.base) - 1
+        i = bisect.bisect_right(regs, addr, key=_base) - 1
         return i >= 0 and regs[i].base <= addr < regs[i].end

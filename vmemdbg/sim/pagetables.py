@@ -1,6 +1,6 @@
 """Kernel page tables built by the replay (init_top_pgt and everything below it).
 
-Each table page is a 512-entry ``numpy.uint64`` array keyed by its physical address.  Entry
+Each table page is a 512-entry list of ints keyed by its physical address.  Entry
 encodings follow arch/x86/include/asm/pgtable_types.h (6.1): intermediate entries are
 _PAGE_TABLE (0x67), large leaves PAGE_KERNEL_LARGE (0x80000000000001e3) and 4 KiB leaves
 PAGE_KERNEL (0x8000000000000163); kernel-facts §3.4.
@@ -43,7 +43,11 @@ class TablePage:
     phys: int
     level: str
     owner: str
-    entries: np.ndarray = field(default_factory=lambda: np.zeros(512, dtype=np.uint64))
+    entries: list[int] = field(default_factory=lambda: [0] * 512)
+
+    def to_bytes(self) -> bytes:
+        """The page as the kernel stores it (little-endian u64 entries)."""
+        return np.array(self.entries, dtype="<u8").tobytes()
 
 
 class PageTables:
@@ -67,7 +71,7 @@ class PageTables:
 
     def get(self, table: int, idx: int) -> int:
         """Raw entry idx of the table at physical address table."""
-        return int(self.tables[table].entries[idx])
+        return self.tables[table].entries[idx]
 
     def set(self, table: int, idx: int, value: int) -> None:
         """Store a raw entry."""

@@ -137,22 +137,25 @@ class Sparse:
             return
         g.buffer_size = len(g.sections) * p.section_map_size
         g.buffer = self.buffer.init(g.buffer_size, g.nid, p.section_map_size)
-        usage = g.usage
         keep = np.uint64(~p.section_map_mask & 0xFFFFFFFFFFFFFFFF)
-        coded = vbase | SECTION_HAS_MEM_MAP | SECTION_IS_EARLY
+        coded = np.uint64(vbase | SECTION_HAS_MEM_MAP | SECTION_IS_EARLY)
         pps, sps = p.pages_per_section, p.struct_page_size
+        populate = self.vm.populate
+        done = len(g.sections)
         for k, pnum in enumerate(g.sections):
             start = vbase + pnum * pps * sps
-            if not self.vm.populate(start, start + pps * sps, g.nid, pnum):
+            if not populate(start, start + pps * sps, g.nid, pnum):
                 st.messages.append(f"sparse_init_nid: node[{g.nid}] memory map backing failed. "
                                    "Some memory will not be available.")
-                self.buffer.fini()
-                st.words[g.sections[k:]] = 0
                 g.failed_at = pnum
-                return
-            st.words[pnum] = (st.words[pnum] & keep) | np.uint64(coded)
-            st.usage[pnum] = usage
-            usage += p.usage_size
+                done = k
+                break
+        # sparse_init_one_section() for the populated sections, usage advancing by
+        # mem_section_usage_size() each; the rest of a failed group is marked not present.
+        ok = np.array(g.sections[:done], dtype=np.int64)
+        st.words[ok] = (st.words[ok] & keep) | coded
+        st.usage[ok] = np.uint64(g.usage) + np.arange(done, dtype=np.uint64) * np.uint64(p.usage_size)
+        st.words[g.sections[done:]] = 0
         self.buffer.fini()
 
     def sparse_init(self) -> SparseState:

@@ -54,10 +54,12 @@ class SparseBuffer:
 class VmemmapState:
     """What vmemmap population produced: leaves and page-table pages."""
 
-    #: PMD leaves: vmemmap VA → (backing phys, node requested, source "buffer"|"memblock")
-    pmd: dict[int, tuple[int, int, str]] = field(default_factory=dict)
-    #: PTE leaves: vmemmap VA → (backing phys, node requested, source)
-    pte: dict[int, tuple[int, int, str]] = field(default_factory=dict)
+    #: PMD leaves: vmemmap VA → backing phys
+    pmd: dict[int, int] = field(default_factory=dict)
+    #: PTE leaves: vmemmap VA → backing phys
+    pte: dict[int, int] = field(default_factory=dict)
+    #: leaves not taken from the sparse buffer: vmemmap VA → (node requested, "memblock")
+    not_from_buffer: dict[int, tuple[int, str]] = field(default_factory=dict)
     #: vmemmap table pages: (phys, level, node requested)
     tables: list[tuple[int, str, int]] = field(default_factory=list)
     #: messages the kernel would print (offnode warnings, failures)
@@ -149,7 +151,9 @@ class Vmemmap:
                 if p is None:
                     return False
                 self.pt.set(pte_table, ti, p | PAGE_KERNEL)
-                self.state.pte[addr] = (p, node, src)
+                self.state.pte[addr] = p
+                if src != "buffer":
+                    self.state.not_from_buffer[addr] = (node, src)
             self._verify(self.pt.get(pte_table, ti) & PHYS_MASK, node, addr, addr + PAGE_SIZE)
         return True
 
@@ -168,21 +172,25 @@ class Vmemmap:
     def populate_hugepages(self, start: int, end: int, node: int, section: int) -> bool:
         """vmemmap_populate_hugepages() (arch/x86/mm/init_64.c, 6.1)."""
         addr = start
+        tables = self.pt.tables
         while addr < end:
             nxt = min((addr + PMD_SIZE) & ~(PMD_SIZE - 1), end)
             pmd_table = self._pmd_table(addr, node)
             if pmd_table is None:
                 return False
-            pi = index(self.pt.levels, "pmd", addr)
-            e = self.pt.get(pmd_table, pi)
+            entries = tables[pmd_table].entries
+            pi = (addr >> 21) & 511
+            e = entries[pi]
             if not e:
                 if self.fail_pmd(section):
-                    p, src = None, "injected failure"
+                    p, src = None, ""
                 else:
                     p, src = self.alloc_block_buf(PMD_SIZE, node, "vmemmap 2M block")
                 if p is not None:
-                    self.pt.set(pmd_table, pi, p | PAGE_KERNEL_LARGE)
-                    self.state.pmd[addr & ~(PMD_SIZE - 1)] = (p, node, src)
+                    entries[pi] = p | PAGE_KERNEL_LARGE
+                    self.state.pmd[addr & ~(PMD_SIZE - 1)] = p
+                    if src != "buffer":
+                        self.state.not_from_buffer[addr & ~(PMD_SIZE - 1)] = (node, src)
                     if addr % PMD_SIZE or nxt % PMD_SIZE:
                         self._use_new_sub_pmd(addr, nxt)
                     addr = nxt

@@ -1,0 +1,272 @@
+"""gdb front end of vmemdbg: ``source gdb/vmemdbg.py``, then ``vmemdbg VIEW [ADDR...] [-v] [--json]``.
+
+Works wherever gdb can read the kernel's memory:
+
+* a vmcore with its vmlinux (``gdb vmlinux vmcore``; with KASLR ``symbol-file -o KERNELOFFSET``),
+* a live QEMU gdbstub (``target remote :1234``) with the vmlinux, even mid-boot (a breakpoint in
+  vmemmap_populate, long before VMCOREINFO exists),
+* a vmcore without any vmlinux (``gdb -ex 'core-file vmcore'``).
+
+gdb serves every byte: physical address ``p`` is read at its direct-map alias
+``page_offset_base + p`` (or, before ``page_offset_base`` is known, at its kernel-image alias).
+With kernel debug info the VMCOREINFO is *composed from gdb's symbols and types* (what
+crash_save_vmcoreinfo_init would write) and symbols are gdb's (already relocated); without it the
+VMCOREINFO note is read from gdb's core file and symbols come from the dump's kallsyms. The
+analysis is the engine's (vmemdbg.views), the text the CLI's (vmemdbg.render).
+
+numpy and pyelftools must be importable from gdb's own Python, which is usually the system one,
+not the interpreter vmemdbg was pip-installed into. The script adds, in order: the directories in
+``$VMEMDBG_SITE`` (``os.pathsep``-separated), then, if numpy or elftools is still missing, the
+site-packages of the repository's ``.venv`` and of ``$VMEMDBG_PYTHON`` (default ``python3``), each
+only if its Python minor version equals gdb's.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import gdb
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _importable() -> bool:
+    try:
+        import elftools  # noqa: F401
+        import numpy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _interpreter_sites(python: str) -> list[str]:
+    """site-packages of ``python`` if it runs, has the same minor version as gdb's Python, and has numpy."""
+    code = ("import sys, sysconfig, numpy, elftools; p = sysconfig.get_paths(); "
+            "print('%d.%d' % sys.version_info[:2]); print(p['purelib']); print(p['platlib'])")
+    try:
+        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=30).stdout.split("\n")
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    if len(out) < 3 or out[0] != "%d.%d" % sys.version_info[:2]:
+        return []
+    return out[1:3]
+
+
+def _setup_path() -> None:
+    """Make ``vmemdbg``, numpy and elftools importable (see the module docstring)."""
+    sites = [d for d in os.environ.get("VMEMDBG_SITE", "").split(os.pathsep) if d]
+    sys.path[:0] = [ROOT] + [d for d in sites if d not in sys.path]
+    if _importable():
+        return
+    venv = os.path.join(ROOT, ".venv", "bin", "python3")
+    for python in (venv, os.environ.get("VMEMDBG_PYTHON", "python3")):
+        sys.path += [d for d in _interpreter_sites(python) if d not in sys.path]
+        if _importable():
+            return
+    raise gdb.GdbError("vmemdbg: numpy and pyelftools are not importable from gdb's Python "
+                       f"{sys.version.split()[0]}: set VMEMDBG_SITE to a site-packages directory that has them")
+
+
+_setup_path()
+
+from vmemdbg.elfcore import ElfCoreSource  # noqa: E402
+from vmemdbg.errors import MemoryFault, VmemdbgError  # noqa: E402
+from vmemdbg.frontend import VIEW_NAMES, build_parser, command_output  # noqa: E402
+from vmemdbg.kernel import Kernel  # noqa: E402
+from vmemdbg.memory import MemorySource  # noqa: E402
+from vmemdbg.versions import KERNEL_IMAGE_SIZE, START_KERNEL_MAP  # noqa: E402
+from vmemdbg.vmcoreinfo import VmcoreInfo  # noqa: E402
+
+#: x86-64 constants VMCOREINFO carries but debug info does not (arch/x86/include/asm/sparsemem.h,
+#: page_types.h): SECTION_SIZE_BITS, MAX_PHYSMEM_BITS for 4- and 5-level paging, __START_KERNEL.
+SECTION_SIZE_BITS = 27
+MAX_PHYSMEM_BITS = {0: 46, 1: 52}
+START_KERNEL = START_KERNEL_MAP + 0x1000000
+
+
+class GdbSource(MemorySource):
+    """Physical memory read through gdb at a virtual alias of each physical address."""
+
+    def __init__(self, phys_base: int, description: str):
+        self.phys_base = phys_base
+        self.description = description
+        #: page_offset_base once known; until then only the kernel image is readable.
+        self.direct_map_base: int | None = None
+
+    def _alias(self, addr: int, size: int) -> int:
+        if self.direct_map_base is not None:
+            return self.direct_map_base + addr
+        if self.phys_base <= addr and addr + size <= self.phys_base + KERNEL_IMAGE_SIZE:
+            return addr - self.phys_base + START_KERNEL_MAP
+        raise MemoryFault(addr, size, why="outside the kernel image and page_offset_base is not known yet")
+
+    def read_phys(self, addr: int, size: int) -> bytes:
+        """``inferior.read_memory`` at the alias; gdb.MemoryError becomes MemoryFault."""
+        va = self._alias(addr, size)
+        try:
+            return gdb.selected_inferior().read_memory(va, size).tobytes()
+        except gdb.MemoryError:
+            raise MemoryFault(addr, size, why=f"gdb cannot read its alias {va:#x}") from None
+
+    def ranges(self) -> list[tuple[int, int]]:
+        """gdb does not list what it can read: unknown."""
+        return []
+
+
+class GdbSymbols:
+    """Lazy runtime addresses of kernel symbols from gdb (``&'name'``); only ``get`` is needed."""
+
+    def get(self, name: str, default: int | None = None) -> int | None:
+        """Address of ``name``, or ``default`` if gdb does not know it."""
+        try:
+            return int(gdb.parse_and_eval(f"(unsigned long)&'{name}'"))
+        except gdb.error:
+            return default
+
+
+def _value(expr: str) -> int:
+    """An integer C expression evaluated by gdb."""
+    return int(gdb.parse_and_eval(f"(unsigned long)({expr})"))
+
+
+def _optional(expr: str, default: int = 0) -> int:
+    """Like :func:`_value` for variables that only some configs have."""
+    try:
+        return _value(expr)
+    except gdb.error:
+        return default
+
+
+def compose_vmcoreinfo() -> str:
+    """The VMCOREINFO lines the engine needs, from gdb's symbols and types.
+
+    Mirrors kernel/crash_core.c and arch/x86/kernel/crash_core_64.c (6.1); valid at any point of
+    boot after the kernel runs on its own page tables. ``mem_section`` is the pointer *value*
+    (NULL before sparse_init's memblocks_present).
+    """
+    l5 = _optional("__pgtable_l5_enabled")
+    maxbits = MAX_PHYSMEM_BITS[1 if l5 else 0]
+    sec_size = _value("sizeof(struct mem_section)")
+    roots = (1 << (maxbits - SECTION_SIZE_BITS)) // (4096 // sec_size)
+    top = _value("&init_top_pgt")
+    phys_base = _value("phys_base")
+    lines = [
+        f"OSRELEASE={gdb.parse_and_eval('init_uts_ns.name.release').string()}",
+        "PAGESIZE=4096",
+        f"SYMBOL(init_uts_ns)={_value('&init_uts_ns'):x}",
+        f"SYMBOL(node_online_map)={_value('&node_states[N_ONLINE]'):x}",
+        f"SYMBOL(swapper_pg_dir)={top:x}",
+        f"SYMBOL(mem_section)={_value('mem_section'):x}",
+        f"LENGTH(mem_section)={roots}",
+        f"SIZE(mem_section)={sec_size}",
+        f"NUMBER(SECTION_SIZE_BITS)={SECTION_SIZE_BITS}",
+        f"NUMBER(MAX_PHYSMEM_BITS)={maxbits}",
+        f"SIZE(page)={_value('sizeof(struct page)')}",
+        f"SIZE(pglist_data)={_value('sizeof(struct pglist_data)')}",
+    ]
+    for member in ("node_start_pfn", "node_spanned_pages", "node_id"):
+        lines.append(f"OFFSET(pglist_data.{member})={_value(f'&((struct pglist_data *)0)->{member}')}")
+    lines += [
+        f"NUMBER(phys_base)={phys_base - (1 << 64) if phys_base >> 63 else phys_base}",
+        f"SYMBOL(init_top_pgt)={top:x}",
+        f"NUMBER(pgtable_l5_enabled)={1 if l5 else 0}",
+        f"SYMBOL(node_data)={_value('&node_data'):x}",
+        f"LENGTH(node_data)={_value('sizeof(node_data) / sizeof(node_data[0])')}",
+        f"KERNELOFFSET={_value('&_text') - START_KERNEL:x}",
+        f"NUMBER(sme_mask)={_optional('sme_me_mask')}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def core_file() -> str | None:
+    """Path of the core file gdb has open, if any (gdb 13 has no Python API for it)."""
+    for line in gdb.execute("info target", to_string=True).splitlines():
+        if line.strip().startswith("`") and "file type" in line:
+            return line.strip()[1:].split("', file type")[0]
+    return None
+
+
+def open_kernel() -> Kernel:
+    """A :class:`Kernel` over gdb's memory, with gdb's symbols when it has kernel debug info."""
+    if gdb.lookup_global_symbol("init_uts_ns") is not None:
+        text = compose_vmcoreinfo()
+        symbols: GdbSymbols | None = GdbSymbols()
+        where = "gdb (VMCOREINFO composed from debug info)"
+    else:
+        path = core_file()
+        if path is None:
+            raise VmemdbgError("gdb has no kernel debug info and no core file: load the vmlinux "
+                               "(with KASLR: symbol-file -o KERNELOFFSET vmlinux) or open a vmcore")
+        elf = ElfCoreSource(path)
+        try:
+            text = (elf.vmcoreinfo() or b"").decode("ascii", "replace")
+        finally:
+            elf.close()
+        if not text:
+            raise VmemdbgError(f"{path}: no VMCOREINFO note, and gdb has no kernel debug info to compose one")
+        symbols = None
+        where = f"gdb core {path} (VMCOREINFO note, kallsyms)"
+    source = GdbSource(VmcoreInfo(text).number("phys_base") or 0, where)
+    kernel = Kernel(source, vmcoreinfo=text.encode(), symbols=symbols, symbols_relocated=True)
+    source.direct_map_base = kernel.page_offset_base
+    return kernel
+
+
+_cache: dict[tuple, Kernel] = {}
+
+
+def _invalidate(*_event: object) -> None:
+    """Forget the analysed kernel: the target ran, its memory or its symbols changed."""
+    _cache.clear()
+
+
+for _registry in (gdb.events.stop, gdb.events.cont, gdb.events.memory_changed, gdb.events.new_objfile,
+                  gdb.events.clear_objfiles, gdb.events.exited):
+    _registry.connect(_invalidate)
+
+
+def current_kernel() -> Kernel:
+    """The cached Kernel of the selected inferior and core file (rebuilt after any stop)."""
+    inf = gdb.selected_inferior()
+    key = (inf.num, inf.pid, core_file())
+    if key not in _cache:
+        _cache[key] = open_kernel()
+    return _cache[key]
+
+
+class VmemdbgCommand(gdb.Command):
+    """vmemdbg VIEW [ADDR...] [-v] [--json]: what the vmemdbg CLI prints, for the debugged kernel.
+
+VIEW is summary, sections, vmemmap, memblock, e820, audit or explain (explain takes ADDRs:
+pfn:N, phys:A, direct:VA, page:VA or a bare address). -v adds detail, --json prints JSON
+(schema vmemdbg/1). Results are recomputed after the target runs."""
+
+    def __init__(self) -> None:
+        super().__init__("vmemdbg", gdb.COMMAND_DATA)
+        self.parser = build_parser()
+
+    def invoke(self, argument: str, from_tty: bool) -> None:
+        """Parse, analyse, print; every error is one line."""
+        try:
+            args = self.parser.parse_args(gdb.string_to_argv(argument))
+            gdb.write(command_output(current_kernel(), args) + "\n")
+        except VmemdbgError as e:
+            raise gdb.GdbError(f"vmemdbg: {e}") from None
+        except (gdb.GdbError, KeyboardInterrupt):
+            raise
+        except Exception as e:  # one line, never a traceback, unless asked for
+            if os.environ.get("VMEMDBG_DEBUG"):
+                raise
+            raise gdb.GdbError(f"vmemdbg: internal error: {type(e).__name__}: {e} "
+                               "(set VMEMDBG_DEBUG=1 for a traceback)") from None
+
+    def complete(self, text: str, word: str) -> list[str]:
+        """Complete the view name (the first word)."""
+        if " " in text.lstrip():
+            return []
+        return [v for v in VIEW_NAMES if v.startswith(word or "")]
+
+
+VmemdbgCommand()

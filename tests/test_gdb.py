@@ -1,0 +1,166 @@
+"""The gdb front end (gdb/vmemdbg.py) run inside real gdb on the committed real-kernel fixtures.
+
+Offline tests use gdb's "no vmlinux" mode: gdb serves the fixture's memory, VMCOREINFO comes from
+the core's note and symbols from its kallsyms. The debug-info mode (VMCOREINFO composed from gdb's
+symbols and types) needs the -dbg vmlinux and the full dumps, so it runs only where they exist;
+tests/realkernel/gdb_midboot.py covers it on a live kernel mid-boot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, real_dump, real_truth, rewrite_dump
+from truthcmp import compare
+
+from vmemdbg.cli import _VIEWS as CLI_VIEWS
+from vmemdbg.elfcore import ElfCoreSource, write_elf_core
+from vmemdbg.extract import _kernel_image
+from vmemdbg.kernel import Kernel
+
+GDB = shutil.which("gdb")
+SCRIPT = ROOT / "gdb" / "vmemdbg.py"
+VMLINUX = Path("/usr/lib/debug/boot/vmlinux-6.1.0-56-cloud-amd64")
+FULL_DUMPS = Path("/work/dumps")
+
+pytestmark = pytest.mark.skipif(GDB is None, reason="gdb is not installed")
+
+
+def gdb(*commands: str, pre: tuple[str, ...] = (), timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``gdb -batch -nx`` running ``pre`` commands, sourcing the script, then ``commands``.
+
+    gdb's Python finds numpy through the interpreter running the tests (VMEMDBG_PYTHON).
+    """
+    env = {k: v for k, v in os.environ.items() if k != "VMEMDBG_SITE"}
+    env["VMEMDBG_PYTHON"] = sys.executable
+    argv = [GDB, "-batch", "-nx"]
+    for c in (*pre, f"source {SCRIPT}", *commands):
+        argv += ["-ex", c]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, cwd="/")
+
+
+def marked(commands: dict[str, str]) -> list[str]:
+    """gdb commands printing ``@@name`` before each command's output, and ``@@end`` at the end."""
+    out = []
+    for name, cmd in commands.items():
+        out += [f"echo @@{name}\\n", cmd]
+    return out + ["echo @@end\\n"]
+
+
+def blocks(stdout: str) -> dict[str, str]:
+    """The output of each ``@@name`` block."""
+    return {m.group(1): m.group(2) for m in re.finditer(r"^@@([\w-]+)\n(.*?)(?=^@@)", stdout, re.S | re.M)}
+
+
+def gdb_views(pre: tuple[str, ...], truth: dict) -> tuple[dict, subprocess.CompletedProcess[str]]:
+    """Every view the truth compares, computed by the vmemdbg gdb commands (JSON)."""
+    cmds = {"summary": "vmemdbg summary --json", "sections": "vmemdbg sections -v --json",
+            "vmemmap": "vmemdbg vmemmap --json", "memblock": "vmemdbg memblock --json", "e820": "vmemdbg e820 --json",
+            "table_pages": "python print(sorted(current_kernel().vmemmap.leaves.tables))"}
+    cmds.update({f"explain{i}": f"vmemdbg explain {e['input']} --json" for i, e in enumerate(truth["explain"])})
+    res = gdb(*marked(cmds), pre=pre)
+    b = blocks(res.stdout)
+    assert set(b) == set(cmds), res.stdout + res.stderr
+    mine = {k: json.loads(b[k]) for k in ("summary", "sections", "vmemmap", "memblock", "e820", "table_pages")}
+    mine["explain"] = [json.loads(b[f"explain{i}"]) for i in range(len(truth["explain"]))]
+    return mine, res
+
+
+def test_core_without_vmlinux_equals_drgn_truth(real_case: str) -> None:
+    truth = real_truth(real_case)
+    mine, res = gdb_views((f"core-file {real_dump(real_case)}",), truth)
+    assert compare(mine, truth) == []
+    assert mine["vmemmap"]["vmemmap_base"] == truth["summary"]["kernel"]["vmemmap_base"]
+    assert [(r["start"], r["phys"]) for r in mine["vmemmap"]["runs"]] == \
+        [(r["start"], r["phys"]) for r in truth["vmemmap_pages"]["runs"]]
+
+
+def test_text_equals_the_cli() -> None:
+    """Every view's text, printed by gdb, is byte-for-byte the CLI's."""
+    dump = real_dump("6g-2node-kaslr")
+    forms = [(v, []) for v in CLI_VIEWS] + [("sections", ["-v"]), ("explain", ["pfn:0x140000", "page:0xfffff1d840000040"])]
+    res = gdb(*marked({f"v{i}": " ".join(["vmemdbg", v, *extra]) for i, (v, extra) in enumerate(forms)}),
+              pre=(f"core-file {dump}",))
+    b = blocks(res.stdout)
+    for i, (view, extra) in enumerate(forms):
+        cli = subprocess.run([sys.executable, "-m", "vmemdbg", view, str(dump), *extra],
+                             capture_output=True, text=True, check=True).stdout
+        assert b[f"v{i}"] == cli, view
+    assert "0xfffff1d845000000  0xfffff1d848000000  PMD    RW    0x1fce00000  1" in b["v2"]
+
+
+def test_errors_are_one_line() -> None:
+    res = gdb("vmemdbg summary")
+    assert res.stderr.strip() == ("vmemdbg: gdb has no kernel debug info and no core file: load the vmlinux "
+                                  "(with KASLR: symbol-file -o KERNELOFFSET vmlinux) or open a vmcore")
+    res = gdb("vmemdbg explain", "vmemdbg bogus", "vmemdbg summary 0x1000", pre=(f"core-file {real_dump('1000m')}",))
+    errors = [line for line in res.stderr.splitlines() if line.startswith("vmemdbg:")]
+    assert errors == ["vmemdbg: explain needs at least one ADDR",
+                      "vmemdbg: argument view: invalid choice: 'bogus' (choose from 'summary', 'sections', 'vmemmap', "
+                      "'memblock', 'e820', 'audit', 'explain')",
+                      "vmemdbg: summary takes no ADDR (got 0x1000)"]
+
+
+def test_mem_section_not_allocated_yet(tmp_path: Path) -> None:
+    """A kernel stopped before memory_present(): mem_section is NULL, the views still print."""
+    src = ElfCoreSource(real_dump("1000m"))
+    info = src.vmcoreinfo()
+    src.close()
+    patched = re.sub(rb"SYMBOL\(mem_section\)=[0-9a-f]+", b"SYMBOL(mem_section)=0", info)
+    dump = rewrite_dump(real_dump("1000m"), tmp_path / "early.elf", vmcoreinfo=patched)
+    res = gdb(*marked({"summary": "vmemdbg summary -v", "sections": "vmemdbg sections --json"}),
+              pre=(f"core-file {dump}",))
+    b = blocks(res.stdout)
+    assert "sections          present 0  valid 0  online 0  early 0  highest -1" in b["summary"]
+    assert "note: mem_section not allocated yet" in b["summary"]
+    assert json.loads(b["sections"])["sections"] == []
+    assert "PMD" in subprocess.run([sys.executable, "-m", "vmemdbg", "vmemmap", str(dump)],
+                                   capture_output=True, text=True, check=True).stdout
+
+
+def _dump_with_variables(case: str, dest: Path) -> Path:
+    """The fixture plus the pages of the variables the debug-info mode reads, from the full dump.
+
+    The minimal fixtures hold only what the engine reads; composing VMCOREINFO from debug info
+    also reads phys_base, the mem_section pointer, __pgtable_l5_enabled, sme_me_mask and
+    init_uts_ns. Copied from the full dump, kdump-style (like extract) so gdb can read them by VA.
+    """
+    small = ElfCoreSource(real_dump(case))
+    kernel = Kernel(small)
+    full = ElfCoreSource(FULL_DUMPS / case / "vmcore.elf")
+    chunks = [(page, small.read_phys(page, min(4096, end - page))) for start, end in small.ranges()
+              for page in range(start, end, 4096)]
+    for name in ("phys_base", "mem_section", "__pgtable_l5_enabled", "sme_me_mask", "init_uts_ns"):
+        page = kernel.kimg_to_phys(kernel.symbols[name]) & ~0xFFF
+        chunks.append((page, full.read_phys(page, 4096)))
+    write_elf_core(dest, chunks, small.vmcoreinfo(), page_offset=kernel.page_offset_base,
+                   kernel_image=_kernel_image(kernel))
+    small.close()
+    full.close()
+    return dest
+
+
+@pytest.mark.skipif(not VMLINUX.exists() or not FULL_DUMPS.exists(), reason="needs the -dbg vmlinux and full dumps")
+@pytest.mark.parametrize("case", ["6g-2node-kaslr", "1000m"])
+def test_debug_info_mode(case: str, tmp_path: Path) -> None:
+    """vmlinux loaded (relocated by KERNELOFFSET): composed VMCOREINFO = the kernel's, views = truth."""
+    truth = real_truth(case)
+    note = truth["vmcoreinfo"]
+    dump = _dump_with_variables(case, tmp_path / "vmcore.elf")
+    pre = (f"symbol-file -o 0x{note['KERNELOFFSET']} {VMLINUX}", f"core-file {dump}")
+    mine, res = gdb_views(pre, truth)
+    assert compare(mine, truth) == []
+    res = gdb(*marked({"info": "python print(compose_vmcoreinfo(), end='')",
+                       "symbols": "python print(type(current_kernel()._user_symbols).__name__)"}), pre=pre)
+    b = blocks(res.stdout)
+    composed = dict(line.split("=", 1) for line in b["info"].splitlines())
+    assert len(composed) == 23
+    assert composed == {k: note[k] for k in composed}
+    assert b["symbols"] == "GdbSymbols\n"

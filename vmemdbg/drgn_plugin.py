@@ -1,0 +1,124 @@
+"""drgn front end: a Python API for drgn scripts and the ``vmemdbg`` drgn command.
+
+In a drgn script or session::
+
+    from vmemdbg.drgn_plugin import kernel_from_prog, summary, vmemmap, explain
+    doc = vmemmap(prog)                     # the view dict (docs/json.md)
+    k = kernel_from_prog(prog)              # the engine's Kernel, cached in prog.cache
+
+At the drgn prompt (the plugin is registered through the ``drgn.plugins`` entry point, so drgn
+imports this module when it creates a Program)::
+
+    >>> %vmemdbg summary
+    >>> %vmemdbg explain pfn:0x1000 -v
+
+and from scripts, ``drgn.commands.run_command(prog, "vmemdbg vmemmap")``.
+
+drgn only serves physical memory (``prog.read(addr, size, True)``) and the VMCOREINFO it found.
+Symbols come from drgn when it has debug info for the kernel (already KASLR-relocated); without
+debug info the engine decodes the dump's own kallsyms, exactly like the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Iterator, Mapping
+
+import drgn
+from drgn.commands import CommandError, argument, command
+
+from . import views
+from .drgnsource import DrgnSource
+from .errors import VmemdbgError
+from .frontend import ARGUMENTS, DESCRIPTION, command_output
+from .kernel import Kernel
+
+#: Key of the analysed :class:`Kernel` in ``prog.cache``.
+CACHE_KEY = "vmemdbg.kernel"
+
+
+class DrgnSymbols(Mapping[str, int]):
+    """Runtime symbol addresses looked up lazily through ``prog.symbol(name)``."""
+
+    def __init__(self, prog: drgn.Program):
+        self.prog = prog
+
+    def __getitem__(self, name: str) -> int:
+        try:
+            return self.prog.symbol(name).address
+        except LookupError:
+            raise KeyError(name) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return (s.name for s in self.prog.symbols())
+
+    def __len__(self) -> int:
+        return len(self.prog.symbols())
+
+
+def _has_kernel_symbols(prog: drgn.Program) -> bool:
+    """True if drgn resolves kernel symbols (vmlinux debug info loaded)."""
+    try:
+        prog.symbol("init_top_pgt")
+    except LookupError:
+        return False
+    return True
+
+
+def kernel_from_prog(prog: drgn.Program) -> Kernel:
+    """The engine's :class:`Kernel` for ``prog``, built once and cached in ``prog.cache``.
+
+    The cache is never invalidated: on a live kernel (``drgn -k``) drop ``prog.cache[CACHE_KEY]``
+    to re-read a changed memory map.
+    """
+    kernel = prog.cache.get(CACHE_KEY)
+    if kernel is None:
+        source = DrgnSource(prog, "drgn program")
+        if _has_kernel_symbols(prog):
+            kernel = Kernel(source, symbols=DrgnSymbols(prog), symbols_relocated=True)
+        else:
+            kernel = Kernel(source)
+        prog.cache[CACHE_KEY] = kernel
+    return kernel
+
+
+def summary(prog: drgn.Program) -> dict:
+    """The ``summary`` view of ``prog`` (docs/json.md)."""
+    return views.summary(kernel_from_prog(prog))
+
+
+def sections(prog: drgn.Program) -> dict:
+    """The ``sections`` view of ``prog``."""
+    return views.sections(kernel_from_prog(prog))
+
+
+def vmemmap(prog: drgn.Program) -> dict:
+    """The ``vmemmap`` view of ``prog``."""
+    return views.vmemmap(kernel_from_prog(prog))
+
+
+def explain(prog: drgn.Program, addr: str) -> dict:
+    """The ``explain`` view of one address (``pfn:N``, ``phys:A``, a direct-map or struct page VA)."""
+    return views.explain(kernel_from_prog(prog), addr)
+
+
+def _is_kernel(prog: drgn.Program) -> bool:
+    return bool(prog.flags & drgn.ProgramFlags.IS_LINUX_KERNEL)
+
+
+@command(
+    name="vmemdbg",
+    description=DESCRIPTION,
+    long_description="Prints exactly what the vmemdbg CLI prints for the same view.",
+    arguments=tuple(argument(*names, **kwargs) for names, kwargs in ARGUMENTS),
+    enabled=_is_kernel,
+)
+def _cmd_vmemdbg(prog: drgn.Program, name: str, args: argparse.Namespace, **kwargs: Any) -> None:
+    """``%vmemdbg VIEW [ADDR...] [-v] [--json]``: errors become one-line drgn command errors."""
+    try:
+        print(command_output(kernel_from_prog(prog), args))
+    except VmemdbgError as e:
+        raise CommandError(str(e)) from None
+
+
+__all__ = ["CACHE_KEY", "DrgnSymbols", "explain", "kernel_from_prog", "sections", "summary", "vmemmap"]

@@ -1,0 +1,73 @@
+"""The debugger command shared by the drgn plugin and the gdb script.
+
+Both front ends offer one command, ``vmemdbg VIEW [ADDR...] [-v] [--json]``, whose output is
+byte-for-byte what the CLI prints for the same view: the views and renderers are the CLI's own
+table (:data:`vmemdbg.cli._VIEWS`), so a view added to the CLI appears here too. This module
+holds its argument spec and turns parsed arguments plus a :class:`~vmemdbg.kernel.Kernel` into that
+text; the front ends only adapt their debugger to a Kernel and print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+from typing import Any, NoReturn
+
+from . import render, views
+from .cli import _VIEWS as CLI_VIEWS
+from .errors import VmemdbgError
+from .kernel import Kernel
+
+#: The command's first argument: every CLI view, and explain.
+VIEW_NAMES: tuple[str, ...] = (*CLI_VIEWS, "explain")
+
+#: ``add_argument`` calls of the command, as (positional names, keyword arguments).
+ARGUMENTS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("view",), {"choices": VIEW_NAMES, "help": "what to print (as the vmemdbg CLI command of that name)"}),
+    (("addrs",), {"nargs": "*", "metavar": "ADDR",
+                  "help": "for explain: pfn:N, phys:A, direct:VA, page:VA or a bare address"}),
+    (("-v", "--verbose"), {"action": "store_true", "help": "more detail (layout reasons, migratetypes, notes)"}),
+    (("--json",), {"action": "store_true", "help": "print JSON (schema vmemdbg/1, docs/json.md)"}),
+)
+
+DESCRIPTION = "explain the sparse memory model (mem_section, vmemmap page tables) of the debugged kernel"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that raises :class:`VmemdbgError` instead of exiting the debugger."""
+
+    def error(self, message: str) -> NoReturn:
+        raise VmemdbgError(message)
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        raise VmemdbgError(message.strip() if message else f"{self.prog}: exit {status}")
+
+
+def _takes_migratetypes(view: Any) -> bool:
+    """True for views whose ``-v`` form adds per-pageblock migratetypes (as in the CLI)."""
+    return "with_migratetypes" in inspect.signature(view).parameters
+
+
+def build_parser(prog: str = "vmemdbg") -> argparse.ArgumentParser:
+    """The command's parser (``-h`` is left out: the debuggers have their own help)."""
+    p = _Parser(prog=prog, description=DESCRIPTION, add_help=False)
+    for names, kwargs in ARGUMENTS:
+        p.add_argument(*names, **kwargs)
+    return p
+
+
+def command_output(kernel: Kernel, args: argparse.Namespace) -> str:
+    """The text the CLI prints for ``args`` on ``kernel`` (without the final newline)."""
+    if args.view == "explain":
+        if not args.addrs:
+            raise VmemdbgError("explain needs at least one ADDR")
+        docs = [views.explain(kernel, a) for a in args.addrs]
+        if args.json:
+            return json.dumps(docs[0] if len(docs) == 1 else views._doc("explain", results=docs), indent=1)
+        return "\n\n".join(render.render_explain(d, args.verbose) for d in docs)
+    if args.addrs:
+        raise VmemdbgError(f"{args.view} takes no ADDR (got {' '.join(args.addrs)})")
+    view, text, _ = CLI_VIEWS[args.view]
+    doc = view(kernel, with_migratetypes=True) if args.verbose and _takes_migratetypes(view) else view(kernel)
+    return json.dumps(doc, indent=1) if args.json else text(doc, args.verbose)
