@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, real_dump, real_truth, rewrite_dump
+from conftest import ROOT, real_dump, real_truth
 from truthcmp import compare
 
 from vmemdbg.cli import _VIEWS as CLI_VIEWS
@@ -108,43 +108,51 @@ def test_errors_are_one_line() -> None:
                       "vmemdbg: summary takes no ADDR (got 0x1000)"]
 
 
-def test_mem_section_not_allocated_yet(tmp_path: Path) -> None:
-    """A kernel stopped before memory_present(): mem_section is NULL, the views still print."""
-    src = ElfCoreSource(real_dump("1000m"))
-    info = src.vmcoreinfo()
-    src.close()
-    patched = re.sub(rb"SYMBOL\(mem_section\)=[0-9a-f]+", b"SYMBOL(mem_section)=0", info)
-    dump = rewrite_dump(real_dump("1000m"), tmp_path / "early.elf", vmcoreinfo=patched)
-    res = gdb(*marked({"summary": "vmemdbg summary -v", "sections": "vmemdbg sections --json"}),
-              pre=(f"core-file {dump}",))
-    b = blocks(res.stdout)
-    assert "sections          present 0  valid 0  online 0  early 0  highest -1" in b["summary"]
-    assert "note: mem_section not allocated yet" in b["summary"]
-    assert json.loads(b["sections"])["sections"] == []
-    assert "PMD" in subprocess.run([sys.executable, "-m", "vmemdbg", "vmemmap", str(dump)],
-                                   capture_output=True, text=True, check=True).stdout
+def copy_dump(case: str, dest: Path, *, full: Path | None = None, symbols: tuple[str, ...] = (),
+              patch: dict[int, bytes] | None = None, vmcoreinfo: bytes | None = None) -> Path:
+    """A kdump-style copy of a fixture (as extract writes it, so gdb reads it by virtual address).
 
-
-def _dump_with_variables(case: str, dest: Path) -> Path:
-    """The fixture plus the pages of the variables the debug-info mode reads, from the full dump.
-
-    The minimal fixtures hold only what the engine reads; composing VMCOREINFO from debug info
-    also reads phys_base, the mem_section pointer, __pgtable_l5_enabled, sme_me_mask and
-    init_uts_ns. Copied from the full dump, kdump-style (like extract) so gdb can read them by VA.
+    ``symbols``: also copy the pages of these kernel variables from the ``full`` dump. ``patch``:
+    overwrite bytes at physical addresses. ``vmcoreinfo``: replace the note.
     """
     small = ElfCoreSource(real_dump(case))
     kernel = Kernel(small)
-    full = ElfCoreSource(FULL_DUMPS / case / "vmcore.elf")
-    chunks = [(page, small.read_phys(page, min(4096, end - page))) for start, end in small.ranges()
-              for page in range(start, end, 4096)]
-    for name in ("phys_base", "mem_section", "__pgtable_l5_enabled", "sme_me_mask", "init_uts_ns"):
-        page = kernel.kimg_to_phys(kernel.symbols[name]) & ~0xFFF
-        chunks.append((page, full.read_phys(page, 4096)))
-    write_elf_core(dest, chunks, small.vmcoreinfo(), page_offset=kernel.page_offset_base,
-                   kernel_image=_kernel_image(kernel))
+    pages = {page: bytearray(small.read_phys(page, 4096)) for start, end in small.ranges()
+             for page in range(start, end, 4096)}
+    if symbols:
+        big = ElfCoreSource(full)
+        for name in symbols:
+            page = kernel.kimg_to_phys(kernel.symbols[name]) & ~0xFFF
+            pages[page] = bytearray(big.read_phys(page, 4096))
+        big.close()
+    for addr, data in (patch or {}).items():
+        pages[addr & ~0xFFF][addr & 0xFFF : (addr & 0xFFF) + len(data)] = data
+    write_elf_core(dest, [(p, bytes(b)) for p, b in pages.items()], vmcoreinfo or small.vmcoreinfo(),
+                   page_offset=kernel.page_offset_base, kernel_image=_kernel_image(kernel))
     small.close()
-    full.close()
     return dest
+
+
+def test_before_sparse_init(tmp_path: Path) -> None:
+    """A kernel stopped before sparse_init: mem_section NULL, nothing mapped in vmemmap; views still print.
+
+    Made from the 1 GiB 4-level fixture by zeroing SYMBOL(mem_section) and the init_top_pgt entry
+    covering vmemmap (what memory_present() and vmemmap_populate() fill in).
+    """
+    src = ElfCoreSource(real_dump("1g-nokaslr"))
+    kernel = Kernel(src)
+    pgd_entry = kernel.kimg_to_phys(kernel.init_top_pgt) + 8 * (kernel.vmemmap_base >> 39 & 511)
+    note = re.sub(rb"SYMBOL\(mem_section\)=[0-9a-f]+", b"SYMBOL(mem_section)=0", src.vmcoreinfo())
+    src.close()
+    dump = copy_dump("1g-nokaslr", tmp_path / "early.elf", patch={pgd_entry: bytes(8)}, vmcoreinfo=note)
+    res = gdb(*marked({"summary": "vmemdbg summary -v", "sections": "vmemdbg sections --json",
+                       "vmemmap": "vmemdbg vmemmap"}), pre=(f"core-file {dump}",))
+    b = blocks(res.stdout)
+    assert "sections          present 0  valid 0  online 0  early 0  highest -1" in b["summary"], res.stderr
+    assert "memmap            0 B backing (0 PMD + 0 PTE leaves), vmemmap page tables 0 B" in b["summary"]
+    assert "note: mem_section not allocated yet" in b["summary"]
+    assert json.loads(b["sections"])["sections"] == []
+    assert b["vmemmap"].startswith("START  END  LEVEL  PROT  PHYS  NID  PFNS  SIZE\naudit: no findings\n")
 
 
 @pytest.mark.skipif(not VMLINUX.exists() or not FULL_DUMPS.exists(), reason="needs the -dbg vmlinux and full dumps")
@@ -153,7 +161,9 @@ def test_debug_info_mode(case: str, tmp_path: Path) -> None:
     """vmlinux loaded (relocated by KERNELOFFSET): composed VMCOREINFO = the kernel's, views = truth."""
     truth = real_truth(case)
     note = truth["vmcoreinfo"]
-    dump = _dump_with_variables(case, tmp_path / "vmcore.elf")
+    # the fixtures hold what the engine reads; composing VMCOREINFO also reads these variables
+    dump = copy_dump(case, tmp_path / "vmcore.elf", full=FULL_DUMPS / case / "vmcore.elf",
+                     symbols=("phys_base", "mem_section", "__pgtable_l5_enabled", "sme_me_mask", "init_uts_ns"))
     pre = (f"symbol-file -o 0x{note['KERNELOFFSET']} {VMLINUX}", f"core-file {dump}")
     mine, res = gdb_views(pre, truth)
     assert compare(mine, truth) == []
@@ -161,6 +171,6 @@ def test_debug_info_mode(case: str, tmp_path: Path) -> None:
                        "symbols": "python print(type(current_kernel()._user_symbols).__name__)"}), pre=pre)
     b = blocks(res.stdout)
     composed = dict(line.split("=", 1) for line in b["info"].splitlines())
-    assert len(composed) == 23
+    assert len(composed) == 22
     assert composed == {k: note[k] for k in composed}
     assert b["symbols"] == "GdbSymbols\n"

@@ -48,6 +48,7 @@ _PHDR = np.dtype(
     ]
 )
 _GATHER8 = np.arange(8, dtype=np.int64)
+_GATHER_BLOCK = 1 << 20
 
 
 class ElfCoreSource(MemorySource):
@@ -99,6 +100,7 @@ class ElfCoreSource(MemorySource):
         self._set_segments(loads)
         self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if self.file_size else None
         self._bytes = np.frombuffer(self._map, dtype=np.uint8) if self._map is not None else np.zeros(0, np.uint8)
+        self._words = self._bytes[: self.file_size // 8 * 8].view("<u8")
         self.description = f"{path} (ELF {'kdump' if self.kdump_style else 'physical'} core)"
 
     def _read_vmcoreinfo(self, elf: ELFFile, phdrs: np.ndarray) -> bytes | None:
@@ -116,8 +118,9 @@ class ElfCoreSource(MemorySource):
 
     def _set_segments(self, loads: np.ndarray) -> None:
         """Index PT_LOADs by physical address, dropping ones contained in another."""
-        order = np.lexsort((-loads["p_memsz"].astype(np.int64), loads["p_paddr"]))
-        loads = loads[order]
+        paddr = loads["p_paddr"]
+        if not np.all(paddr[1:] > paddr[:-1]):  # writers usually emit sorted segments: skip the sort
+            loads = loads[np.lexsort((-loads["p_memsz"].astype(np.int64), paddr))]
         starts = loads["p_paddr"].astype(np.uint64)
         ends = starts + loads["p_memsz"].astype(np.uint64)
         # A segment nested inside an earlier one (e.g. the kernel-text PT_LOAD of /proc/vmcore)
@@ -186,8 +189,17 @@ class ElfCoreSource(MemorySource):
         return bytes(out)
 
     def gather_u64(self, addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Vectorised u64 reads: one searchsorted and one fancy-index gather for all addresses."""
-        addrs = np.asarray(addrs, dtype=np.uint64)
+        """Vectorised u64 reads: one searchsorted and one fancy-index gather per block of addresses."""
+        addrs = np.asarray(addrs, dtype=np.uint64).reshape(-1)
+        if addrs.size <= _GATHER_BLOCK:
+            return self._gather_block(addrs)
+        vals = np.empty(addrs.shape, dtype=np.uint64)
+        ok = np.empty(addrs.shape, dtype=bool)
+        for i in range(0, addrs.size, _GATHER_BLOCK):
+            vals[i : i + _GATHER_BLOCK], ok[i : i + _GATHER_BLOCK] = self._gather_block(addrs[i : i + _GATHER_BLOCK])
+        return vals, ok
+
+    def _gather_block(self, addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         vals = np.zeros(addrs.shape, dtype=np.uint64)
         if addrs.size == 0:
             return vals, np.zeros(0, dtype=bool)
@@ -203,13 +215,17 @@ class ElfCoreSource(MemorySource):
         ok &= ~truncated
         sel = np.nonzero(infile)[0]
         if sel.size:
-            raw = self._bytes[offs[sel, None] + _GATHER8]
-            vals[sel] = raw.view("<u8").reshape(-1)
+            o = offs[sel]
+            if not np.any(o & 7):  # aligned in the file: one u64 gather
+                vals[sel] = self._words[o >> 3]
+            else:
+                vals[sel] = self._bytes[o[:, None] + _GATHER8].view("<u8").reshape(-1)
         return vals, ok
 
     def close(self) -> None:
         """Close the mapping and the file."""
         self._bytes = np.zeros(0, np.uint8)
+        self._words = np.zeros(0, np.uint64)
         if self._map is not None:
             try:
                 self._map.close()
@@ -223,6 +239,38 @@ def _note(name: bytes, ntype: int, desc: bytes) -> bytes:
     name0 = name + b"\0"
     pad = lambda b: b + bytes(-len(b) % 4)  # noqa: E731
     return struct.pack("<III", len(name0), len(desc), ntype) + pad(name0) + pad(desc)
+
+
+def _coalesce(chunks: Iterable[tuple[int, bytes]]) -> tuple[np.ndarray, np.ndarray, list[list[bytes]]]:
+    """Sort chunks and group touching ones into runs: (run starts, run lengths, data parts).
+
+    Parts are kept as the caller's bytes objects (no copy); only a run with overlapping chunks is
+    flattened into one bytearray so later chunks can overwrite earlier ones.
+    """
+    items = sorted((c for c in chunks if c[1]), key=lambda c: c[0])
+    starts: list[int] = []
+    lengths: list[int] = []
+    parts: list[list[bytes]] = []
+    end = -1
+    for addr, data in items:
+        if starts and addr <= end:
+            if addr < end:  # overlap: later chunk wins
+                buf = bytearray(b"".join(parts[-1]))
+                off = addr - starts[-1]
+                buf[off : off + len(data)] = data
+                parts[-1] = [bytes(buf)]
+                end = max(end, addr + len(data))
+                lengths[-1] = len(buf)
+            else:
+                parts[-1].append(data)
+                end += len(data)
+                lengths[-1] += len(data)
+        else:
+            starts.append(addr)
+            lengths.append(len(data))
+            parts.append([data])
+            end = addr + len(data)
+    return np.array(starts, dtype=np.uint64), np.array(lengths, dtype=np.uint64), parts
 
 
 def write_elf_core(
@@ -243,27 +291,21 @@ def write_elf_core(
     ``__START_KERNEL_map`` addresses, sharing the file data, so that tools reading kernel symbols
     by virtual address (gdb, makedumpfile, crash) work too.
     More than 65534 segments use the PN_XNUM extension (count in section header 0's sh_info).
-    Memory outside every chunk is absent from the dump and reads fault.
+    Memory outside every chunk is absent from the dump and reads fault. The program-header table
+    is built with numpy and the data streamed, so a million runs cost little beyond the data.
     """
-    runs: list[tuple[int, bytearray]] = []
-    for addr, data in sorted(chunks, key=lambda c: c[0]):
-        if not data:
-            continue
-        if runs and addr <= runs[-1][0] + len(runs[-1][1]):
-            start, buf = runs[-1]
-            off = addr - start
-            buf[off : off + len(data)] = data
-        else:
-            runs.append((addr, bytearray(data)))
+    starts, lengths, parts = _coalesce(chunks)
     note = _note(b"VMCOREINFO", 0, bytes(vmcoreinfo))
-    aliases: list[tuple[int, int, int]] = []  # (index of run, offset in run, length)
     if kernel_image is not None:
-        k0, k1, _ = kernel_image
-        for i, (addr, buf) in enumerate(runs):
-            lo, hi = max(addr, k0), min(addr + len(buf), k1)
-            if lo < hi:
-                aliases.append((i, lo - addr, hi - lo))
-    nphdr = len(runs) + len(aliases) + 1
+        k0, k1, kva = kernel_image
+        lo = np.maximum(starts, np.uint64(k0))
+        hi = np.minimum(starts + lengths, np.uint64(k1))
+        alias_idx = np.nonzero(lo < hi)[0]
+        alias_lo, alias_len = lo[alias_idx], hi[alias_idx] - lo[alias_idx]
+    else:
+        alias_idx = np.zeros(0, np.int64)
+    nruns, naliases = len(starts), len(alias_idx)
+    nphdr = nruns + naliases + 1
     xnum = nphdr >= PN_XNUM
     ehsize, phentsize, shentsize = 64, 56, 64
     phoff = ehsize
@@ -287,24 +329,32 @@ def write_elf_core(
         1 if xnum else 0,
         0,
     )
-    phdrs = [struct.pack("<IIQQQQQQ", PT_NOTE, 0, note_off, 0, 0, len(note), len(note), 4)]
-    off = data_off
-    run_off = []
-    for addr, buf in runs:
-        vaddr = page_offset + addr if page_offset is not None else addr
-        phdrs.append(struct.pack("<IIQQQQQQ", PT_LOAD, 7, off, vaddr & (2**64 - 1), addr, len(buf), len(buf), 0))
-        run_off.append(off)
-        off += len(buf)
-    for i, delta, length in aliases:
-        paddr = runs[i][0] + delta
-        vaddr = kernel_image[2] + paddr - kernel_image[0]  # type: ignore[index]
-        phdrs.append(struct.pack("<IIQQQQQQ", PT_LOAD, 7, run_off[i] + delta, vaddr, paddr, length, length, 0))
+    ph = np.zeros(nphdr, dtype=_PHDR)
+    ph[0] = (PT_NOTE, 0, note_off, 0, 0, len(note), len(note), 4)
+    run_off = np.uint64(data_off) + np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.uint64) if nruns else starts
+    loads = ph[1 : 1 + nruns]
+    loads["p_type"] = PT_LOAD
+    loads["p_flags"] = 7
+    loads["p_offset"] = run_off
+    loads["p_vaddr"] = starts + np.uint64(page_offset) if page_offset is not None else starts
+    loads["p_paddr"] = starts
+    loads["p_filesz"] = lengths
+    loads["p_memsz"] = lengths
+    if naliases:
+        al = ph[1 + nruns :]
+        al["p_type"] = PT_LOAD
+        al["p_flags"] = 7
+        al["p_offset"] = run_off[alias_idx] + (alias_lo - starts[alias_idx])
+        al["p_vaddr"] = alias_lo - np.uint64(kernel_image[0]) + np.uint64(kernel_image[2])  # type: ignore[index]
+        al["p_paddr"] = alias_lo
+        al["p_filesz"] = alias_len
+        al["p_memsz"] = alias_len
     with open(path, "wb") as f:
         f.write(header)
-        f.write(b"".join(phdrs))
+        f.write(ph.tobytes())
         if xnum:
             f.write(struct.pack("<IIQQQQIIQQ", 0, 0, 0, 0, 0, 0, 0, nphdr, 0, 0))
         f.write(note)
         f.write(bytes(data_off - f.tell()))
-        for _, buf in runs:
-            f.write(buf)
+        for run in parts:
+            f.writelines(run)

@@ -20,12 +20,12 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import LayoutError
+from .errors import LayoutError, MemoryFault
 from .vmcoreinfo import VmcoreInfo
 
 #: Sanity bounds: a real vmlinux has ~100k–300k symbols and a few MiB of names.
 MAX_SYMS = 4_000_000
-_NAMES_CHUNK = 1 << 20
+_NAMES_CHUNK = 1 << 16
 
 
 def decode_kallsyms(info: VmcoreInfo, read: Callable[[int, int], bytes]) -> dict[str, tuple[int, str]]:
@@ -67,6 +67,21 @@ def decode_kallsyms(info: VmcoreInfo, read: Callable[[int, int], bytes]) -> dict
     return out
 
 
+def _read_some(read: Callable[[int, int], bytes], addr: int, want: int, need: int) -> bytes:
+    """Read ``want`` bytes at ``addr``, or fewer (down to ``need``) if the tail is not in the dump.
+
+    The names stream has no length field, so reads are chunked; near the end of a filtered or
+    minimal dump the last chunk may run past the memory that was kept.
+    """
+    while True:
+        try:
+            return read(addr, want)
+        except MemoryFault:
+            if want <= need:
+                raise
+            want = max(need, want // 2)
+
+
 def _read_names(read: Callable[[int, int], bytes], start: int, num: int, tokens: list[bytes]) -> tuple[list[str], list[str]]:
     """Expand ``num`` compressed names at ``start`` (read in 1 MiB chunks); return names and type letters."""
     buf = b""
@@ -76,7 +91,7 @@ def _read_names(read: Callable[[int, int], bytes], start: int, num: int, tokens:
     types: list[str] = []
     for _ in range(num):
         if pos + 2 > len(buf):
-            buf = buf[pos:] + read(base + len(buf), _NAMES_CHUNK)
+            buf = buf[pos:] + _read_some(read, base + len(buf), _NAMES_CHUNK, 2 - (len(buf) - pos))
             base += pos
             pos = 0
         n = buf[pos]
@@ -85,7 +100,7 @@ def _read_names(read: Callable[[int, int], bytes], start: int, num: int, tokens:
             n = (n & 0x7F) | (buf[pos] << 7)
             pos += 1
         if pos + n > len(buf):
-            buf = buf[pos:] + read(base + len(buf), max(_NAMES_CHUNK, n))
+            buf = buf[pos:] + _read_some(read, base + len(buf), max(_NAMES_CHUNK, n), n - (len(buf) - pos))
             base += pos
             pos = 0
         s = b"".join([tokens[t] for t in buf[pos : pos + n]])

@@ -34,6 +34,8 @@ SECTION_MARKED_PRESENT = 0x1
 SECTION_HAS_MEM_MAP = 0x2
 SECTION_IS_ONLINE = 0x4
 SECTION_IS_EARLY = 0x8
+#: Runs of at least this many consecutive usage objects are read as one block.
+_BULK_MIN = 4
 
 
 @dataclass
@@ -148,7 +150,13 @@ def _usage_strides(nr: np.ndarray, word: np.ndarray, usage: np.ndarray) -> list[
 
 
 def _read_usage(kernel: "Kernel", table: SectionTable) -> None:
-    """Gather subsection_map and the 4 pageblock_flags words of every section with a usage."""
+    """Read subsection_map and the 4 pageblock_flags words of every section with a usage.
+
+    Boot-time usage objects are consecutive elements of one array per sparse_init_nid group
+    (mm/sparse.c: sparse_early_usemaps_alloc_pgdat_section, advanced by mem_section_usage_size()),
+    so runs of pointers ``stride`` apart are read as one block each; isolated ones (hot-added
+    sections kzalloc their own, section_activate) are gathered word by word in one vectorised call.
+    """
     has = np.nonzero(table.usage != 0)[0]
     if not len(has):
         return
@@ -158,19 +166,42 @@ def _read_usage(kernel: "Kernel", table: SectionTable) -> None:
     for i in has[~in_dm].tolist():
         table.unreadable.append(f"section {int(table.nr[i])}: usage pointer {int(table.usage[i]):#x} is not a direct-map address")
     has = has[in_dm]
-    phys = table.usage[has] - np.uint64(po)
     lay = table.usage_layout
-    offs = np.array([lay.subsection_map, lay.pageblock_flags, lay.pageblock_flags + 8,
-                     lay.pageblock_flags + 16, lay.pageblock_flags + 24], dtype=np.uint64)
-    addrs = (phys[:, None] + offs[None, :]).reshape(-1)
-    vals, ok = kernel.source.gather_u64(addrs)
-    vals = vals.reshape(-1, 5)
-    ok = ok.reshape(-1, 5).all(axis=1)
-    table.subsection_map[has] = vals[:, 0]
-    table.pageblock[has] = vals[:, 1:]
-    table.usage_ok[has] = ok
-    for i in has[~ok].tolist():
-        table.unreadable.append(f"section {int(table.nr[i])}: usage at {int(table.usage[i]):#x} is not in the dump")
+    stride = lay.stride
+    cols = np.array([lay.subsection_map, lay.pageblock_flags, lay.pageblock_flags + 8,
+                     lay.pageblock_flags + 16, lay.pageblock_flags + 24], dtype=np.int64) // 8
+    order = has[np.argsort(table.usage[has], kind="stable")]
+    phys = (table.usage[order] - np.uint64(po)).astype(np.int64)
+    brk = np.ones(len(order), dtype=bool)
+    brk[1:] = phys[1:] != phys[:-1] + stride
+    starts = np.flatnonzero(brk)
+    ends = np.append(starts[1:], len(order))
+    scattered: list[np.ndarray] = []
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        if b - a < _BULK_MIN:
+            scattered.append(np.arange(a, b))
+            continue
+        try:
+            raw = np.frombuffer(kernel.read_phys(int(phys[a]), (b - a) * stride), dtype="<u8").reshape(b - a, stride // 8)
+        except MemoryFault:
+            scattered.append(np.arange(a, b))
+            continue
+        idx = order[a:b]
+        table.subsection_map[idx] = raw[:, cols[0]]
+        table.pageblock[idx] = raw[:, cols[1:]]
+        table.usage_ok[idx] = True
+    if scattered:
+        k = np.concatenate(scattered)
+        idx = order[k]
+        addrs = (phys[k].astype(np.uint64)[:, None] + (cols * 8).astype(np.uint64)[None, :]).reshape(-1)
+        vals, ok = kernel.source.gather_u64(addrs)
+        vals = vals.reshape(-1, 5)
+        ok = ok.reshape(-1, 5).all(axis=1)
+        table.subsection_map[idx] = vals[:, 0]
+        table.pageblock[idx] = vals[:, 1:]
+        table.usage_ok[idx] = ok
+        for i in idx[~ok].tolist():
+            table.unreadable.append(f"section {int(table.nr[i])}: usage at {int(table.usage[i]):#x} is not in the dump")
 
 
 def decode_mem_map(kernel: "Kernel", table: SectionTable) -> np.ndarray:

@@ -64,7 +64,10 @@ class VmemmapMapping:
 
     def pfn_nids(self, pfns: np.ndarray) -> np.ndarray:
         """``page_to_nid(pfn_to_page(pfn))`` per pfn; -1 where the struct page is unreadable."""
-        pfns = np.asarray(pfns, dtype=np.uint64)
+        pfns = np.asarray(pfns, dtype=np.uint64).reshape(-1)
+        if pfns.size < 2 or np.all(pfns[1:] > pfns[:-1]):  # already unique (e.g. section start pfns)
+            flags, ok = self.page_flags(pfns)
+            return np.where(ok, self.kernel.nid_from_flags(flags), -1)
         uniq, inv = np.unique(pfns, return_inverse=True)
         flags, ok = self.page_flags(uniq)
         nids = np.where(ok, self.kernel.nid_from_flags(flags), -1)
