@@ -20,7 +20,7 @@ drgn = pytest.importorskip("drgn")
 from drgn.commands import CommandError, DEFAULT_COMMAND_NAMESPACE, run_command  # noqa: E402
 
 from vmemdbg import drgn_plugin  # noqa: E402
-from vmemdbg.cli import _VIEWS as CLI_VIEWS  # noqa: E402
+from vmemdbg.frontend import VIEWS as CLI_VIEWS  # noqa: E402
 from vmemdbg.drgn_plugin import DrgnSymbols, kernel_from_prog  # noqa: E402
 
 VMLINUX = Path("/usr/lib/debug/boot/vmlinux-6.1.0-56-cloud-amd64")

@@ -20,7 +20,7 @@ import pytest
 from conftest import ROOT, real_dump, real_truth
 from truthcmp import compare
 
-from vmemdbg.cli import _VIEWS as CLI_VIEWS
+from vmemdbg.frontend import VIEWS as CLI_VIEWS
 from vmemdbg.elfcore import ElfCoreSource, write_elf_core
 from vmemdbg.extract import _kernel_image
 from vmemdbg.kernel import Kernel
@@ -93,7 +93,8 @@ def test_text_equals_the_cli() -> None:
         cli = subprocess.run([sys.executable, "-m", "vmemdbg", view, str(dump), *extra],
                              capture_output=True, text=True, check=True).stdout
         assert b[f"v{i}"] == cli, view
-    assert "0xfffff1d845000000  0xfffff1d848000000  PMD    RW    0x1fce00000  1" in b["v2"]
+    vm = [v for v, _ in forms].index("vmemmap")
+    assert "0xfffff1d845000000  0xfffff1d848000000  PMD    RW    0x1fce00000  1" in b[f"v{vm}"]
 
 
 def test_errors_are_one_line() -> None:

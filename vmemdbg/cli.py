@@ -14,18 +14,9 @@ from typing import Callable
 from . import __version__, render, views
 from .dump import open_dump
 from .errors import VmemdbgError
+from .frontend import VIEWS, command_output
 from .kernel import Kernel
 from .symbols import load_symbol_file
-
-_VIEWS: dict[str, tuple[Callable, Callable, str]] = {
-    "summary": (views.summary, render.render_summary, "kernel, bases, section constants and counts"),
-    "sections": (views.sections, render.render_sections, "every present mem_section, decoded (like crash kmem -n)"),
-    "vmemmap": (views.vmemmap, render.render_vmemmap, "vmemmap page-table census, audit and overhead per node"),
-    "memblock": (views.memblock, render.render_memblock, "memblock memory/reserved regions and whether they can be trusted"),
-    "e820": (views.e820, render.render_e820, "the kernel's e820 tables (modified, firmware, kexec)"),
-    "audit": (views.audit, render.render_audit, "everything at once: summary, sections, vmemmap census, memblock, e820"),
-}
-
 
 def _add_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("dump", metavar="DUMP", help="ELF vmcore, kdump-compressed vmcore, or /proc/kcore")
@@ -41,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vmemdbg", description="Explain the x86-64 Linux sparse memory model of a vmcore.")
     p.add_argument("--version", action="version", version=f"vmemdbg {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (_, _, help_) in _VIEWS.items():
+    for name, (_, _, help_) in VIEWS.items():
         _add_source_args(sub.add_parser(name, help=help_, description=help_))
     e = sub.add_parser("explain", help="section, pageblock, struct page and page-table path of addresses",
                        description="ADDR is pfn:N, a physical address, a direct-map address or a struct page address")
@@ -96,17 +87,9 @@ def run(args: argparse.Namespace) -> int:
     src = open_dump(args.dump)
     try:
         kernel = Kernel(src, **kw)
-        if args.command == "explain":
-            docs = [views.explain(kernel, a) for a in args.addrs]
-            if args.json:
-                _emit(docs[0] if len(docs) == 1 else views._doc("explain", results=docs), args, render.render_explain)
-            else:
-                print("\n\n".join(render.render_explain(d, args.verbose) for d in docs))
-            return 0
-        view, text, _ = _VIEWS[args.command]
-        doc = (view(kernel, with_migratetypes=args.verbose) if args.command in ("sections", "audit")
-               else view(kernel))
-        _emit(doc, args, text)
+        ns = argparse.Namespace(view=args.command, addrs=getattr(args, "addrs", []), verbose=args.verbose,
+                                json=args.json)
+        print(command_output(kernel, ns))
     finally:
         src.close()
     return 0

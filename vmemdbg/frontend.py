@@ -1,10 +1,9 @@
 """The debugger command shared by the drgn plugin and the gdb script.
 
-Both front ends offer one command, ``vmemdbg VIEW [ADDR...] [-v] [--json]``, whose output is
-byte-for-byte what the CLI prints for the same view: the views and renderers are the CLI's own
-table (:data:`vmemdbg.cli._VIEWS`), so a view added to the CLI appears here too. This module
-holds its argument spec and turns parsed arguments plus a :class:`~vmemdbg.kernel.Kernel` into that
-text; the front ends only adapt their debugger to a Kernel and print.
+The CLI and both debugger front ends offer the same views, ``VIEW [ADDR...] [-v] [--json]``, and
+print them through :func:`command_output`, so their output is byte-for-byte identical. This module
+holds the view table, the argument spec and the dispatch; the front ends only adapt their source
+(a dump file, a drgn Program, a gdb inferior) to a :class:`~vmemdbg.kernel.Kernel` and print.
 """
 
 from __future__ import annotations
@@ -12,15 +11,24 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-from typing import Any, NoReturn
+from typing import Any, Callable, NoReturn
 
 from . import render, views
-from .cli import _VIEWS as CLI_VIEWS
 from .errors import VmemdbgError
 from .kernel import Kernel
 
-#: The command's first argument: every CLI view, and explain.
-VIEW_NAMES: tuple[str, ...] = (*CLI_VIEWS, "explain")
+#: view name -> (engine view, text renderer, one-line help)
+VIEWS: dict[str, tuple[Callable[..., dict], Callable[[dict, bool], str], str]] = {
+    "summary": (views.summary, render.render_summary, "kernel, bases, section constants and counts"),
+    "sections": (views.sections, render.render_sections, "every present mem_section, decoded (like crash kmem -n)"),
+    "vmemmap": (views.vmemmap, render.render_vmemmap, "vmemmap page-table census, audit and overhead per node"),
+    "memblock": (views.memblock, render.render_memblock, "memblock memory/reserved regions and whether they can be trusted"),
+    "e820": (views.e820, render.render_e820, "the kernel's e820 tables (modified, firmware, kexec)"),
+    "audit": (views.audit, render.render_audit, "everything at once: summary, sections, vmemmap census, memblock, e820"),
+}
+
+#: The command's first argument: every view, and explain.
+VIEW_NAMES: tuple[str, ...] = (*VIEWS, "explain")
 
 #: ``add_argument`` calls of the command, as (positional names, keyword arguments).
 ARGUMENTS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
@@ -68,6 +76,6 @@ def command_output(kernel: Kernel, args: argparse.Namespace) -> str:
         return "\n\n".join(render.render_explain(d, args.verbose) for d in docs)
     if args.addrs:
         raise VmemdbgError(f"{args.view} takes no ADDR (got {' '.join(args.addrs)})")
-    view, text, _ = CLI_VIEWS[args.view]
+    view, text, _ = VIEWS[args.view]
     doc = view(kernel, with_migratetypes=True) if args.verbose and _takes_migratetypes(view) else view(kernel)
     return json.dumps(doc, indent=1) if args.json else text(doc, args.verbose)

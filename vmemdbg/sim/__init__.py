@@ -100,8 +100,9 @@ class SimResult:
             end = start + p.pages_per_section * p.struct_page_size
             va = start & ~((1 << 21) - 1)
             while va < end:
-                if va in vm.pmd:
-                    memmap.append((va, vm.pmd[va], "pmd"))
+                leaf = vm.pmd_at(va)
+                if leaf is not None:
+                    memmap.append((va, leaf, "pmd"))
                     va += 1 << 21
                     continue
                 for a in range(max(va, start & ~0xFFF), min(va + (1 << 21), end), 4096):
@@ -119,8 +120,13 @@ class SimResult:
     # -- vmemmap -------------------------------------------------------------------------------------
     @property
     def vmemmap_pmd_leaves(self) -> dict[int, int]:
-        """vmemmap VA → backing phys of every PMD leaf."""
-        return self.state.vmemmap.state.pmd
+        """vmemmap VA → backing phys of every PMD leaf (a new dict, built on each access)."""
+        return self.state.vmemmap.state.pmd_leaves()
+
+    @property
+    def nr_vmemmap_pmd_leaves(self) -> int:
+        """Number of PMD leaves, without building the dict."""
+        return len(self.state.vmemmap.state.pmd_va)
 
     @property
     def vmemmap_pte_leaves(self) -> dict[int, int]:
@@ -182,7 +188,7 @@ def simulate(machine: Machine | str | os.PathLike[str], out: str | os.PathLike[s
 def _run(args: argparse.Namespace) -> int:
     """``vmemdbg simulate`` handler."""
     r = simulate(args.machine, args.output, trace=args.trace, debuginfo=args.debuginfo)
-    pmd, pte = len(r.vmemmap_pmd_leaves), len(r.vmemmap_pte_leaves)
+    pmd, pte = r.nr_vmemmap_pmd_leaves, len(r.vmemmap_pte_leaves)
     print(f"wrote {args.output}: {r.machine.name}, {len(r.present_sections)} present sections, "
           f"{pmd} PMD + {pte} PTE vmemmap leaves, {len(r.allocations)} memblock allocations, "
           f"debuginfo {r.debuginfo_path} (build-id {r.debuginfo.build_id[:12]})")

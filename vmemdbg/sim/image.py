@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -39,17 +39,47 @@ class Image:
     kallsyms: KallsymsBlob
     kallsyms_va: int           # runtime VA of the kallsyms blob
     e820_phys: int             # where the kmemdup'd e820 tables live
-    page_pfns: np.ndarray      # pfns whose struct page was written (ascending)
-    page_flags: np.ndarray     # their page->flags
-    page_phys: np.ndarray      # physical address of each struct page (0: written via chunks)
-    page_bytes: np.ndarray     # (n, sizeof(struct page)) uint8 contents
+    page_phys: np.ndarray      # uint64 physical address of each struct page in a PMD leaf, ascending
+    page_pfns: np.ndarray      # int64 pfn each of those struct pages describes, same order
+    page_rows: Callable[[np.ndarray], np.ndarray]  # pfns → (n, sizeof(struct page)) uint8 contents
+
+    def page_blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(phys, contents) of the struct pages in address order, in blocks of _BLOCK pages, so
+        their bytes (64 MiB for a 64 TiB machine) never exist all at once."""
+        for lo in range(0, len(self.page_phys), _BLOCK):
+            yield self.page_phys[lo:lo + _BLOCK], self.page_rows(self.page_pfns[lo:lo + _BLOCK])
 
     def iter_chunks(self) -> Iterator[tuple[int, bytes]]:
-        """Every (phys, bytes) chunk; struct pages are materialised lazily to bound memory."""
+        """Every (phys, bytes) chunk: the explicit ones, then the struct pages in address order."""
         yield from self.chunks
-        for ph, row in zip(self.page_phys.tolist(), self.page_bytes):
-            if ph:
-                yield ph, row.tobytes()
+        for phys, rows in self.page_blocks():
+            yield from zip(phys.tolist(), map(bytes, rows))
+
+
+#: bit i of a 16-bit index → bit 4i (one pageblock's NR_PAGEBLOCK_BITS=4 flag group)
+_SPREAD4 = np.bitwise_or.reduce([(np.arange(1 << 16, dtype=np.uint64) >> np.uint64(b) & np.uint64(1))
+                                  << np.uint64(4 * b) for b in range(16)])
+
+
+def _set_units(masks: np.ndarray, a: int, b: int) -> None:
+    """Set bits [a, b) of the bitmap made of consecutive 64-bit words ``masks`` (bits past the
+    last word are dropped)."""
+    b = min(b, len(masks) * 64)
+    if a >= b:
+        return
+    w0, w1 = a >> 6, (b - 1) >> 6
+    lo = ~((1 << (a & 63)) - 1) & 0xFFFFFFFFFFFFFFFF
+    hi = (1 << (((b - 1) & 63) + 1)) - 1
+    if w0 == w1:
+        masks[w0] |= np.uint64(lo & hi)
+        return
+    masks[w0] |= np.uint64(lo)
+    masks[w0 + 1:w1] = np.uint64(0xFFFFFFFFFFFFFFFF)
+    masks[w1] |= np.uint64(hi)
+
+
+#: pfns per block in struct_pages (bounds the temporaries to a few MiB)
+_BLOCK = 1 << 16
 
 
 class ImageBuilder:
@@ -228,7 +258,7 @@ class ImageBuilder:
         for g in sp.groups:
             if g.usage is None:
                 continue
-            valid = [s for s in g.sections if sp.usage[s]]
+            valid = g.sections[sp.usage[g.sections] != 0]
             arr = np.zeros((len(valid), cols), np.uint64)
             arr[:, off] = sub[valid]
             arr[:, off + 1:off + 5] = pbf[valid]
@@ -236,53 +266,85 @@ class ImageBuilder:
 
     def _usage_bits(self) -> tuple[np.ndarray, np.ndarray]:
         """subsection_map (subsection_map_init) and pageblock flags (memmap_init: MOVABLE at each
-        pageblock-aligned pfn inside a memory range) for every section."""
-        n = self.st.sparse.nr_sections
-        subs = np.zeros(n * 64, bool)
-        pbs = np.zeros((n * 64, 4), bool)
-        for s, e, _ in self.st.memblock.mem_pfn_ranges():
-            subs[s >> 9:((e - 1) >> 9) + 1] = True
-            pbs[(s + 511) >> 9:(e + 511) >> 9, 0] = True  # MIGRATE_MOVABLE = 1 in the low bit
-        sub = np.packbits(subs.reshape(n, 64), axis=1, bitorder="little").view("<u8").reshape(n)
-        pbf = np.packbits(pbs.reshape(n, 256), axis=1, bitorder="little").view("<u8").reshape(n, 4)
-        return sub.astype(np.uint64), pbf.astype(np.uint64)
+        pageblock-aligned pfn inside a memory range) for every section.
 
-    def struct_pages(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        Subsections and pageblocks are both 512 pfns (SUBSECTION_SHIFT 21, pageblock_order 9), 64
+        per section: each memory range sets a run of per-section 64-bit unit masks; a pageblock's
+        4 flag bits then get MIGRATE_MOVABLE (1) in their low bit.
+        """
+        n = self.st.sparse.nr_sections
+        sub = np.zeros(n, np.uint64)
+        pb = np.zeros(n, np.uint64)
+        for s, e, _ in self.st.memblock.mem_pfn_ranges():
+            _set_units(sub, s >> 9, ((e - 1) >> 9) + 1)
+            _set_units(pb, (s + 511) >> 9, (e + 511) >> 9)
+        pbf = np.empty((n, 4), np.uint64)
+        for w in range(4):
+            pbf[:, w] = _SPREAD4[((pb >> np.uint64(16 * w)) & np.uint64(0xFFFF)).astype(np.intp)]
+        return sub, pbf
+
+    def struct_pages(self) -> tuple[np.ndarray, np.ndarray]:
         """struct page of each present section's first pfn, of each vmemmap backing frame and of
         each vmemmap page-table page (their node is what overhead-per-node reports read).
 
-        Returns (pfns, flags, phys, contents); pages not inside one PMD leaf (PTE-mapped or
-        straddling) are written to the chunks here and get phys 0.
-
-        page->flags holds the node in the top NODES_SHIFT bits and the zone below it
-        (SECTIONS_WIDTH is 0 with VMEMMAP); memblock-reserved and hole pages are PG_reserved
-        with _refcount 1 (__init_single_page + reserve_bootmem_region), others are free.
+        Returns (phys, pfns) of the pages inside a PMD leaf, sorted by physical address (their
+        contents come from :meth:`_page_rows` when written); pages PTE-mapped or straddling a
+        leaf boundary are written to the chunks here.  Work is done in blocks of pfns so a
+        64 TiB machine (1M pages) needs no full-size temporaries.
         """
         st, p = self.st, self.p
-        sps = p.struct_page_size
         sp = st.sparse
         vm = st.vmemmap.state
         valid_secs = np.flatnonzero(sp.words & np.uint64(SECTION_HAS_MEM_MAP))
         pfns = np.unique(np.concatenate([
             valid_secs.astype(np.int64) << p.nr_section_bits,
-            np.fromiter(vm.pmd.values(), np.int64, len(vm.pmd)) >> 12,
+            np.frombuffer(vm.pmd_phys, np.uint64).astype(np.int64) >> 12,
             np.fromiter(vm.pte.values(), np.int64, len(vm.pte)) >> 12,
             np.array([ph for ph, _, _ in vm.tables], np.int64) >> 12]))
         secs = pfns >> p.nr_section_bits
         pfns = pfns[(secs < sp.nr_sections) & ((sp.words[np.minimum(secs, sp.nr_sections - 1)]
                                                  & np.uint64(SECTION_HAS_MEM_MAP)) != 0)]
-        secs = pfns >> p.nr_section_bits
+        del secs
+        phys = np.zeros(len(pfns), np.uint64)  # 0: not inside one PMD leaf
+        for lo in range(0, len(pfns), _BLOCK):
+            phys[lo:lo + _BLOCK] = self._page_phys(pfns[lo:lo + _BLOCK])
+        vbase, sps = self.lay.vmemmap_base, p.struct_page_size
+        for pfn in pfns[phys == 0].tolist():
+            self._write_vmemmap(vbase + pfn * sps, self._page_rows(np.array([pfn], np.int64))[0].tobytes())
+        keep = np.flatnonzero(phys)
+        order = keep[np.argsort(phys[keep], kind="stable")]
+        return phys[order], pfns[order]
+
+    def _page_phys(self, pfns: np.ndarray) -> np.ndarray:
+        """Physical address of the struct page of each pfn if it lies inside one PMD leaf, else 0."""
+        sps = self.p.struct_page_size
+        vm = self.st.vmemmap.state
+        rel = np.frombuffer(vm.pmd_va, np.uint64) - np.uint64(self.lay.vmemmap_base)
+        if not len(rel):
+            return np.zeros(len(pfns), np.uint64)
+        leaf_ph = np.frombuffer(vm.pmd_phys, np.uint64)
+        vaoff = pfns.astype(np.uint64) * np.uint64(sps)
+        k = np.searchsorted(rel, vaoff, "right") - 1
+        kk = np.maximum(k, 0)
+        inside = (k >= 0) & (vaoff + np.uint64(sps) <= rel[kk] + np.uint64(PMD_SIZE))
+        return np.where(inside, leaf_ph[kk] + (vaoff - rel[kk]), np.uint64(0))
+
+    def _page_rows(self, pfns: np.ndarray) -> np.ndarray:
+        """Contents of the struct pages of ``pfns``: (len(pfns), sizeof(struct page)) uint8.
+
+        page->flags holds the node in the top NODES_SHIFT bits and the zone below it
+        (SECTIONS_WIDTH is 0 with VMEMMAP); memblock-reserved and hole pages are PG_reserved
+        with _refcount 1 (__init_single_page + reserve_bootmem_region), others are free;
+        _mapcount is -1 (include/linux/mm_types.h offsets 48/52).
+        """
+        p, sp = self.p, self.st.sparse
         pa = pfns << 12
-        mem = [r for r in st.memblock.memory.regions if r.size]
-        mb_base = np.array([r.base for r in mem], np.int64)
-        mb_end = np.array([r.base + r.size for r in mem], np.int64)
-        mb_nid = np.array([r.nid for r in mem], np.int64)
+        mb_base, mb_end, mb_nid = self._regions("memory")
         i = np.searchsorted(mb_base, pa, "right") - 1
         in_mem = (i >= 0) & (pa < mb_end[np.maximum(i, 0)])
-        nid = np.where(in_mem, mb_nid[np.maximum(i, 0)], sp.early_nid[secs].astype(np.int64))
-        res = [r for r in st.memblock.reserved.regions if r.size]
-        rs_base = np.array([r.base for r in res], np.int64)
-        rs_end = np.array([r.base + r.size for r in res], np.int64)
+        nid = np.where(in_mem, mb_nid[np.maximum(i, 0)],
+                       sp.early_nid[pfns >> p.nr_section_bits].astype(np.int64))
+        rs_base, rs_end, _ = self._regions("reserved")
         j = np.searchsorted(rs_base, pa, "right") - 1
         reserved = ~in_mem | ((j >= 0) & (pa < rs_end[np.maximum(j, 0)]))
         zone = np.where(pfns < ZONE_DMA_END_PFN, 0, np.where(pfns < ZONE_DMA32_END_PFN, 1, 2))
@@ -292,36 +354,30 @@ class ImageBuilder:
             (reserved.astype(np.uint64) << np.uint64(PG_RESERVED))
         if p.nodes_shift:
             flags |= nid.astype(np.uint64) << np.uint64(nodes_shift)
-        pages = np.zeros((len(pfns), sps), np.uint8)
-        pages[:, 0:8] = flags.astype("<u8").view(np.uint8).reshape(-1, 8)
-        pages[:, 48:52] = np.full(len(pfns), -1, "<i4").view(np.uint8).reshape(-1, 4)
-        pages[:, 52:56] = reserved.astype("<i4").view(np.uint8).reshape(-1, 4)
-        vaoff = pfns.astype(np.uint64) * np.uint64(sps)
-        vbase = self.lay.vmemmap_base
-        keys = sorted(vm.pmd)
-        rel = np.array([k - vbase for k in keys], np.uint64)
-        leaf_ph = np.array([vm.pmd[k] for k in keys], np.uint64)
-        inside = np.zeros(len(pfns), bool)
-        phys = np.zeros(len(pfns), np.uint64)
-        if len(rel):
-            k = np.searchsorted(rel, vaoff, "right") - 1
-            kk = np.maximum(k, 0)
-            inside = (k >= 0) & (vaoff + np.uint64(sps) <= rel[kk] + np.uint64(PMD_SIZE))
-            phys = np.where(inside, leaf_ph[kk] + (vaoff - rel[kk]), np.uint64(0))
-        for n in np.flatnonzero(~inside).tolist():
-            self._write_vmemmap(vbase + int(vaoff[n]), pages[n].tobytes())
-        return pfns, flags, phys, pages
+        rows = np.zeros((len(pfns), p.struct_page_size), np.uint8)
+        rows[:, 0:8] = flags.astype("<u8").view(np.uint8).reshape(-1, 8)
+        rows[:, 48:52] = np.full(len(pfns), -1, "<i4").view(np.uint8).reshape(-1, 4)
+        rows[:, 52:56] = reserved.astype("<i4").view(np.uint8).reshape(-1, 4)
+        return rows
+
+    def _regions(self, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(base, end, nid) arrays of the non-empty final memblock.memory or .reserved regions."""
+        t = self.st.memblock.memory if kind == "memory" else self.st.memblock.reserved
+        regs = [r for r in t.regions if r.size]
+        return (np.array([r.base for r in regs], np.int64), np.array([r.base + r.size for r in regs], np.int64),
+                np.array([r.nid for r in regs], np.int64))
 
     def _write_vmemmap(self, va: int, data: bytes) -> None:
         """Write data at a vmemmap VA through the replayed leaves (split at leaf boundaries)."""
-        pmd, pte = self.st.vmemmap.state.pmd, self.st.vmemmap.state.pte
+        vm = self.st.vmemmap.state
         while data:
             leaf = va & ~(PMD_SIZE - 1)
-            if leaf in pmd:
-                phys, size = pmd[leaf] + (va - leaf), PMD_SIZE - (va - leaf)
+            leaf_phys = vm.pmd_at(leaf)
+            if leaf_phys is not None:
+                phys, size = leaf_phys + (va - leaf), PMD_SIZE - (va - leaf)
             else:
                 page = va & ~(PAGE_SIZE - 1)
-                phys, size = pte[page] + (va - page), PAGE_SIZE - (va - page)
+                phys, size = vm.pte[page] + (va - page), PAGE_SIZE - (va - page)
             n = min(size, len(data))
             self.chunks.append((phys, data[:n]))
             va, data = va + n, data[n:]
@@ -337,9 +393,9 @@ class ImageBuilder:
         e820 = self.e820()
         self.node_data()
         self.sections()
-        pfns, flags, phys, pages = self.struct_pages()
+        phys, pfns = self.struct_pages()
         self.page_tables()
-        return Image(self.chunks, blob, ks_va, e820, pfns, flags, phys, pages)
+        return Image(self.chunks, blob, ks_va, e820, phys, pfns, self._page_rows)
 
 
 def build_image(st: BootState, dbg: DebugInfo) -> Image:

@@ -74,7 +74,7 @@ class MemblockType:
         return len(self.regions)
 
 
-@dataclass
+@dataclass(slots=True)
 class Allocation:
     """One memblock allocation API call and its outcome (what memblock=debug shows)."""
 

@@ -1,6 +1,6 @@
 """Kernel page tables built by the replay (init_top_pgt and everything below it).
 
-Each table page is a 512-entry list of ints keyed by its physical address.  Entry
+Each table page is a 512-entry ``array('Q')`` (unboxed, 4 KiB) keyed by its physical address.  Entry
 encodings follow arch/x86/include/asm/pgtable_types.h (6.1): intermediate entries are
 _PAGE_TABLE (0x67), large leaves PAGE_KERNEL_LARGE (0x80000000000001e3) and 4 KiB leaves
 PAGE_KERNEL (0x8000000000000163); kernel-facts §3.4.
@@ -8,9 +8,9 @@ PAGE_KERNEL (0x8000000000000163); kernel-facts §3.4.
 
 from __future__ import annotations
 
+import sys
+from array import array
 from dataclasses import dataclass, field
-
-import numpy as np
 
 PAGE_TABLE = 0x67
 PAGE_KERNEL = 0x8000000000000163
@@ -43,11 +43,15 @@ class TablePage:
     phys: int
     level: str
     owner: str
-    entries: list[int] = field(default_factory=lambda: [0] * 512)
+    entries: array = field(default_factory=lambda: array("Q", bytes(4096)))
 
     def to_bytes(self) -> bytes:
         """The page as the kernel stores it (little-endian u64 entries)."""
-        return np.array(self.entries, dtype="<u8").tobytes()
+        if sys.byteorder == "little":
+            return self.entries.tobytes()
+        swapped = array("Q", self.entries)
+        swapped.byteswap()
+        return swapped.tobytes()
 
 
 class PageTables:

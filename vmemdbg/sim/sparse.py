@@ -34,7 +34,7 @@ class Group:
     nid: int
     pnum_begin: int
     pnum_end: int
-    sections: list[int]
+    sections: np.ndarray       # int64 present section numbers, ascending
     usage: int | None = None
     buffer: int | None = None
     buffer_size: int = 0
@@ -133,7 +133,7 @@ class Sparse:
         if g.usage is None:
             st.messages.append(f"sparse_init_nid: node[{g.nid}] usemap allocation failed")
             st.words[g.sections] = 0
-            g.failed_at = g.sections[0]
+            g.failed_at = int(g.sections[0])
             return
         g.buffer_size = len(g.sections) * p.section_map_size
         g.buffer = self.buffer.init(g.buffer_size, g.nid, p.section_map_size)
@@ -142,7 +142,7 @@ class Sparse:
         pps, sps = p.pages_per_section, p.struct_page_size
         populate = self.vm.populate
         done = len(g.sections)
-        for k, pnum in enumerate(g.sections):
+        for k, pnum in enumerate(g.sections.tolist()):
             start = vbase + pnum * pps * sps
             if not populate(start, start + pps * sps, g.nid, pnum):
                 st.messages.append(f"sparse_init_nid: node[{g.nid}] memory map backing failed. "
@@ -152,7 +152,7 @@ class Sparse:
                 break
         # sparse_init_one_section() for the populated sections, usage advancing by
         # mem_section_usage_size() each; the rest of a failed group is marked not present.
-        ok = np.array(g.sections[:done], dtype=np.int64)
+        ok = g.sections[:done]
         st.words[ok] = (st.words[ok] & keep) | coded
         st.usage[ok] = np.uint64(g.usage) + np.arange(done, dtype=np.uint64) * np.uint64(p.usage_size)
         st.words[g.sections[done:]] = 0
@@ -167,9 +167,9 @@ class Sparse:
         cuts = np.flatnonzero(np.diff(nids)) + 1
         bounds = [0, *cuts.tolist(), len(present)]
         for a, b in zip(bounds, bounds[1:]):
-            secs = present[a:b].tolist()
-            end = int(present[b]) if b < len(present) else secs[-1] + 1
-            g = Group(int(nids[a]), secs[0], end, secs)
+            secs = present[a:b].astype(np.int64)
+            end = int(present[b]) if b < len(present) else int(secs[-1]) + 1
+            g = Group(int(nids[a]), int(secs[0]), end, secs)
             st.groups.append(g)
             self.sparse_init_nid(g)
         st.messages.extend(self.vm.state.messages)

@@ -8,6 +8,8 @@ node-preferred, min 16 MiB); PMD blocks from vmemmap_alloc_block_buf (sparse buf
 
 from __future__ import annotations
 
+import bisect
+from array import array
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -52,10 +54,17 @@ class SparseBuffer:
 
 @dataclass
 class VmemmapState:
-    """What vmemmap population produced: leaves and page-table pages."""
+    """What vmemmap population produced: leaves and page-table pages.
 
-    #: PMD leaves: vmemmap VA → backing phys
-    pmd: dict[int, int] = field(default_factory=dict)
+    PMD leaves (one per present section, 512k on a 64 TiB machine) are two parallel unboxed
+    arrays in population order, which is ascending VA: sparse_init walks present sections in
+    ascending order and each section's memmap lies above the previous one's.
+    """
+
+    #: vmemmap VA of each PMD leaf (ascending)
+    pmd_va: array = field(default_factory=lambda: array("Q"))
+    #: backing physical address of each PMD leaf
+    pmd_phys: array = field(default_factory=lambda: array("Q"))
     #: PTE leaves: vmemmap VA → backing phys
     pte: dict[int, int] = field(default_factory=dict)
     #: leaves not taken from the sparse buffer: vmemmap VA → (node requested, "memblock")
@@ -64,6 +73,15 @@ class VmemmapState:
     tables: list[tuple[int, str, int]] = field(default_factory=list)
     #: messages the kernel would print (offnode warnings, failures)
     messages: list[str] = field(default_factory=list)
+
+    def pmd_leaves(self) -> dict[int, int]:
+        """PMD leaves as a dict: vmemmap VA → backing phys."""
+        return dict(zip(self.pmd_va, self.pmd_phys))
+
+    def pmd_at(self, va: int) -> int | None:
+        """Backing phys of the PMD leaf mapping the 2 MiB-aligned vmemmap VA ``va``, or None."""
+        i = bisect.bisect_left(self.pmd_va, va)
+        return self.pmd_phys[i] if i < len(self.pmd_va) and self.pmd_va[i] == va else None
 
 
 class Vmemmap:
@@ -188,7 +206,8 @@ class Vmemmap:
                     p, src = self.alloc_block_buf(PMD_SIZE, node, "vmemmap 2M block")
                 if p is not None:
                     entries[pi] = p | PAGE_KERNEL_LARGE
-                    self.state.pmd[addr & ~(PMD_SIZE - 1)] = p
+                    self.state.pmd_va.append(addr & ~(PMD_SIZE - 1))
+                    self.state.pmd_phys.append(p)
                     if src != "buffer":
                         self.state.not_from_buffer[addr & ~(PMD_SIZE - 1)] = (node, src)
                     if addr % PMD_SIZE or nxt % PMD_SIZE:
