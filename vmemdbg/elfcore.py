@@ -273,6 +273,33 @@ def _coalesce(chunks: Iterable[tuple[int, bytes]]) -> tuple[np.ndarray, np.ndarr
     return np.array(starts, dtype=np.uint64), np.array(lengths, dtype=np.uint64), parts
 
 
+def _plan_runs(chunks: Iterable[tuple[int, bytes]], records: tuple[np.ndarray, int, Iterable[np.ndarray]] | None
+               ) -> tuple[np.ndarray, np.ndarray, list[list[bytes]], np.ndarray | None]:
+    """PT_LOAD runs ``(starts, lengths)`` plus the write plan.
+
+    Without records the plan is the chunk parts, run by run. With fixed-size records the plan is
+    ``src``: for every entry in address order, the index of its chunk run, or -1 for the next record.
+    """
+    cs, cl, parts = _coalesce(chunks)
+    if records is None:
+        return cs, cl, parts, None
+    raddr, rsize, _ = records
+    raddr = np.asarray(raddr, dtype=np.uint64)
+    allst = np.concatenate([cs, raddr])
+    alll = np.concatenate([cl, np.full(len(raddr), rsize, dtype=np.uint64)])
+    src = np.concatenate([np.arange(len(cs), dtype=np.int64), np.full(len(raddr), -1, dtype=np.int64)])
+    order = np.argsort(allst, kind="stable")
+    allst, alll, src = allst[order], alll[order], src[order]
+    del order
+    if np.any(allst[1:] < allst[:-1] + alll[:-1]):
+        raise ValueError("write_elf_core: records overlap chunks or each other")
+    new = np.ones(len(allst), dtype=bool)
+    new[1:] = allst[1:] != allst[:-1] + alll[:-1]
+    starts = allst[new]
+    lengths = np.add.reduceat(alll, np.flatnonzero(new)) if len(allst) else alll
+    return starts, lengths.astype(np.uint64), parts, src
+
+
 def write_elf_core(
     path: str | os.PathLike,
     chunks: Iterable[tuple[int, bytes]],
@@ -280,6 +307,7 @@ def write_elf_core(
     *,
     page_offset: int | None = None,
     kernel_image: tuple[int, int, int] | None = None,
+    records: tuple[np.ndarray, int, Iterable[np.ndarray]] | None = None,
 ) -> None:
     """Write an x86-64 ELF vmcore holding ``chunks`` of physical memory and a VMCOREINFO note.
 
@@ -290,11 +318,17 @@ def write_elf_core(
     (fs/proc/vmcore.c, kexec-tools), PT_LOADs mapping the kernel image at its
     ``__START_KERNEL_map`` addresses, sharing the file data, so that tools reading kernel symbols
     by virtual address (gdb, makedumpfile, crash) work too.
+
+    ``records = (addrs, size, blocks)`` is the bulk path for a million small pieces (the struct
+    pages of a simulated 64 TiB machine): ``addrs`` sorted physical addresses of fixed-size
+    records, ``blocks`` an iterable of ``(k, size)`` uint8 arrays holding them in address order.
+    They must not overlap the chunks. Records are streamed, never held as Python objects.
+
     More than 65534 segments use the PN_XNUM extension (count in section header 0's sh_info).
-    Memory outside every chunk is absent from the dump and reads fault. The program-header table
-    is built with numpy and the data streamed, so a million runs cost little beyond the data.
+    Memory outside every chunk is absent from the dump and reads fault. Program headers are built
+    with numpy in blocks.
     """
-    starts, lengths, parts = _coalesce(chunks)
+    starts, lengths, parts, src = _plan_runs(chunks, records)
     note = _note(b"VMCOREINFO", 0, bytes(vmcoreinfo))
     if kernel_image is not None:
         k0, k1, kva = kernel_image
@@ -329,32 +363,62 @@ def write_elf_core(
         1 if xnum else 0,
         0,
     )
-    ph = np.zeros(nphdr, dtype=_PHDR)
-    ph[0] = (PT_NOTE, 0, note_off, 0, 0, len(note), len(note), 4)
-    run_off = np.uint64(data_off) + np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.uint64) if nruns else starts
-    loads = ph[1 : 1 + nruns]
-    loads["p_type"] = PT_LOAD
-    loads["p_flags"] = 7
-    loads["p_offset"] = run_off
-    loads["p_vaddr"] = starts + np.uint64(page_offset) if page_offset is not None else starts
-    loads["p_paddr"] = starts
-    loads["p_filesz"] = lengths
-    loads["p_memsz"] = lengths
-    if naliases:
-        al = ph[1 + nruns :]
-        al["p_type"] = PT_LOAD
-        al["p_flags"] = 7
-        al["p_offset"] = run_off[alias_idx] + (alias_lo - starts[alias_idx])
-        al["p_vaddr"] = alias_lo - np.uint64(kernel_image[0]) + np.uint64(kernel_image[2])  # type: ignore[index]
-        al["p_paddr"] = alias_lo
-        al["p_filesz"] = alias_len
-        al["p_memsz"] = alias_len
+    run_off = np.uint64(data_off) + (np.cumsum(lengths, dtype=np.uint64) - lengths)
+
+    def load_rows(paddr: np.ndarray, offset: np.ndarray, length: np.ndarray, vaddr: np.ndarray) -> np.ndarray:
+        ph = np.zeros(len(paddr), dtype=_PHDR)
+        ph["p_type"] = PT_LOAD
+        ph["p_flags"] = 7
+        ph["p_offset"] = offset
+        ph["p_vaddr"] = vaddr
+        ph["p_paddr"] = paddr
+        ph["p_filesz"] = length
+        ph["p_memsz"] = length
+        return ph
+
+    block = 1 << 16
     with open(path, "wb") as f:
         f.write(header)
-        f.write(ph.tobytes())
+        f.write(np.array([(PT_NOTE, 0, note_off, 0, 0, len(note), len(note), 4)], dtype=_PHDR).tobytes())
+        for i in range(0, nruns, block):
+            st = starts[i : i + block]
+            va = st + np.uint64(page_offset) if page_offset is not None else st
+            load_rows(st, run_off[i : i + block], lengths[i : i + block], va).tofile(f)
+        if naliases:
+            va = alias_lo - np.uint64(kernel_image[0]) + np.uint64(kernel_image[2])  # type: ignore[index]
+            load_rows(alias_lo, run_off[alias_idx] + (alias_lo - starts[alias_idx]), alias_len, va).tofile(f)
         if xnum:
             f.write(struct.pack("<IIQQQQIIQQ", 0, 0, 0, 0, 0, 0, 0, nphdr, 0, 0))
         f.write(note)
         f.write(bytes(data_off - f.tell()))
-        for run in parts:
-            f.writelines(run)
+        if src is None:
+            for run in parts:
+                f.writelines(run)
+        else:
+            _write_interleaved(f, src, parts, records)  # type: ignore[arg-type]
+
+
+def _write_interleaved(f, src: np.ndarray, parts: list[list[bytes]],
+                       records: tuple[np.ndarray, int, Iterable[np.ndarray]]) -> None:
+    """Write chunk runs and streamed records in address order (``src`` from :func:`_plan_runs`)."""
+    _, size, blocks = records
+    it = iter(blocks)
+    cur, off = memoryview(b""), 0
+
+    def take(nrec: int) -> None:
+        nonlocal cur, off
+        need = nrec * size
+        while need:
+            if off == len(cur):
+                cur, off = memoryview(np.ascontiguousarray(next(it))).cast("B"), 0
+            k = min(need, len(cur) - off)
+            f.write(cur[off : off + k])
+            off += k
+            need -= k
+
+    prev = 0
+    for pos in np.flatnonzero(src >= 0).tolist():
+        take(pos - prev)
+        f.writelines(parts[int(src[pos])])
+        prev = pos + 1
+    take(len(src) - prev)

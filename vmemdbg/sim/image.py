@@ -49,12 +49,6 @@ class Image:
         for lo in range(0, len(self.page_phys), _BLOCK):
             yield self.page_phys[lo:lo + _BLOCK], self.page_rows(self.page_pfns[lo:lo + _BLOCK])
 
-    def iter_chunks(self) -> Iterator[tuple[int, bytes]]:
-        """Every (phys, bytes) chunk: the explicit ones, then the struct pages in address order."""
-        yield from self.chunks
-        for phys, rows in self.page_blocks():
-            yield from zip(phys.tolist(), map(bytes, rows))
-
 
 #: bit i of a 16-bit index → bit 4i (one pageblock's NR_PAGEBLOCK_BITS=4 flag group)
 _SPREAD4 = np.bitwise_or.reduce([(np.arange(1 << 16, dtype=np.uint64) >> np.uint64(b) & np.uint64(1))

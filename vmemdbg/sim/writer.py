@@ -86,7 +86,9 @@ def write_fixture(path: str | os.PathLike[str], st: BootState, dbg: DebugInfo, i
     """Write the ELF vmcore; returns the VMCOREINFO text."""
     text = vmcoreinfo_text(st, dbg, img)
     lay = st.machine.layout
-    write_elf_core(path, img.iter_chunks(), text.encode(), page_offset=lay.page_offset_base,
+    write_elf_core(path, img.chunks, text.encode(), page_offset=lay.page_offset_base,
                    kernel_image=(lay.image_phys, lay.image_phys + lay.image_size,
-                                 ImageBuilder(st, dbg).kva(LINK_TEXT)))
+                                 ImageBuilder(st, dbg).kva(LINK_TEXT)),
+                   records=(img.page_phys, st.machine.profile.struct_page_size,
+                            (rows for _, rows in img.page_blocks())))
     return text
