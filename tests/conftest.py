@@ -32,8 +32,9 @@ def real_case(request: pytest.FixtureRequest) -> str:
 
 
 def rewrite_dump(src: Path, dst: Path, *, drop_pages: Iterable[int] = (), patch: dict[int, bytes] | None = None,
-                 vmcoreinfo: bytes | None = None) -> Path:
-    """Copy an ELF dump, leaving out whole pages and overwriting bytes (a filtered or corrupt dump)."""
+                 add: dict[int, bytes] | None = None, vmcoreinfo: bytes | None = None) -> Path:
+    """Copy an ELF dump, leaving out whole pages, overwriting bytes and adding new memory
+    (a filtered, corrupt or edited dump)."""
     from vmemdbg.elfcore import ElfCoreSource, write_elf_core
 
     s = ElfCoreSource(src)
@@ -50,6 +51,7 @@ def rewrite_dump(src: Path, dst: Path, *, drop_pages: Iterable[int] = (), patch:
                 break
         else:
             raise AssertionError(f"patch address {addr:#x} not in dump")
+    chunks += [(a, bytearray(b)) for a, b in (add or {}).items()]
     info = s.vmcoreinfo() if vmcoreinfo is None else vmcoreinfo
     s.close()
     write_elf_core(dst, [(a, bytes(b)) for a, b in chunks], info)

@@ -108,9 +108,14 @@ def _audit(kernel: "Kernel", nid: np.ndarray, writable: np.ndarray, start_pfn: n
     size = lv.size
     sec_of_leaf = (start_pfn >> np.uint64(kernel.pfn_section_shift)).astype(np.int64)
     idx = secs.index_of(sec_of_leaf)
-    desc_nid = np.where(idx >= 0, secs.nid[np.maximum(idx, 0)], -1)
-    valid = np.where(idx >= 0, secs.has(SECTION_HAS_MEM_MAP)[np.maximum(idx, 0)], False)
-    early = np.where(idx >= 0, secs.has(SECTION_IS_EARLY)[np.maximum(idx, 0)], False)
+    if len(secs):
+        at = np.maximum(idx, 0)
+        desc_nid = np.where(idx >= 0, secs.nid[at], -1)
+        valid = np.where(idx >= 0, secs.has(SECTION_HAS_MEM_MAP)[at], False)
+        early = np.where(idx >= 0, secs.has(SECTION_IS_EARLY)[at], False)
+    else:  # no readable section (filtered dump, or mid-boot before memory_present)
+        desc_nid = np.full(len(lv), -1, dtype=np.int64)
+        valid = early = np.zeros(len(lv), dtype=bool)
 
     # offnode: coalesce consecutive leaves with the same (described nid, backing nid).
     off = (nid >= 0) & (desc_nid >= 0) & (nid != desc_nid)

@@ -19,15 +19,17 @@ from .memory import RecordingSource
 from .views import all_views, explain
 
 
-#: VMCOREINFO symbols whose pages other dump tools (makedumpfile, crash) read to identify the kernel.
-_IDENTITY_SYMBOLS = ("init_uts_ns", "_stext")
+#: Kernel variables other tools read first: makedumpfile/crash identify the kernel by init_uts_ns;
+#: gdb with a vmlinux reads the layout variables (else it silently takes the vmlinux file's values).
+_IDENTITY_SYMBOLS = ("init_uts_ns", "_stext", "phys_base", "mem_section", "__pgtable_l5_enabled", "sme_me_mask",
+                     "page_offset_base", "vmemmap_base", "vmalloc_base", "node_data", "node_states")
 
 
 def _keep_for_other_tools(kernel: Kernel) -> None:
-    """Keep what makedumpfile/crash check first: ``init_uts_ns`` and the page-table path to it
-    (those tools translate kernel-image addresses through init_top_pgt)."""
+    """Keep those variables and the page-table path to them (those tools translate kernel-image
+    addresses through init_top_pgt)."""
     for name in _IDENTITY_SYMBOLS:
-        va = kernel.info.symbol(name)
+        va = kernel.symbol(name) or kernel.info.symbol(name)
         if va is not None:
             try:
                 kernel.read(va, 512)

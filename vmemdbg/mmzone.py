@@ -132,8 +132,13 @@ def read_sections(kernel: "Kernel", *, with_usage: bool = True, with_nid: bool =
     if with_usage:
         _read_usage(kernel, table)
     if with_nid:
-        valid = np.nonzero(table.has(SECTION_HAS_MEM_MAP))[0]
-        table.nid[valid] = kernel.vmemmap.pfn_nids(table.nr[valid].astype(np.uint64) << np.uint64(kernel.pfn_section_shift))
+        valid = table.has(SECTION_HAS_MEM_MAP)
+        vi = np.nonzero(valid)[0]
+        table.nid[vi] = kernel.vmemmap.pfn_nids(table.nr[vi].astype(np.uint64) << np.uint64(kernel.pfn_section_shift))
+        # Present without a memmap only happens during boot, between memory_present() and
+        # sparse_init_one_section(): the word still holds the early nid stash (sparse_early_nid).
+        early = np.nonzero(~valid)[0]
+        table.nid[early] = (table.word[early] >> np.uint64(flag_layout.nid_shift)).astype(np.int64)
     return table
 
 
