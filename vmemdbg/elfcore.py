@@ -48,7 +48,12 @@ _PHDR = np.dtype(
     ]
 )
 _GATHER8 = np.arange(8, dtype=np.int64)
-_GATHER_BLOCK = 1 << 20
+_GATHER_BLOCK = 1 << 16
+_PHDR_BLOCK = 1 << 16
+#: gathers of at least this many words release the mapping's pages afterwards.
+_GATHER_DROP = 1 << 16
+#: read_phys calls at least this large drop the file pages they touched afterwards.
+_DROP_READ = 1 << 20
 
 
 class ElfCoreSource(MemorySource):
@@ -88,24 +93,21 @@ class ElfCoreSource(MemorySource):
             raise DumpError(f"{path}: bad program headers (count {nseg}, entry size {phentsize})")
         if phoff + nseg * phentsize > self.file_size:
             raise DumpError(f"{path}: truncated: program headers end past end of file")
-        self._file.seek(phoff)
-        phdrs = np.frombuffer(self._file.read(nseg * phentsize), dtype=_PHDR)
-        self.format = "ELF"
-        self._vmcoreinfo = self._read_vmcoreinfo(elf, phdrs)
-        loads = phdrs[phdrs["p_type"] == PT_LOAD]
-        if len(loads) == 0:
-            raise DumpError(f"{path}: ELF core has no PT_LOAD segments")
-        self.kdump_style = bool(np.any(loads["p_vaddr"] != loads["p_paddr"]))
-        self.truncated = bool(np.any(loads["p_offset"] + loads["p_filesz"] > self.file_size))
-        self._set_segments(loads)
-        self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if self.file_size else None
-        self._bytes = np.frombuffer(self._map, dtype=np.uint8) if self._map is not None else np.zeros(0, np.uint8)
+        self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        self._bytes = np.frombuffer(self._map, dtype=np.uint8)
         self._words = self._bytes[: self.file_size // 8 * 8].view("<u8")
+        self.format = "ELF"
+        self._vmcoreinfo = self._read_vmcoreinfo(elf, phoff, nseg)
+        loads = self._load_segments(phoff, nseg)
+        if len(loads["p_paddr"]) == 0:
+            raise DumpError(f"{path}: ELF core has no PT_LOAD segments")
+        self._set_segments(loads)
         self.description = f"{path} (ELF {'kdump' if self.kdump_style else 'physical'} core)"
 
-    def _read_vmcoreinfo(self, elf: ELFFile, phdrs: np.ndarray) -> bytes | None:
+    def _read_vmcoreinfo(self, elf: ELFFile, phoff: int, nseg: int) -> bytes | None:
         """Find the ``VMCOREINFO`` note (pyelftools parses the note segment)."""
-        for i in np.nonzero(phdrs["p_type"] == PT_NOTE)[0].tolist():
+        types = np.ndarray((nseg,), dtype="<u4", buffer=self._map, offset=phoff, strides=(_PHDR.itemsize,))
+        for i in np.nonzero(types == PT_NOTE)[0].tolist():
             seg = elf.get_segment(i)
             try:
                 for note in seg.iter_notes():
@@ -116,23 +118,44 @@ class ElfCoreSource(MemorySource):
                 continue
         return None
 
-    def _set_segments(self, loads: np.ndarray) -> None:
-        """Index PT_LOADs by physical address, dropping ones contained in another."""
-        paddr = loads["p_paddr"]
-        if not np.all(paddr[1:] > paddr[:-1]):  # writers usually emit sorted segments: skip the sort
-            loads = loads[np.lexsort((-loads["p_memsz"].astype(np.int64), paddr))]
-        starts = loads["p_paddr"].astype(np.uint64)
-        ends = starts + loads["p_memsz"].astype(np.uint64)
-        # A segment nested inside an earlier one (e.g. the kernel-text PT_LOAD of /proc/vmcore)
-        # describes the same memory: drop it so that lookups find the enclosing RAM segment.
-        prev_max_end = np.maximum.accumulate(ends)
-        keep = np.ones(len(loads), dtype=bool)
-        keep[1:] = ends[1:] > prev_max_end[:-1]
-        loads = loads[keep]
-        self._starts = loads["p_paddr"].astype(np.uint64)
-        self._ends = self._starts + loads["p_memsz"].astype(np.uint64)
-        self._fileends = self._starts + loads["p_filesz"].astype(np.uint64)
-        self._offsets = loads["p_offset"].astype(np.uint64)
+    def _load_segments(self, phoff: int, nseg: int) -> dict[str, np.ndarray]:
+        """Columns of the PT_LOAD headers, decoded from the mapping in blocks (a fixture may have a
+        million), after which the header pages are dropped from this process's resident set."""
+        cols: dict[str, list[np.ndarray]] = {k: [] for k in ("p_paddr", "p_memsz", "p_filesz", "p_offset")}
+        self.kdump_style = self.truncated = False
+        for i in range(0, nseg, _PHDR_BLOCK):
+            n = min(_PHDR_BLOCK, nseg - i)
+            block = np.frombuffer(self._map, dtype=_PHDR, count=n, offset=phoff + i * _PHDR.itemsize)
+            block = block[block["p_type"] == PT_LOAD]
+            for k, parts in cols.items():
+                parts.append(block[k].astype(np.uint64))
+            self.kdump_style |= bool(np.any(block["p_vaddr"] != block["p_paddr"]))
+            self.truncated |= bool(np.any(block["p_offset"] + block["p_filesz"] > self.file_size))
+        self._drop(phoff, nseg * _PHDR.itemsize)
+        return {k: np.concatenate(v) for k, v in cols.items()}
+
+    def _drop(self, offset: int, length: int) -> None:
+        """Forget the mapping's pages in a file range (MADV_DONTNEED): they stay in the page cache,
+        so a later access is a cheap minor fault, but they no longer count as this process's memory."""
+        start = offset & ~(mmap.PAGESIZE - 1)
+        end = min(self.file_size, offset + length)
+        if end > start and hasattr(self._map, "madvise"):
+            self._map.madvise(mmap.MADV_DONTNEED, start, end - start)
+
+    def _set_segments(self, loads: dict[str, np.ndarray]) -> None:
+        """Index PT_LOADs by physical address, dropping ones contained in an earlier one."""
+        starts, memsz, filesz, offsets = (loads[k] for k in ("p_paddr", "p_memsz", "p_filesz", "p_offset"))
+        if not np.all(starts[1:] > starts[:-1]):  # writers usually emit sorted segments: skip the sort
+            order = np.argsort(starts, kind="stable")
+            starts, memsz, filesz, offsets = starts[order], memsz[order], filesz[order], offsets[order]
+        ends = starts + memsz
+        # A segment nested inside an earlier one (the kernel-image PT_LOADs of /proc/vmcore or of
+        # extract's output) describes the same memory: drop it so lookups find the RAM segment.
+        keep = np.ones(len(starts), dtype=bool)
+        keep[1:] = ends[1:] > np.maximum.accumulate(ends)[:-1]
+        self._starts, self._ends = starts[keep], ends[keep]
+        self._fileends = starts[keep] + filesz[keep]
+        self._offsets = offsets[keep]
 
     def vmcoreinfo(self) -> bytes | None:
         """The VMCOREINFO note text, if the dump has one."""
@@ -182,6 +205,8 @@ class ElfCoreSource(MemorySource):
                 if off + n > self.file_size:
                     raise MemoryFault(addr, size, why="dump file is truncated")
                 out += self._map[off : off + n]
+                if n >= _DROP_READ:
+                    self._drop(off, n)
                 cur += n
             if cur < seg_end:
                 out += bytes(seg_end - cur)
@@ -220,6 +245,8 @@ class ElfCoreSource(MemorySource):
                 vals[sel] = self._words[o >> 3]
             else:
                 vals[sel] = self._bytes[o[:, None] + _GATHER8].view("<u8").reshape(-1)
+            if sel.size >= _GATHER_DROP:  # scattered over many pages: release them
+                self._drop(0, self.file_size)
         return vals, ok
 
     def close(self) -> None:

@@ -52,11 +52,6 @@ class _Parser(argparse.ArgumentParser):
         raise VmemdbgError(message.strip() if message else f"{self.prog}: exit {status}")
 
 
-def _takes_migratetypes(view: Any) -> bool:
-    """True for views whose ``-v`` form adds per-pageblock migratetypes (as in the CLI)."""
-    return "with_migratetypes" in inspect.signature(view).parameters
-
-
 def build_parser(prog: str = "vmemdbg") -> argparse.ArgumentParser:
     """The command's parser (``-h`` is left out: the debuggers have their own help)."""
     p = _Parser(prog=prog, description=DESCRIPTION, add_help=False)
@@ -77,5 +72,11 @@ def command_output(kernel: Kernel, args: argparse.Namespace) -> str:
     if args.addrs:
         raise VmemdbgError(f"{args.view} takes no ADDR (got {' '.join(args.addrs)})")
     view, text, _ = VIEWS[args.view]
-    doc = view(kernel, with_migratetypes=True) if args.verbose and _takes_migratetypes(view) else view(kernel)
+    params = inspect.signature(view).parameters
+    kwargs = {}
+    if args.verbose and "with_migratetypes" in params:
+        kwargs["with_migratetypes"] = True
+    if "with_sections" in params:  # the text renderer of audit does not print the per-section list
+        kwargs["with_sections"] = args.json
+    doc = view(kernel, **kwargs)
     return json.dumps(doc, indent=1) if args.json else text(doc, args.verbose)

@@ -200,10 +200,15 @@ def e820(kernel: "Kernel") -> dict:
     return _doc("e820", tables=tables, unreadable=list(kernel.unreadable))
 
 
-def audit(kernel: "Kernel", *, with_migratetypes: bool = False) -> dict:
-    """The full audit in one document: summary, sections, vmemmap census, memblock, e820."""
-    out = {"summary": summary(kernel), "sections": sections(kernel, with_migratetypes=with_migratetypes),
-           "vmemmap": vmemmap(kernel), "e820": e820(kernel)}
+def audit(kernel: "Kernel", *, with_sections: bool = True, with_migratetypes: bool = False) -> dict:
+    """The full audit in one document: summary, sections, vmemmap census, memblock, e820.
+
+    ``with_sections=False`` leaves out the per-section list (the text report does not print it;
+    the section table itself is still read, for the summary and the census).
+    """
+    out = {"summary": summary(kernel), "vmemmap": vmemmap(kernel), "e820": e820(kernel)}
+    if with_sections:
+        out["sections"] = sections(kernel, with_migratetypes=with_migratetypes)
     try:
         out["memblock"] = memblock(kernel)
     except VmemdbgError as e:

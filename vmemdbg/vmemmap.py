@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from .kernel import Kernel
 
 
+#: pfns looked up per block in :meth:`VmemmapMapping.page_flags`.
+_BLOCK = 1 << 16
+
+
 class VmemmapMapping:
     """All page-table leaves of ``[vmemmap_base, vmemmap_base + NR_MEM_SECTIONS memmaps)``."""
 
@@ -52,7 +56,19 @@ class VmemmapMapping:
         return np.uint64(k.vmemmap_base) + np.asarray(pfns, dtype=np.uint64) * np.uint64(k.struct_page_size)
 
     def page_flags(self, pfns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``page->flags`` (offset 0, VMCOREINFO OFFSET(page.flags)) of each pfn's struct page."""
+        """``page->flags`` (offset 0, VMCOREINFO OFFSET(page.flags)) of each pfn's struct page.
+
+        Done in blocks so the temporaries of half a million lookups never coexist."""
+        pfns = np.asarray(pfns, dtype=np.uint64).reshape(-1)
+        if pfns.size <= _BLOCK:
+            return self._page_flags(pfns)
+        vals = np.empty(pfns.shape, dtype=np.uint64)
+        ok = np.empty(pfns.shape, dtype=bool)
+        for i in range(0, pfns.size, _BLOCK):
+            vals[i : i + _BLOCK], ok[i : i + _BLOCK] = self._page_flags(pfns[i : i + _BLOCK])
+        return vals, ok
+
+    def _page_flags(self, pfns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         phys, ok = self.translate(self.page_va(pfns))
         vals = np.zeros(phys.shape, dtype=np.uint64)
         sel = np.nonzero(ok)[0]
