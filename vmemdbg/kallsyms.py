@@ -25,7 +25,7 @@ from .vmcoreinfo import VmcoreInfo
 
 #: Sanity bounds: a real vmlinux has ~100k–300k symbols and a few MiB of names.
 MAX_SYMS = 4_000_000
-_NAMES_CHUNK = 1 << 16
+_NAMES_CHUNK = 1 << 14
 
 
 def decode_kallsyms(info: VmcoreInfo, read: Callable[[int, int], bytes]) -> dict[str, tuple[int, str]]:

@@ -278,11 +278,6 @@ class Kernel:
         o_span = info.offset("pglist_data.node_spanned_pages")
         if nd is None or not n or o_start is None or o_span is None:
             return []
-        try:
-            ptrs = np.frombuffer(self.read(nd, 8 * n), dtype="<u8")
-        except (MemoryFault, VmemdbgError):
-            self.unreadable.append("node_data[]")
-            return []
         online = None
         nom = info.symbol("node_online_map")
         if nom is not None:
@@ -290,6 +285,12 @@ class Kernel:
                 online = int.from_bytes(self.read(nom, max(8, n // 8)), "little")
             except (MemoryFault, VmemdbgError):
                 online = None
+        count = online.bit_length() if online else n  # node_data[] up to the highest online node
+        try:
+            ptrs = np.frombuffer(self.read(nd, 8 * count), dtype="<u8")
+        except (MemoryFault, VmemdbgError):
+            self.unreadable.append("node_data[]")
+            return []
         out = []
         for nid, p in enumerate(ptrs.tolist()):
             if not p or (online is not None and not online >> nid & 1):

@@ -8,8 +8,6 @@ dump or a live kernel.
 
 from __future__ import annotations
 
-from typing import Iterable
-
 import numpy as np
 
 from .errors import MemoryFault
@@ -98,15 +96,3 @@ class RecordingSource(MemorySource):
         if not parts:
             return np.zeros(0, dtype=np.uint64)
         return np.unique(np.concatenate(parts)) * np.uint64(page_size)
-
-
-def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Sort and merge overlapping or adjacent ``[start, end)`` ranges."""
-    out: list[tuple[int, int]] = []
-    for start, end in sorted(ranges):
-        if out and start <= out[-1][1]:
-            if end > out[-1][1]:
-                out[-1] = (out[-1][0], end)
-        else:
-            out.append((start, end))
-    return out

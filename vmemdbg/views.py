@@ -17,7 +17,6 @@ from .mmzone import (
     SECTION_HAS_MEM_MAP,
     SECTION_IS_EARLY,
     SECTION_IS_ONLINE,
-    SECTION_MARKED_PRESENT,
     decode_mem_map,
     migratetypes,
 )
