@@ -93,3 +93,17 @@ def test_cli_text_output() -> None:
     assert "0xffd4000000000000  0xffd4000001000000  PMD" in out
     # RAM ends at 1000 MiB - 0x22000 reserved: 384 KiB of section 7's memmap describe no RAM
     assert "section 7: 384 KiB of mapped memmap describe only pfns outside e820 RAM" in out
+
+
+def test_kallsyms_decoding_matches_drgn(real_case: str) -> None:
+    """drgn's own vmlinux-less kallsyms loader, on the same minimal dump, agrees for every 7th symbol."""
+    drgn = pytest.importorskip("drgn")
+    from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
+
+    prog = drgn.Program()
+    prog.set_core_dump(str(real_dump(real_case)))
+    index = load_vmlinux_kallsyms(prog)
+    mine = Kernel(open_dump(real_dump(real_case))).symbols
+    assert len(mine) > 80000
+    for name, addr in list(mine.items())[::7]:
+        assert addr in {s.address for s in index(prog, name, None, False)}, name

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from vmemdbg import cli
 from vmemdbg.sim import SimResult, simulate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,7 +161,6 @@ def test_truth_vmemmap(case):
 def test_truth_subsection_maps(case):
     """subsection_map of every section as read back from the written fixture by the engine; the
     1000m boot's last section is only 52 subsections (0x3e7df000 rounded up to 2 MiB) deep."""
-    cli = pytest.importorskip("vmemdbg.cli")
     _, _, t, r = case
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("vmemdbg.kernel")
-cli = pytest.importorskip("vmemdbg.cli")
-
-from vmemdbg.sim import simulate  # noqa: E402
+from vmemdbg import cli
+from vmemdbg.sim import simulate
 
 MACHINES = Path(__file__).resolve().parent.parent / "fixtures" / "machines"
 

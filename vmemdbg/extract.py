@@ -28,6 +28,13 @@ _IDENTITY_SYMBOLS = ("init_uts_ns", "_stext", "phys_base", "mem_section", "__pgt
 def _keep_for_other_tools(kernel: Kernel) -> None:
     """Keep those variables and the page-table path to them (those tools translate kernel-image
     addresses through init_top_pgt)."""
+    ks = [int(v, 16) for k, v in kernel.info.entries.items() if k.startswith("SYMBOL(kallsyms_")]
+    if ks:  # the whole kallsyms area, so other kallsyms decoders (crash, drgn) work on the result
+        lo, hi = min(ks), max(ks) + 4096
+        try:
+            kernel.read(lo, hi - lo)
+        except MemoryFault:
+            kernel.unreadable.append(f"kallsyms tables {lo:#x}-{hi:#x}")
     for name in _IDENTITY_SYMBOLS:
         va = kernel.symbol(name) or kernel.info.symbol(name)
         if va is not None:
