@@ -18,6 +18,7 @@ from truthcmp import compare, engine_views
 
 from vmemdbg.dump import open_dump
 from vmemdbg.kernel import Kernel
+from vmemdbg import views
 from vmemdbg.symbols import load_system_map
 
 SYSTEM_MAP = REAL / "System.map-6.1.0-56-cloud-amd64.subset"
@@ -107,3 +108,21 @@ def test_kallsyms_decoding_matches_drgn(real_case: str) -> None:
     assert len(mine) > 80000
     for name, addr in list(mine.items())[::7]:
         assert addr in {s.address for s in index(prog, name, None, False)}, name
+
+
+#: crash's STATE letters (memory.c, dump_mem_sections): Present, Mem map, Online, Early, Device.
+CRASH_STATE = {"P": "MARKED_PRESENT", "M": "HAS_MEM_MAP", "O": "IS_ONLINE", "E": "IS_EARLY", "D": "TAINT_ZONE_DEVICE"}
+
+
+def test_sections_equal_crash_kmem_n(real_case: str) -> None:
+    """crash 8's ``kmem -n`` on the full dump (tests/realkernel/crash_truth.py) is a second oracle."""
+    rows = (REAL / real_case / "crash-kmem-n.txt").read_text().splitlines()[1:]
+    assert rows
+    crash = [(int(nr), int(sec, 16), int(coded, 16), int(mm, 16), sorted(CRASH_STATE[c] for c in state), int(pfn))
+             for nr, sec, coded, mm, state, pfn in (r.split() for r in rows)]
+    kernel = Kernel(open_dump(real_dump(real_case)))
+    mask = kernel.sections.flag_layout.map_mask
+
+    mine = [(s["nr"], s["section"], s["coded_mem_map"] & mask, s["mem_map"], sorted(s["flags"]), s["start_pfn"])
+            for s in views.sections(kernel)["sections"]]
+    assert mine == crash

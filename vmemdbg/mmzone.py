@@ -43,6 +43,7 @@ class SectionTable:
     """Every present section, as parallel numpy arrays (index = position, not section number)."""
 
     nr: np.ndarray  # int64 section numbers, ascending
+    addr: np.ndarray  # u64 address of the struct mem_section (root pointer + index * size)
     word: np.ndarray  # u64 section_mem_map
     usage: np.ndarray  # u64 struct mem_section_usage *
     flag_layout: SectionFlagLayout
@@ -96,6 +97,7 @@ def read_sections(kernel: "Kernel", *, with_usage: bool = True, with_nid: bool =
     spr = kernel.sections_per_root
     words_per = kernel.mem_section_size // 8
     nrs: list[np.ndarray] = []
+    addrs: list[np.ndarray] = []
     words: list[np.ndarray] = []
     usages: list[np.ndarray] = []
     unreadable: list[str] = []
@@ -111,18 +113,20 @@ def read_sections(kernel: "Kernel", *, with_usage: bool = True, with_nid: bool =
             continue
         present = np.nonzero(page[:, 0] & np.uint64(SECTION_MARKED_PRESENT))[0]
         nrs.append(present.astype(np.int64) + r * spr)
+        addrs.append(np.uint64(ptr) + present.astype(np.uint64) * np.uint64(kernel.mem_section_size))
         words.append(page[present, 0])
         usages.append(page[present, 1])
     nr = np.concatenate(nrs) if nrs else np.zeros(0, np.int64)
+    addr = np.concatenate(addrs) if addrs else np.zeros(0, np.uint64)
     word = np.concatenate(words) if words else np.zeros(0, np.uint64)
     usage = np.concatenate(usages) if usages else np.zeros(0, np.uint64)
     if highest >= 0:
         keep = nr <= highest
-        nr, word, usage = nr[keep], word[keep], usage[keep]
+        nr, addr, word, usage = nr[keep], addr[keep], word[keep], usage[keep]
     words_or = int(np.bitwise_or.reduce(word & np.uint64(0x3F))) if len(word) else 0
     flag_layout, flag_reason = choose_section_flag_layout(kernel.version, None, words_or)
     usage_layout, usage_reason = choose_usage_layout(kernel.version, _usage_strides(nr, word, usage))
-    table = SectionTable(nr, word, usage, flag_layout, flag_reason, usage_layout, usage_reason,
+    table = SectionTable(nr, addr, word, usage, flag_layout, flag_reason, usage_layout, usage_reason,
                          int(nr[-1]) if len(nr) else -1, roots_present, unreadable=unreadable)
     n = len(nr)
     table.subsection_map = np.zeros(n, np.uint64)

@@ -70,12 +70,12 @@ def _mt_summary(mts: list[str] | None) -> str:
 
 def render_sections(doc: dict, verbose: bool = False) -> str:
     """``sections`` view, columns like crash ``kmem -n``."""
-    headers = ["NR", "ROOT", "CODED_MEM_MAP", "MEM_MAP", "PFN", "NID", "USAGE", "SUBSECTIONS", "FLAGS"]
+    headers = ["NR", "SECTION", "CODED_MEM_MAP", "MEM_MAP", "PFN", "NID", "USAGE", "SUBSECTIONS", "FLAGS"]
     if verbose:
         headers.append("PAGEBLOCKS")
     rows = []
     for r in doc["sections"]:
-        row = [r["nr"], r["root"], hx(r["coded_mem_map"]), hx(r["mem_map"]), hx(r["start_pfn"]),
+        row = [r["nr"], hx(r["section"]), hx(r["coded_mem_map"]), hx(r["mem_map"]), hx(r["start_pfn"]),
                "-" if r["nid"] is None else r["nid"], hx(r["usage"]),
                "-" if r["subsection_map"] is None else f"{r['subsection_map']:016x}",
                "|".join(f.replace("MARKED_", "").replace("IS_", "") for f in r["flags"])]

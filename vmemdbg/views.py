@@ -81,6 +81,7 @@ def sections(kernel: "Kernel", *, with_migratetypes: bool = False) -> dict:
     valid = secs.has(SECTION_HAS_MEM_MAP).tolist()
     mem_map = decode_mem_map(kernel, secs).tolist()
     nr = secs.nr.tolist()
+    addr = secs.addr.tolist()
     spr = kernel.sections_per_root
     shift = kernel.pfn_section_shift
     words = secs.word.tolist()
@@ -91,7 +92,7 @@ def sections(kernel: "Kernel", *, with_migratetypes: bool = False) -> dict:
     sub = secs.subsection_map.tolist()
     pb = secs.pageblock.tolist()
     low = (secs.word & low_mask).tolist()
-    rows = [{"nr": nr[i], "root": nr[i] // spr, "coded_mem_map": words[i],
+    rows = [{"nr": nr[i], "root": nr[i] // spr, "section": addr[i], "coded_mem_map": words[i],
              "mem_map": mem_map[i] if valid[i] else None, "start_pfn": nr[i] << shift,
              "flags": names[low[i]], "nid": nid[i] if nid[i] >= 0 else None, "usage": usage[i],
              "subsection_map": sub[i] if uok[i] else None, "pageblock_flags": pb[i] if uok[i] else None,

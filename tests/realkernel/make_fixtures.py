@@ -7,7 +7,8 @@ For each case directory made by boot.py + drgn_truth.py (``DUMPS/<case>/vmcore.e
 1. run every vmemdbg view on the full ELF dump and compare it field by field with drgn's truth;
 2. ``vmemdbg extract`` a minimal dump (keeping what ``explain`` needs for the truth's addresses);
 3. run the views on the minimal dump and compare again;
-4. copy the minimal dump, truth.json and the boot's serial log to ``fixtures/real/<case>/``.
+4. copy the minimal dump, truth.json and the boot's serial log to ``fixtures/real/<case>/``;
+5. run crash's ``kmem -n`` on the full dump (second oracle, crash_truth.py) into the same place.
 
 If a case also has ``vmcore.kdump`` (QEMU kdump-zlib, read through drgn's libkdumpfile) it is
 compared with ``truth-kdump.json`` too. Exit status 1 on any difference.
@@ -24,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from crash_truth import kmem_n_table  # noqa: E402
 from truthcmp import compare, engine_views  # noqa: E402
 
 from vmemdbg.dump import open_dump  # noqa: E402
@@ -49,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dumps", default="/work/dumps", type=Path, help="directory with one subdirectory per case")
     ap.add_argument("--fixtures", default=Path(__file__).resolve().parents[2] / "fixtures" / "real", type=Path)
     ap.add_argument("--case", action="append", choices=CASES, help="only these cases (default: all)")
+    ap.add_argument("--vmlinux", type=Path, default=Path("/usr/lib/debug/boot/vmlinux-6.1.0-56-cloud-amd64"),
+                    help="the -dbg vmlinux, for crash")
     args = ap.parse_args(argv)
     failed = False
     for case in args.case or CASES:
@@ -71,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             diffs.append(f"fixture is {st['bytes']} bytes, over the {MAX_FIXTURE} limit")
         shutil.copy(d / "truth.json", out / "truth.json")
         shutil.copy(d / "serial.log", out / "serial.log")
+        (out / "crash-kmem-n.txt").write_text(kmem_n_table(d / "vmcore.elf", args.vmlinux))
         for line in diffs[:40]:
             print("   ", line)
         failed |= bool(diffs)
