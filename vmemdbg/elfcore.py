@@ -29,7 +29,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from .errors import DumpError, MemoryFault
-from .memory import MemorySource
+from .memory import MemorySource, blockwise
 
 PT_LOAD = 1
 PT_NOTE = 4
@@ -215,14 +215,7 @@ class ElfCoreSource(MemorySource):
 
     def gather_u64(self, addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Vectorised u64 reads: one searchsorted and one fancy-index gather per block of addresses."""
-        addrs = np.asarray(addrs, dtype=np.uint64).reshape(-1)
-        if addrs.size <= _GATHER_BLOCK:
-            return self._gather_block(addrs)
-        vals = np.empty(addrs.shape, dtype=np.uint64)
-        ok = np.empty(addrs.shape, dtype=bool)
-        for i in range(0, addrs.size, _GATHER_BLOCK):
-            vals[i : i + _GATHER_BLOCK], ok[i : i + _GATHER_BLOCK] = self._gather_block(addrs[i : i + _GATHER_BLOCK])
-        return vals, ok
+        return blockwise(self._gather_block, np.asarray(addrs, dtype=np.uint64), _GATHER_BLOCK)
 
     def _gather_block(self, addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         vals = np.zeros(addrs.shape, dtype=np.uint64)

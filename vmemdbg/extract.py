@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 from typing import Iterable
 
+import numpy as np
+
 from .dump import open_dump
 from .elfcore import write_elf_core
 from .errors import MemoryFault
 from .kernel import Kernel
-from .memory import RecordingSource
+from .memory import MemorySource, RecordingSource
 from .views import all_views, explain
 
 
@@ -45,6 +47,30 @@ def _keep_for_other_tools(kernel: Kernel) -> None:
                 kernel.unreadable.append(f"{name} at {va:#x}")
 
 
+def _copy_pages(src: MemorySource, pages: list[int]) -> list[tuple[int, bytes]]:
+    """Whole pages where the source has them; otherwise the pieces of the page it does hold
+    (sparse dumps such as simulated fixtures keep 64-byte struct pages, not whole pages)."""
+    ranges = src.ranges()
+    starts = np.array([r[0] for r in ranges], dtype=np.uint64)
+    ends = np.array([r[1] for r in ranges], dtype=np.uint64)
+    chunks: list[tuple[int, bytes]] = []
+    for page in pages:
+        try:
+            chunks.append((page, src.read_phys(page, 4096)))
+            continue
+        except MemoryFault:
+            pass
+        i = int(np.searchsorted(ends, np.uint64(page), side="right"))
+        while i < len(starts) and int(starts[i]) < page + 4096:
+            a, b = max(page, int(starts[i])), min(page + 4096, int(ends[i]))
+            try:
+                chunks.append((a, src.read_phys(a, b - a)))
+            except MemoryFault:
+                pass
+            i += 1
+    return chunks
+
+
 def _kernel_image(kernel: Kernel) -> tuple[int, int, int] | None:
     """Physical extent and virtual start of the kernel image (``_text``.. ``_end``), if known."""
     text, end = kernel.symbol("_text"), kernel.symbol("_end")
@@ -64,14 +90,9 @@ def extract(dump: str | os.PathLike, out: str | os.PathLike, *, vmcoreinfo: byte
         _keep_for_other_tools(kernel)
         for a in explain_addrs:
             explain(kernel, a)
-        chunks = []
-        for page in rec.pages().tolist():
-            try:
-                chunks.append((page, src.read_phys(page, 4096)))
-            except MemoryFault:
-                continue
+        chunks = _copy_pages(src, rec.pages().tolist())
         write_elf_core(out, chunks, kernel.info.text.encode("ascii"), page_offset=kernel.page_offset_base,
                        kernel_image=_kernel_image(kernel))
     finally:
         src.close()
-    return {"pages": len(chunks), "bytes": os.path.getsize(out)}
+    return {"pages": len({a & ~0xFFF for a, _ in chunks}), "bytes": os.path.getsize(out)}

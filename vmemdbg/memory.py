@@ -8,6 +8,8 @@ dump or a live kernel.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from .errors import MemoryFault
@@ -96,3 +98,17 @@ class RecordingSource(MemorySource):
         if not parts:
             return np.zeros(0, dtype=np.uint64)
         return np.unique(np.concatenate(parts)) * np.uint64(page_size)
+
+
+def blockwise(fn: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], values: np.ndarray,
+              block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Apply a vectorised ``fn(values) -> (u64 results, ok)`` in blocks of ``block`` elements,
+    so that the temporaries of a million lookups never exist at once."""
+    values = np.asarray(values).reshape(-1)
+    if values.size <= block:
+        return fn(values)
+    out = np.empty(values.shape, dtype=np.uint64)
+    ok = np.empty(values.shape, dtype=bool)
+    for i in range(0, values.size, block):
+        out[i : i + block], ok[i : i + block] = fn(values[i : i + block])
+    return out, ok

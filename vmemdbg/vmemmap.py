@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .memory import blockwise
 from .pagetable import Leaves, WalkFault
 
 if TYPE_CHECKING:
@@ -59,14 +60,7 @@ class VmemmapMapping:
         """``page->flags`` (offset 0, VMCOREINFO OFFSET(page.flags)) of each pfn's struct page.
 
         Done in blocks so the temporaries of half a million lookups never coexist."""
-        pfns = np.asarray(pfns, dtype=np.uint64).reshape(-1)
-        if pfns.size <= _BLOCK:
-            return self._page_flags(pfns)
-        vals = np.empty(pfns.shape, dtype=np.uint64)
-        ok = np.empty(pfns.shape, dtype=bool)
-        for i in range(0, pfns.size, _BLOCK):
-            vals[i : i + _BLOCK], ok[i : i + _BLOCK] = self._page_flags(pfns[i : i + _BLOCK])
-        return vals, ok
+        return blockwise(self._page_flags, np.asarray(pfns, dtype=np.uint64), _BLOCK)
 
     def _page_flags(self, pfns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         phys, ok = self.translate(self.page_va(pfns))
