@@ -36,10 +36,11 @@ def decode_kallsyms(info: VmcoreInfo, read: Callable[[int, int], bytes]) -> dict
     """
     need = ["kallsyms_names", "kallsyms_num_syms", "kallsyms_token_table", "kallsyms_token_index",
             "kallsyms_offsets", "kallsyms_relative_base"]
-    addr = {n: info.symbol(n) for n in need}
-    missing = [n for n, v in addr.items() if v is None]
+    found = {n: info.symbol(n) for n in need}
+    missing = [n for n, v in found.items() if v is None]
     if missing:
-        raise LayoutError(f"VMCOREINFO lacks SYMBOL({missing[0]}) (kernel before 6.0?): pass --vmlinux or --system-map")
+        raise LayoutError(f"VMCOREINFO lacks SYMBOL({missing[0]}) (kernel before 6.0?): pass --symbols VMLINUX|System.map")
+    addr: dict[str, int] = {n: v for n, v in found.items() if v is not None}
     num = int.from_bytes(read(addr["kallsyms_num_syms"], 4), "little")
     if not 0 < num <= MAX_SYMS:
         raise LayoutError(f"kallsyms_num_syms={num} is absurd")

@@ -93,9 +93,10 @@ class Kernel:
             raise LayoutError(f"LENGTH(mem_section)={nr_roots} disagrees with NR_SECTION_ROOTS={expect} "
                               f"(MAX_PHYSMEM_BITS={self.max_physmem_bits}, SIZE(mem_section)={self.mem_section_size})")
         self.nr_section_roots = nr_roots
-        self.roots_addr = info.symbol("mem_section")
-        if self.roots_addr is None:
+        roots_addr = info.symbol("mem_section")
+        if roots_addr is None:
             raise LayoutError("VMCOREINFO has no SYMBOL(mem_section): kernel without SPARSEMEM?")
+        self.roots_addr: int = roots_addr
         self.sme_mask = info.number("sme_mask") or 0
         node_len = info.length("node_data")
         self.nodes_shift = (node_len.bit_length() - 1) if node_len else 0
