@@ -126,3 +126,13 @@ def test_sections_equal_crash_kmem_n(real_case: str) -> None:
     mine = [(s["nr"], s["section"], s["coded_mem_map"] & mask, s["mem_map"], sorted(s["flags"]), s["start_pfn"])
             for s in views.sections(kernel)["sections"]]
     assert mine == crash
+
+
+def test_sections_nr_range() -> None:
+    """``sections --nr 40-41``: node 1's first two sections, as drgn saw them."""
+    out = subprocess.run([sys.executable, "-m", "vmemdbg", "sections", str(real_dump("6g-2node-kaslr")), "--nr", "40-41",
+                          "--json"], capture_output=True, text=True, check=True).stdout
+    rows = json.loads(out)["sections"]
+    truth = {s["nr"]: s for s in real_truth("6g-2node-kaslr")["sections"]}
+    assert [(r["nr"], r["mem_map"], r["usage"], r["nid"]) for r in rows] == \
+        [(n, truth[n]["mem_map"], truth[n]["usage"], 1) for n in (40, 41)]

@@ -33,7 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"vmemdbg {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, _, help_) in VIEWS.items():
-        _add_source_args(sub.add_parser(name, help=help_, description=help_))
+        sp = sub.add_parser(name, help=help_, description=help_)
+        _add_source_args(sp)
+        if name == "sections":
+            sp.add_argument("--nr", metavar="A[-B]", help="only section numbers A to B (e.g. 32-47)")
     e = sub.add_parser("explain", help="section, pageblock, struct page and page-table path of addresses",
                        description="ADDR is pfn:N, a physical address, a direct-map address or a struct page address")
     _add_source_args(e)
@@ -88,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         kernel = Kernel(src, **kw)
         ns = argparse.Namespace(view=args.command, addrs=getattr(args, "addrs", []), verbose=args.verbose,
-                                json=args.json)
+                                json=args.json, nr=getattr(args, "nr", None))
         print(command_output(kernel, ns))
     finally:
         src.close()

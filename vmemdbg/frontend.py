@@ -37,7 +37,21 @@ ARGUMENTS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
                   "help": "for explain: pfn:N, phys:A, direct:VA, page:VA or a bare address"}),
     (("-v", "--verbose"), {"action": "store_true", "help": "more detail (layout reasons, migratetypes, notes)"}),
     (("--json",), {"action": "store_true", "help": "print JSON (schema vmemdbg/1, docs/json.md)"}),
+    (("--nr",), {"metavar": "A[-B]", "default": None, "help": "sections: only section numbers A to B"}),
 )
+
+
+def parse_nr_range(text: str) -> tuple[int, int]:
+    """``"A"`` or ``"A-B"`` (decimal or 0x hex) as an inclusive section-number range."""
+    first, _, last = text.partition("-")
+    try:
+        a = int(first, 0)
+        b = int(last, 0) if last else a
+    except ValueError:
+        raise VmemdbgError(f"--nr {text!r}: expected A or A-B (section numbers)") from None
+    if b < a:
+        raise VmemdbgError(f"--nr {text!r}: the range is empty")
+    return a, b
 
 DESCRIPTION = "explain the sparse memory model (mem_section, vmemmap page tables) of the debugged kernel"
 
@@ -78,5 +92,9 @@ def command_output(kernel: Kernel, args: argparse.Namespace) -> str:
         kwargs["with_migratetypes"] = True
     if "with_sections" in params:  # the text renderer of audit does not print the per-section list
         kwargs["with_sections"] = args.json
+    if getattr(args, "nr", None) is not None:
+        if "nr_range" not in params:
+            raise VmemdbgError(f"--nr applies to sections, not {args.view}")
+        kwargs["nr_range"] = parse_nr_range(args.nr)
     doc = view(kernel, **kwargs)
     return json.dumps(doc, indent=1) if args.json else text(doc, args.verbose)

@@ -68,8 +68,9 @@ def summary(kernel: "Kernel") -> dict:
     )
 
 
-def sections(kernel: "Kernel", *, with_migratetypes: bool = False) -> dict:
-    """Every present section, decoded (comparable to crash ``kmem -n``).
+def sections(kernel: "Kernel", *, with_migratetypes: bool = False, nr_range: tuple[int, int] | None = None) -> dict:
+    """Every present section, decoded (comparable to crash ``kmem -n``); ``nr_range`` keeps only
+    section numbers ``first..last`` (inclusive).
 
     Built column-wise (numpy ``tolist`` per column, flag names looked up per distinct low-bit
     pattern) so that half a million sections take well under a second.
@@ -77,6 +78,8 @@ def sections(kernel: "Kernel", *, with_migratetypes: bool = False) -> dict:
     secs = kernel.sections
     lay = secs.flag_layout
     n = len(secs)
+    lo, hi = (0, n) if nr_range is None else (int(np.searchsorted(secs.nr, nr_range[0])),
+                                               int(np.searchsorted(secs.nr, nr_range[1], side="right")))
     low_mask = np.uint64(~lay.map_mask & ((1 << 64) - 1))
     valid = secs.has(SECTION_HAS_MEM_MAP).tolist()
     mem_map = decode_mem_map(kernel, secs).tolist()
@@ -97,7 +100,7 @@ def sections(kernel: "Kernel", *, with_migratetypes: bool = False) -> dict:
              "flags": names[low[i]], "nid": nid[i] if nid[i] >= 0 else None, "usage": usage[i],
              "subsection_map": sub[i] if uok[i] else None, "pageblock_flags": pb[i] if uok[i] else None,
              "migratetypes": migratetypes(secs.pageblock[i]) if (uok[i] and with_migratetypes) else None}
-            for i in range(n)]
+            for i in range(lo, hi)]
     return _doc("sections",
                 layout={"flags_layout": lay.name, "reason": secs.flag_reason, "origin": lay.origin,
                         "usage_layout": secs.usage_layout.name, "usage_reason": secs.usage_reason},
