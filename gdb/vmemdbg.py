@@ -139,6 +139,24 @@ def _optional(expr: str, default: int = 0) -> int:
         return default
 
 
+class GdbDebugFacts:
+    """Type facts from gdb's DWARF (:class:`vmemdbg.kernel.DebugFacts`)."""
+
+    def sizeof(self, type_name: str) -> int | None:
+        """``sizeof(type_name)`` or None."""
+        try:
+            return _value(f"sizeof({type_name})")
+        except gdb.error:
+            return None
+
+    def enumerator(self, name: str) -> int | None:
+        """The value of enum constant ``name`` or None."""
+        try:
+            return _value(name)
+        except gdb.error:
+            return None
+
+
 def compose_vmcoreinfo() -> str:
     """The VMCOREINFO lines the engine needs, from gdb's symbols and types.
 
@@ -193,6 +211,7 @@ def open_kernel() -> Kernel:
     if gdb.lookup_global_symbol("init_uts_ns") is not None:
         text = compose_vmcoreinfo()
         symbols: GdbSymbols | None = GdbSymbols()
+        debug: GdbDebugFacts | None = GdbDebugFacts()
         where = "gdb (VMCOREINFO composed from debug info)"
     else:
         path = core_file()
@@ -207,9 +226,10 @@ def open_kernel() -> Kernel:
         if not text:
             raise VmemdbgError(f"{path}: no VMCOREINFO note, and gdb has no kernel debug info to compose one")
         symbols = None
+        debug = None
         where = f"gdb core {path} (VMCOREINFO note, kallsyms)"
     source = GdbSource(VmcoreInfo(text).number("phys_base") or 0, where)
-    kernel = Kernel(source, vmcoreinfo=text.encode(), symbols=symbols, symbols_relocated=True)
+    kernel = Kernel(source, vmcoreinfo=text.encode(), symbols=symbols, symbols_relocated=True, debug=debug)
     source.direct_map_base = kernel.page_offset_base
     return kernel
 

@@ -56,6 +56,27 @@ class DrgnSymbols(Mapping[str, int]):
         return len(self.prog.symbols())
 
 
+class DrgnDebugFacts:
+    """Type facts from drgn's debug info (:class:`vmemdbg.kernel.DebugFacts`)."""
+
+    def __init__(self, prog: drgn.Program):
+        self.prog = prog
+
+    def sizeof(self, type_name: str) -> int | None:
+        """``sizeof(type_name)`` or None."""
+        try:
+            return drgn.sizeof(self.prog.type(type_name))
+        except (LookupError, ValueError):
+            return None
+
+    def enumerator(self, name: str) -> int | None:
+        """The value of enum constant ``name`` or None."""
+        try:
+            return self.prog.constant(name).value_()
+        except (LookupError, ValueError):
+            return None
+
+
 def _has_kernel_symbols(prog: drgn.Program) -> bool:
     """True if drgn resolves kernel symbols (vmlinux debug info loaded)."""
     try:
@@ -75,7 +96,7 @@ def kernel_from_prog(prog: drgn.Program) -> Kernel:
     if kernel is None:
         source = DrgnSource(prog, "drgn program")
         if _has_kernel_symbols(prog):
-            kernel = Kernel(source, symbols=DrgnSymbols(prog), symbols_relocated=True)
+            kernel = Kernel(source, symbols=DrgnSymbols(prog), symbols_relocated=True, debug=DrgnDebugFacts(prog))
         else:
             kernel = Kernel(source)
         prog.cache[CACHE_KEY] = kernel

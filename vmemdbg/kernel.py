@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from functools import cached_property
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Mapping, Protocol
 
 import numpy as np
 
@@ -29,16 +29,29 @@ if TYPE_CHECKING:
     from .vmemmap import VmemmapMapping
 
 
+class DebugFacts(Protocol):
+    """What a debugger with kernel DWARF can tell that a dump alone cannot."""
+
+    def sizeof(self, type_name: str) -> int | None:
+        """``sizeof(type_name)``, or None if the type is unknown."""
+
+    def enumerator(self, name: str) -> int | None:
+        """Value of an enum constant (e.g. ``SECTION_TAINT_ZONE_DEVICE_BIT``), or None if absent."""
+
+
 class Kernel:
     """A kernel read from a :class:`MemorySource`.
 
     ``symbols`` override kallsyms: link-time addresses from System.map / vmlinux (the KASLR slide
     is added), or, with ``symbols_relocated=True``, runtime addresses from a debugger that already
     relocated them (drgn, gdb). Any mapping works, so front ends can pass lazy lookups.
+    ``debug`` answers type questions from DWARF when a debugger has it (see :class:`DebugFacts`);
+    without it, layouts are detected from the dump or assumed (and the reason says which).
     """
 
     def __init__(self, source: MemorySource, *, vmcoreinfo: bytes | None = None,
-                 symbols: Mapping[str, int] | None = None, symbols_relocated: bool = False):
+                 symbols: Mapping[str, int] | None = None, symbols_relocated: bool = False,
+                 debug: "DebugFacts | None" = None):
         self.source = source
         self.notes: list[str] = []
         self.unreadable: list[str] = []
@@ -103,6 +116,7 @@ class Kernel:
         self.init_top_pgt = root_va
         self.pt = PageTableWalker(self.read_phys, self.kimg_to_phys(root_va), self.pgtable_levels, self.sme_mask)
         self._user_symbols = symbols
+        self.debug = debug
         self._symbols_slide = 0 if symbols_relocated else self.kaslr_offset
 
     # -- memory -------------------------------------------------------------------------------------

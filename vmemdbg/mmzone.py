@@ -124,8 +124,14 @@ def read_sections(kernel: "Kernel", *, with_usage: bool = True, with_nid: bool =
         keep = nr <= highest
         nr, addr, word, usage = nr[keep], addr[keep], word[keep], usage[keep]
     words_or = int(np.bitwise_or.reduce(word & np.uint64(0x3F))) if len(word) else 0
-    flag_layout, flag_reason = choose_section_flag_layout(kernel.version, None, words_or)
-    usage_layout, usage_reason = choose_usage_layout(kernel.version, _usage_strides(nr, word, usage))
+    zone_device = usage_size = None
+    if kernel.debug is not None:
+        # enum form (6.0+): SECTION_TAINT_ZONE_DEVICE_BIT exists iff CONFIG_ZONE_DEVICE
+        if kernel.debug.enumerator("SECTION_MARKED_PRESENT_BIT") is not None:
+            zone_device = kernel.debug.enumerator("SECTION_TAINT_ZONE_DEVICE_BIT") is not None
+        usage_size = kernel.debug.sizeof("struct mem_section_usage")
+    flag_layout, flag_reason = choose_section_flag_layout(kernel.version, zone_device, words_or)
+    usage_layout, usage_reason = choose_usage_layout(kernel.version, _usage_strides(nr, word, usage), usage_size)
     table = SectionTable(nr, addr, word, usage, flag_layout, flag_reason, usage_layout, usage_reason,
                          int(nr[-1]) if len(nr) else -1, roots_present, unreadable=unreadable)
     n = len(nr)

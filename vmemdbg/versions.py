@@ -126,14 +126,19 @@ USAGE_PLAIN = UsageLayout("plain", 0, 8, 8)
 USAGE_RCU = UsageLayout("rcu_head", 16, 24, 24)
 
 
-def choose_usage_layout(version: KernelVersion, strides: list[int]) -> tuple[UsageLayout, str]:
+def choose_usage_layout(version: KernelVersion, strides: list[int],
+                        struct_size: int | None = None) -> tuple[UsageLayout, str]:
     """Pick the usage layout.
 
     The 16-byte ``rcu_head`` came with 5ec8e8ea8b77 ("mm/sparsemem: fix race in accessing
     memory_section->usage", v6.8) and was backported to 5.10/5.15/6.1/6.6 stable in 2024, so the
     version alone cannot tell. ``strides`` are the distances between the usage pointers of
-    consecutive sections of one boot group: 56 means rcu_head, 40 means none.
+    consecutive sections of one boot group: 56 means rcu_head, 40 means none. Debug info, when a
+    debugger has it, settles it directly (``struct_size``).
     """
+    if struct_size in (USAGE_RCU.struct_size, USAGE_PLAIN.struct_size):
+        lay = USAGE_RCU if struct_size == USAGE_RCU.struct_size else USAGE_PLAIN
+        return lay, f"sizeof(struct mem_section_usage) = {struct_size} from debug info"
     counts = {s: strides.count(s) for s in set(strides)}
     if counts.get(56, 0) > counts.get(40, 0):
         return USAGE_RCU, f"boot usage arrays have a 56-byte stride ({counts[56]} pairs): rcu_head present"
