@@ -1,6 +1,6 @@
 """The debugger command shared by the drgn plugin and the gdb script.
 
-The CLI and both debugger front ends offer the same views, ``VIEW [ADDR...] [-v] [--json]``, and
+The CLI and both debugger front ends offer the same views, ``VIEW [ADDR...] [-v] [--json] [--nr A-B]``, and
 print them through :func:`command_output`, so their output is byte-for-byte identical. This module
 holds the view table, the argument spec and the dispatch; the front ends only adapt their source
 (a dump file, a drgn Program, a gdb inferior) to a :class:`~vmemdbg.kernel.Kernel` and print.

@@ -212,7 +212,10 @@ class Kernel:
         v = self.read_symbol_u64("page_offset_base")
         if v is not None:
             return v
-        t = self.pt.translate(self.roots_addr)
+        try:
+            t = self.pt.translate(self.roots_addr)
+        except MemoryFault as e:
+            raise LayoutError(f"cannot find page_offset_base: kallsyms and the page tables are unreadable ({e})") from None
         if t.phys is None:
             raise LayoutError("cannot find page_offset_base: no symbol and SYMBOL(mem_section) is not mapped")
         self.notes.append("page_offset_base derived from the mapping of SYMBOL(mem_section)")

@@ -14,7 +14,7 @@ For every case this script:
 
 Output: ``OUT/<case>/{vmcore.elf, serial.log, qemu-cmdline.txt[, vmcore.kdump]}``.
 
-Stdlib only (Python 3.11).
+Python 3.11 stdlib; the dump's VMCOREINFO is checked with vmemdbg's own ELF reader (pyelftools).
 """
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ import re
 import shlex
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -375,33 +374,21 @@ def run_case(case: Case, out: Path, kernel: Path, initrd: Path, timeout: float) 
 
 
 def read_vmcoreinfo(path: Path) -> dict[str, str]:
-    """Parse the VMCOREINFO ELF note of an ELF64 little-endian core file (empty dict if none)."""
-    with open(path, "rb") as f:
-        eh = f.read(64)
-        if eh[:4] != b"\x7fELF" or eh[4] != 2 or eh[5] != 1:
-            raise BootError(f"{path} is not an ELF64 little-endian file")
-        phoff, = struct.unpack_from("<Q", eh, 32)
-        phentsize, phnum = struct.unpack_from("<HH", eh, 54)
-        f.seek(phoff)
-        phdrs = f.read(phentsize * phnum)
-        for i in range(phnum):
-            p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", phdrs, i * phentsize)
-            if p_type != 4:  # PT_NOTE
-                continue
-            f.seek(p_offset)
-            notes = f.read(p_filesz)
-            off = 0
-            while off + 12 <= len(notes):
-                namesz, descsz, _ = struct.unpack_from("<III", notes, off)
-                off += 12
-                name = notes[off:off + namesz].rstrip(b"\0")
-                off += (namesz + 3) & ~3
-                desc = notes[off:off + descsz]
-                off += (descsz + 3) & ~3
-                if name == b"VMCOREINFO":
-                    text = desc.decode(errors="replace")
-                    return dict(l.split("=", 1) for l in text.splitlines() if "=" in l)
-    return {}
+    """The VMCOREINFO note of an ELF core as a dict (empty if none), via vmemdbg's pyelftools reader."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from vmemdbg.elfcore import ElfCoreSource
+    from vmemdbg.errors import DumpError
+    from vmemdbg.vmcoreinfo import VmcoreInfo
+
+    try:
+        src = ElfCoreSource(path)
+    except DumpError as e:
+        raise BootError(str(e)) from None
+    try:
+        text = src.vmcoreinfo()
+    finally:
+        src.close()
+    return VmcoreInfo(text).entries if text else {}
 
 
 def main(argv: list[str] | None = None) -> int:

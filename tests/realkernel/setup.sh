@@ -50,6 +50,10 @@ else
         || python3 -m pip install --break-system-packages "drgn==${DRGN_VERSION}" \
         || die "pip install drgn==${DRGN_VERSION} failed"
 fi
+# boot.py and make_fixtures.py import vmemdbg from the repository: its dependencies too
+python3 -m pip install -q pyelftools numpy \
+    || python3 -m pip install -q --break-system-packages pyelftools numpy \
+    || die "pip install pyelftools numpy failed"
 python3 -c "import drgn; print('setup.sh: drgn', drgn.__version__)"
 echo "setup.sh: kernel /boot/vmlinuz-${KREL}"
 echo "setup.sh: vmlinux ${VMLINUX}"

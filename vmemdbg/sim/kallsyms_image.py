@@ -116,27 +116,3 @@ def encode(symbols: list[KSym], kaslr_offset: int) -> KallsymsBlob:
         buf += struct.pack("<H", t)
     _align8(buf)
     return KallsymsBlob(bytes(buf), labels, relative_base, len(table))
-
-
-def decode(blob: KallsymsBlob, kaslr_offset: int) -> list[tuple[str, str, int]]:
-    """Decode the tables back the way kernel/kallsyms.c does: [(type, name, runtime address)]."""
-    d, lab = blob.data, blob.labels
-    n = struct.unpack_from("<I", d, lab["kallsyms_num_syms"])[0]
-    rb = struct.unpack_from("<Q", d, lab["kallsyms_relative_base"])[0]
-    tidx = struct.unpack_from("<256H", d, lab["kallsyms_token_index"])
-    ttab = lab["kallsyms_token_table"]
-    tokens = [d[ttab + t:d.index(b"\0", ttab + t)] for t in tidx]
-    out = []
-    pos = lab["kallsyms_names"]
-    for i in range(n):
-        ln = d[pos]
-        pos += 1
-        if ln & 0x80:
-            ln = (ln & 0x7F) | (d[pos] << 7)
-            pos += 1
-        name = b"".join(tokens[c] for c in d[pos:pos + ln]).decode()
-        pos += ln
-        off = struct.unpack_from("<i", d, lab["kallsyms_offsets"] + 4 * i)[0]
-        addr = off if off >= 0 else rb - 1 - off
-        out.append((name[0], name[1:], addr))
-    return out

@@ -80,25 +80,3 @@ class PageTables:
     def set(self, table: int, idx: int, value: int) -> None:
         """Store a raw entry."""
         self.tables[table].entries[idx] = value
-
-    def walk(self, va: int) -> list[tuple[str, int, int, int]]:
-        """Walk va: [(level, table phys, index, entry)] down to the leaf or the first hole."""
-        out = []
-        table = self.top
-        for name in self.names:
-            idx = index(self.levels, name, va)
-            e = self.get(table, idx)
-            out.append((name, table, idx, e))
-            if not e & PRESENT or name == "pte" or e & PSE:
-                break
-            table = e & PHYS_MASK
-        return out
-
-    def translate(self, va: int) -> int | None:
-        """Physical address for va, or None if unmapped."""
-        path = self.walk(va)
-        name, _, _, e = path[-1]
-        if not e & PRESENT:
-            return None
-        size = 1 << (level_shift(self.levels, name) if name != "pte" else 12)
-        return (e & PHYS_MASK & ~(size - 1)) | (va & (size - 1))
