@@ -112,7 +112,14 @@ def vmemmap(kernel: "Kernel") -> dict:
     """Census of the vmemmap region: runs, audit findings, overhead per node."""
     c = kernel.census
     return _doc("vmemmap", vmemmap_base=kernel.vmemmap_base, runs=c.runs, audit=c.audit,
-                overhead=c.overhead, counts=c.counts, unreadable=_unreadable(kernel))
+                overhead=c.overhead, counts=c.counts, hvo=c.hvo, ram=c.ram, unreadable=_unreadable(kernel))
+
+
+def memory_blocks(kernel: "Kernel") -> dict:
+    """Memory blocks as /sys/devices/system/memory shows them, plus ZONE_DEVICE sections."""
+    from .memory_block import memory_blocks as blocks
+
+    return _doc("memory-blocks", **blocks(kernel), unreadable=_unreadable(kernel))
 
 
 _PREFIXED = re.compile(r"^(pfn|phys|direct|virt|page):(0x[0-9a-fA-F]+|\d+)$")
@@ -205,12 +212,13 @@ def e820(kernel: "Kernel") -> dict:
 
 
 def audit(kernel: "Kernel", *, with_sections: bool = True, with_migratetypes: bool = False) -> dict:
-    """The full audit in one document: summary, sections, vmemmap census, memblock, e820.
+    """The full audit in one document: summary, sections, vmemmap census, memory blocks, memblock, e820.
 
     ``with_sections=False`` leaves out the per-section list (the text report does not print it;
     the section table itself is still read, for the summary and the census).
     """
-    out = {"summary": summary(kernel), "vmemmap": vmemmap(kernel), "e820": e820(kernel)}
+    out = {"summary": summary(kernel), "vmemmap": vmemmap(kernel), "e820": e820(kernel),
+           "memory_blocks": memory_blocks(kernel)}
     if with_sections:
         out["sections"] = sections(kernel, with_migratetypes=with_migratetypes)
     try:
