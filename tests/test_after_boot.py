@@ -12,6 +12,7 @@ The fixtures are minimal dumps of QEMU guests (tests/realkernel/boot.py cases ``
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
@@ -41,7 +42,9 @@ def truth(case: str) -> dict:
     return json.loads((REAL / case / "truth.json").read_text())
 
 
+@functools.lru_cache(maxsize=None)
 def kernel(case: str) -> Kernel:
+    """One analysed fixture, shared by the read-only tests (edited copies get their own)."""
     return Kernel(open_dump(dump(case)))
 
 
@@ -58,6 +61,15 @@ def test_views_and_provenance_equal_drgn_truth(case: str) -> None:
     t = truth(case)
     assert "provenance" in t["vmemmap_pages"]["runs"][0]
     assert compare(engine_views(kernel(case), t), t) == []
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_paging_levels(case: str) -> None:
+    """-cpu max has LA57: memmap-on-memory and hvo run 5-level; hotplug uses la57=off (4-level)."""
+    levels = 4 if case.endswith("hotplug") else 5
+    assert truth(case)["summary"]["kernel"]["pgtable_levels"] == levels
+    assert kernel(case).pgtable_levels == levels
+    assert kernel(case).vmemmap_base == {4: 0xFFFFEA0000000000, 5: 0xFFD4000000000000}[levels]
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -262,8 +262,10 @@ def _note_hotplug(kernel: "Kernel", prov: np.ndarray, nid: np.ndarray, audit: li
             p1 = (int(lv.va[i1] + lv.size[i1]) - kernel.vmemmap_base) // sps
             shift = kernel.pfn_section_shift
             nodes = sorted({int(x) for x in nid[i0:i1 + 1].tolist() if x >= 0})
+            s0, s1 = p0 >> shift, (p1 - 1) >> shift
+            what = f"section {s0} (pfn {p0:#x}-{p1:#x}) was" if s0 == s1 else f"sections {s0}-{s1} (pfn {p0:#x}-{p1:#x}) were"
             _add(audit, mech, int(lv.va[i0]), int(lv.va[i1] + lv.size[i1]),
-                 f"sections {p0 >> shift}-{(p1 - 1) >> shift} (pfn {p0:#x}-{p1:#x}) were hot-added after boot: {how}, "
+                 f"{what} hot-added after boot: {how}, "
                  f"{int(lv.size[i0:i1 + 1].sum()) // 1024} KiB on node {','.join(map(str, nodes)) or '?'}",
                  NOTE, mech)
 

@@ -216,14 +216,20 @@ IORESOURCE_SYSRAM = 0x01000000  # IORESOURCE_SYSRAM (4.6, 03cb525eb25c); "System
 # * f41f2ed43ca5 "mm: hugetlb: free the vmemmap pages associated with each HugeTLB page" (v5.14):
 #   HVO introduced (hugetlb_free_vmemmap=on); the head and the first tail vmemmap pages are kept,
 #   the other tails are remapped read-only onto the second one.
+# * 3bc2b6a72596 "mm: sparsemem: split the huge PMD mapping of vmemmap pages" (v5.15): the vmemmap
+#   stays PMD-mapped and only the PMDs of optimised folios are split into PTEs.
 # * e7d324850bfc "mm: hugetlb: free the 2nd vmemmap page associated with each HugeTLB page"
 #   (v5.18): only the head vmemmap page is kept; every tail vmemmap page maps it read-only.
-# * v6.0 renamed the machinery (hugetlb_vmemmap_optimize / HPageVmemmapOptimized); v6.3
+# * v6.0 renamed the machinery (hugetlb_vmemmap_optimize, HPageVmemmapOptimized); v6.3
 #   "mm/hugetlb_vmemmap: remap head page to newly allocated page" copies the head vmemmap page into
-#   a freshly allocated page (so the shared page is a buddy page on the folio's node, not the
-#   original memmap frame) -- the remapped layout is the same.
+#   a freshly allocated page on the folio's node and remaps the head onto it, so on 6.3+ the
+#   shared page is a buddy page (counted in nr_memmap_pages) rather than the original memmap frame;
+#   the remapped shape (one writable head page, read-only tails onto it) is the same.
 # * Folios keep HPG_vmemmap_optimized (bit 4 of enum hugetlb_page_flags, 5.16-6.15) in the head
 #   page's ``private`` word (OFFSET(page.private) in VMCOREINFO).
+# * Not modelled: the 2026 "mm/hugetlb: Remove fake head pages" series, where all tails of one
+#   order share a per-zone tail page instead of the head's page (its tails would be reported as
+#   hvo_wrong_alias).
 
 HVO_RESERVED_PAGES_BEFORE_5_18 = 2
 HPG_VMEMMAP_OPTIMIZED_BIT = 4
