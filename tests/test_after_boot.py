@@ -217,3 +217,14 @@ def test_cli_memory_blocks_and_json_severity() -> None:
                                    capture_output=True, text=True, check=True).stdout)
     assert [(a["kind"], a["severity"], a["mechanism"]) for a in js["audit"]] == \
         [("hole_mapped", "note", "boot_section_hole"), ("self_hosted", "note", "self_hosted")]
+
+
+def test_drgn_plugin_api() -> None:
+    """The drgn plugin's memory_blocks / vmemmap on a drgn Program equal the CLI engine's views."""
+    drgn = pytest.importorskip("drgn")
+    from vmemdbg import drgn_plugin
+
+    prog = drgn.Program()
+    prog.set_core_dump(str(dump("6.1-hotplug")))
+    assert drgn_plugin.memory_blocks(prog) == views.memory_blocks(kernel("6.1-hotplug"))
+    assert drgn_plugin.vmemmap(prog)["runs"] == views.vmemmap(kernel("6.1-hotplug"))["runs"]

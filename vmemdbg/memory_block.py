@@ -63,47 +63,56 @@ def zone_of_flags(kernel: "Kernel", flags: np.ndarray) -> np.ndarray:
     return ((np.asarray(flags, np.uint64) >> np.uint64(pg)) & np.uint64((1 << zshift) - 1)).astype(np.int64)
 
 
+def _ram_clip(ram_ranges: list[tuple[int, int]], lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last RAM pfn inside each ``[lo, hi]`` (unchanged where the block holds no RAM)."""
+    if not ram_ranges:
+        return lo, hi
+    rs = np.array([r[0] for r in ram_ranges], np.int64)
+    re_ = np.array([r[1] for r in ram_ranges], np.int64)
+    i = np.searchsorted(re_, lo, side="right")  # first range ending after lo
+    ic = np.minimum(i, len(rs) - 1)
+    first = np.where((i < len(rs)) & (rs[ic] <= hi), np.maximum(lo, rs[ic]), lo)
+    j = np.searchsorted(rs, hi, side="right") - 1  # last range starting at or before hi
+    jc = np.maximum(j, 0)
+    last = np.where((j >= 0) & (re_[jc] > lo), np.minimum(hi, re_[jc] - 1), hi)
+    return first, last
+
+
 def memory_blocks(kernel: "Kernel") -> dict:
-    """Every memory block with at least one present section, plus ZONE_DEVICE sections."""
+    """Every memory block with at least one present section, plus ZONE_DEVICE sections (column-wise)."""
     secs = kernel.sections
     ppb, size_src = block_pages(kernel)
     spb = max(1, ppb // kernel.pages_per_section)
     device = secs.has(SECTION_TAINT_ZONE_DEVICE) if secs.flag_layout.decode(SECTION_TAINT_ZONE_DEVICE) else \
         np.zeros(len(secs), bool)
     sel = np.nonzero(secs.has(SECTION_HAS_MEM_MAP) & ~device)[0]
-    blocks = []
+    blocks: list[dict] = []
     if sel.size:
+        shift = kernel.pfn_section_shift
         bid = secs.nr[sel] // spb
         brk = np.ones(sel.size, bool)
         brk[1:] = bid[1:] != bid[:-1]
         starts = np.flatnonzero(brk)
         ends = np.append(starts[1:], sel.size)
-        first = sel[starts]
-        last = sel[ends - 1]
-        pfn0 = secs.nr[first].astype(np.uint64) << np.uint64(kernel.pfn_section_shift)
-        pfn1 = ((secs.nr[last].astype(np.uint64) + np.uint64(1)) << np.uint64(kernel.pfn_section_shift)) - np.uint64(1)
-        ram = ram_account(kernel)
-        for k in range(len(pfn0)):
-            inside = [(max(a, int(pfn0[k])), min(b, int(pfn1[k]) + 1)) for a, b in ram.ranges
-                      if a <= int(pfn1[k]) and b > int(pfn0[k])]
-            if inside:
-                pfn0[k], pfn1[k] = inside[0][0], inside[-1][1] - 1
-        f0, ok0 = kernel.vmemmap.page_flags(pfn0)
-        f1, ok1 = kernel.vmemmap.page_flags(pfn1)
+        lo = secs.nr[sel[starts]] << shift
+        hi = ((secs.nr[sel[ends - 1]] + 1) << shift) - 1
+        pfn0, pfn1 = _ram_clip(ram_account(kernel).ranges, lo, hi)
+        f0, ok0 = kernel.vmemmap.page_flags(pfn0.astype(np.uint64))
+        f1, ok1 = kernel.vmemmap.page_flags(pfn1.astype(np.uint64))
         z0, z1 = zone_of_flags(kernel, f0), zone_of_flags(kernel, f1)
-        online = secs.has(SECTION_IS_ONLINE)
-        early = secs.has(SECTION_IS_EARLY)
-        for k, (a, b) in enumerate(zip(starts.tolist(), ends.tolist())):
-            members = sel[a:b]
-            n_on = int(np.count_nonzero(online[members]))
-            state = "online" if n_on == len(members) else "offline" if n_on == 0 else "mixed"
-            zone = None
-            if state == "online" and ok0[k] and ok1[k]:  # unknown (None) if either struct page is not in the dump
-                zone = "none" if z1[k] != z0[k] else ZONE_NAMES[z0[k]] if z0[k] < len(ZONE_NAMES) else f"?{z0[k]}"
-            nid = int(secs.nid[members[0]])
-            blocks.append({"phys_index": int(bid[a]), "start_pfn": int(bid[a]) * ppb, "sections": len(members),
-                           "state": state, "zone": zone, "nid": nid if nid >= 0 else None,
-                           "early": bool(early[members].all())})
+        n_on = np.add.reduceat(secs.has(SECTION_IS_ONLINE)[sel].astype(np.int64), starts)
+        n_early = np.add.reduceat(secs.has(SECTION_IS_EARLY)[sel].astype(np.int64), starts)
+        count = ends - starts
+        names = {z: (ZONE_NAMES[z] if z < len(ZONE_NAMES) else f"?{z}") for z in np.unique(z0).tolist()}
+        online = n_on == count
+        zone_ok = (online & ok0 & ok1).tolist()  # unknown (None) if either struct page is not in the dump
+        same = (z0 == z1).tolist()
+        nids = secs.nid[sel[starts]].tolist()
+        state = np.where(online, "online", np.where(n_on == 0, "offline", "mixed")).tolist()
+        for k, (b, c, z, ne) in enumerate(zip(bid[starts].tolist(), count.tolist(), z0.tolist(), n_early.tolist())):
+            blocks.append({"phys_index": b, "start_pfn": b * ppb, "sections": c, "state": state[k],
+                           "zone": (names[z] if same[k] else "none") if zone_ok[k] else None,
+                           "nid": nids[k] if nids[k] >= 0 else None, "early": ne == c})
     dev = [{"nr": int(secs.nr[i]), "start_pfn": int(secs.nr[i]) << kernel.pfn_section_shift,
             "nid": int(secs.nid[i]) if secs.nid[i] >= 0 else None} for i in np.nonzero(device)[0].tolist()]
     return {"block_size": ppb << 12, "block_size_source": size_src, "blocks": blocks, "zone_device_sections": dev,

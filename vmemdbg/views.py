@@ -212,13 +212,12 @@ def e820(kernel: "Kernel") -> dict:
 
 
 def audit(kernel: "Kernel", *, with_sections: bool = True, with_migratetypes: bool = False) -> dict:
-    """The full audit in one document: summary, sections, vmemmap census, memory blocks, memblock, e820.
+    """The full audit in one document: summary, sections, vmemmap census, memblock, e820.
 
     ``with_sections=False`` leaves out the per-section list (the text report does not print it;
     the section table itself is still read, for the summary and the census).
     """
-    out = {"summary": summary(kernel), "vmemmap": vmemmap(kernel), "e820": e820(kernel),
-           "memory_blocks": memory_blocks(kernel)}
+    out = {"summary": summary(kernel), "vmemmap": vmemmap(kernel), "e820": e820(kernel)}
     if with_sections:
         out["sections"] = sections(kernel, with_migratetypes=with_migratetypes)
     try:
@@ -230,4 +229,4 @@ def audit(kernel: "Kernel", *, with_sections: bool = True, with_migratetypes: bo
 
 def all_views(kernel: "Kernel") -> dict:
     """Every view with every optional part (what ``extract`` must preserve)."""
-    return audit(kernel, with_migratetypes=True)
+    return {**audit(kernel, with_migratetypes=True), "memory_blocks": memory_blocks(kernel)}
