@@ -228,3 +228,35 @@ def test_drgn_plugin_api() -> None:
     prog.set_core_dump(str(dump("6.1-hotplug")))
     assert drgn_plugin.memory_blocks(prog) == views.memory_blocks(kernel("6.1-hotplug"))
     assert drgn_plugin.vmemmap(prog)["runs"] == views.vmemmap(kernel("6.1-hotplug"))["runs"]
+
+
+def test_hvo_version_quirks() -> None:
+    """Where the folio order lives and how many vmemmap pages HVO keeps, by kernel (versions.py);
+    the 6.1 (OFFSET(page.compound_order)) and 6.12 (folio->_flags_1) paths run on the real fixtures."""
+    from vmemdbg.versions import KernelVersion, folio_order_location, hvo_reserved_pages, zones_shift
+
+    v = KernelVersion.parse
+    assert hvo_reserved_pages(v("5.17.0")) == 2 and hvo_reserved_pages(v("5.18.0")) == 1
+    assert folio_order_location(v("6.1.0"), {"page_size": 64, "page.compound_order": 17})[:2] == (64 + 17, 0xFF)
+    assert folio_order_location(v("6.5.0"), {"page_size": 64, "folio._folio_order": 89})[:2] == (89, 0xFF)
+    assert folio_order_location(v("6.12.0"), {"page_size": 64})[:2] == (64, 0xFF)
+    assert views.vmemmap(kernel("6.1-hvo"))["hvo"]["order_source"].startswith("page[1].compound_order")
+    assert "folio->_flags_1" in views.vmemmap(kernel("6.12-hvo"))["hvo"]["order_source"]
+    assert [zones_shift(n) for n in (1, 2, 3, 4, 5, 8)] == [0, 1, 2, 2, 3, 3]
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_planted_memmap_for_non_ram_in_a_hot_added_section(release: str, tmp_path: Path) -> None:
+    """Shrink the hot-added "System RAM" resource by 16 MiB (struct resource.end in iomem_resource's
+    child list): the last 256 KiB of mapped memmap of section 33 then describe pfns that are not RAM
+    by the kernel's account, and a section added after boot has no whole-section excuse."""
+    src = dump(f"{release}-hotplug")
+    k = Kernel(open_dump(src))
+    ptr = k.read_u64(k.symbol("iomem_resource") + 56)
+    while k.read_u64(ptr) != 0x100000000:
+        ptr = k.read_u64(ptr + 48)
+    assert k.read_u64(ptr + 8) == 0x10FFFFFFF
+    edited = rewrite_dump(src, tmp_path / "ram.elf", patch={k.virt_to_phys(ptr + 8): (0x10EFFFFFF).to_bytes(8, "little")})
+    anomalies = [a for a in views.vmemmap(Kernel(open_dump(edited)))["audit"] if a["severity"] == "anomaly"]
+    assert [a["kind"] for a in anomalies] == ["hole_mapped"]
+    assert anomalies[0]["detail"].startswith("section 33: 256 KiB of mapped memmap describe only pfns that are not RAM")

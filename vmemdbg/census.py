@@ -335,7 +335,7 @@ def _audit_ram_holes(kernel: "Kernel", ram: RamAccount, audit: list[dict]) -> No
                 if n:
                     total += n
                     where.append("the legacy hole below 1 MiB" if b <= 0x100 else
-                                 "the end of RAM" if a > starts.max(initial=0) or b == s1 else f"pfn {a:#x}-{b:#x}")
+                                 "the end of RAM" if a >= int(ends[-1]) else f"pfn {a:#x}-{b:#x}")
         if not total:
             continue
         item = (kernel.vmemmap_base + s0 * sps, kernel.vmemmap_base + s1 * sps,
