@@ -80,52 +80,70 @@ def find_hvo(kernel: "Kernel", writable: np.ndarray) -> HvoResult:
     priv, ok_p = _gather(kernel, head_va + np.uint64(priv_off))
     order = ((order_word >> np.uint64((order_off & 7) * 8)) & np.uint64(order_mask)).astype(np.int64)
     is_head = ok_f & ok_o & ((flags & np.uint64(head_mask)) != 0) & np.isin(order, list(HSTATE_ORDERS))
-    nids = kernel.vmemmap.pfn_nids((head_va - np.uint64(V)) // np.uint64(sps))
-    ends = kernel.vmemmap.ends
+    # Accept heads in VA order; a candidate inside the previous folio is one of its writable tails
+    # (it maps the shared page, so its "struct page" reads as that folio's head).
+    idx = np.nonzero(is_head)[0]
+    npages_all = ((np.int64(1) << order[idx]) * sps) // 4096
+    keep = np.zeros(idx.size, bool)
     covered_to = 0
-    for k in np.nonzero(is_head)[0].tolist():  # ascending VA
-        i_shared = int(cand[k])
-        h = int(head_va[k])
-        if h < covered_to:  # a writable tail of the previous folio reads that folio's head struct page
-            continue
-        o = int(order[k])
-        npages = ((1 << o) * sps) // 4096
-        frame = int(lv.phys[i_shared])
-        tail0 = int(lv.va[i_shared]) + 4096
-        tail_end = h + npages * 4096
-        lo = int(np.searchsorted(lv.va, np.uint64(h)))
-        hi = int(np.searchsorted(lv.va, np.uint64(tail_end)))
-        res.leaf_mask[lo:hi] = True
-        covered_to = tail_end
-        tails = np.arange(tail0, tail_end, 4096, dtype=np.uint64)
-        j = np.searchsorted(lv.va, tails, side="right").astype(np.int64) - 1
-        jc = np.maximum(j, 0)
-        mapped = (j >= 0) & (tails < ends[jc])
-        t_phys = lv.phys[jc] + (tails - lv.va[jc])
-        t_pte = lv.shift[jc] == 12
-        t_rw = writable[jc]
-        violations = []
-        for kind, mask, what in (
-                ("hvo_tail_unmapped", ~mapped, "is not mapped"),
-                ("hvo_tail_not_pte", mapped & ~t_pte, "is not a 4 KiB PTE (PMD not split)"),
-                ("hvo_writable_tail", mapped & t_pte & t_rw, "is writable"),
-                ("hvo_wrong_alias", mapped & t_pte & (t_phys != np.uint64(frame)), f"does not map the shared page {frame:#x}")):
-            bad = np.nonzero(mask)[0]
-            for b in bad[:VIOLATION_CAP].tolist():
-                extra = f" (maps {int(t_phys[b]):#x})" if kind == "hvo_wrong_alias" else ""
-                violations.append({"kind": kind, "va": int(tails[b]),
-                                   "detail": f"tail vmemmap page {int(tails[b]):#x} of the {HSTATE_ORDERS[o]} folio at pfn "
-                                             f"{(h - V) // sps:#x} {what}{extra}"})
-            if bad.size > VIOLATION_CAP:
-                violations.append({"kind": kind, "va": int(tails[bad[VIOLATION_CAP]]),
-                                   "detail": f"... and {bad.size - VIOLATION_CAP} more {kind} tails"})
-        good = int(np.count_nonzero(mapped & t_pte & ~t_rw & (t_phys == np.uint64(frame))))
+    for n, (h, npg) in enumerate(zip(head_va[idx].tolist(), npages_all.tolist())):
+        if h >= covered_to:
+            keep[n] = True
+            covered_to = h + npg * 4096
+    idx, npages = idx[keep], npages_all[keep]
+    if not idx.size:
+        return res
+    heads = head_va[idx]
+    shared_i = cand[idx]
+    frame = lv.phys[shared_i]
+    ext_end = heads + (npages * 4096).astype(np.uint64)
+    # leaves of every folio extent, by a difference array over leaf indices
+    delta = np.zeros(len(lv) + 1, np.int64)
+    np.add.at(delta, np.searchsorted(lv.va, heads), 1)
+    np.add.at(delta, np.searchsorted(lv.va, ext_end), -1)
+    res.leaf_mask = np.cumsum(delta)[:-1] > 0
+    # every tail vmemmap page of every folio at once
+    first_tail = lv.va[shared_i] + np.uint64(4096)
+    counts = ((ext_end - first_tail) // np.uint64(4096)).astype(np.int64)
+    owner = np.repeat(np.arange(idx.size), counts)
+    step = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    tails = first_tail[owner] + step.astype(np.uint64) * np.uint64(4096)
+    ends = kernel.vmemmap.ends
+    j = np.searchsorted(lv.va, tails, side="right").astype(np.int64) - 1
+    jc = np.maximum(j, 0)
+    mapped = (j >= 0) & (tails < ends[jc])
+    t_phys = lv.phys[jc] + (tails - lv.va[jc])
+    t_pte = lv.shift[jc] == 12
+    t_rw = writable[jc]
+    on_shared = t_phys == frame[owner]
+    good = np.bincount(owner, weights=mapped & t_pte & ~t_rw & on_shared, minlength=idx.size).astype(np.int64)
+    violations: list[list[dict]] = [[] for _ in range(idx.size)]
+    for kind, mask, what in (
+            ("hvo_tail_unmapped", ~mapped, "is not mapped"),
+            ("hvo_tail_not_pte", mapped & ~t_pte, "is not a 4 KiB PTE (PMD not split)"),
+            ("hvo_writable_tail", mapped & t_pte & t_rw, "is writable"),
+            ("hvo_wrong_alias", mapped & t_pte & ~on_shared, "does not map the folio's shared page")):
+        bad = np.nonzero(mask)[0]
+        for f in np.unique(owner[bad]).tolist():
+            mine = bad[owner[bad] == f]
+            o = int(order[idx[f]])
+            for t in mine[:VIOLATION_CAP].tolist():
+                extra = f" {int(frame[f]):#x} (maps {int(t_phys[t]):#x})" if kind == "hvo_wrong_alias" else ""
+                violations[f].append({"kind": kind, "va": int(tails[t]),
+                                      "detail": f"tail vmemmap page {int(tails[t]):#x} of the {HSTATE_ORDERS[o]} folio at pfn "
+                                                f"{(int(heads[f]) - V) // sps:#x} {what}{extra}"})
+            if mine.size > VIOLATION_CAP:
+                violations[f].append({"kind": kind, "va": int(tails[mine[VIOLATION_CAP]]),
+                                      "detail": f"... and {mine.size - VIOLATION_CAP} more {kind} tails"})
+    nids = kernel.vmemmap.pfn_nids((heads - np.uint64(V)) // np.uint64(sps))
+    flag = ok_p[idx] & ((priv[idx] >> np.uint64(HPG_VMEMMAP_OPTIMIZED_BIT)) & np.uint64(1) == 1)
+    for f, (h, o, fr, sva, npg, cnt, g, nid, fl) in enumerate(zip(
+            heads.tolist(), order[idx].tolist(), frame.tolist(), lv.va[shared_i].tolist(), npages.tolist(),
+            counts.tolist(), good.tolist(), nids.tolist(), flag.tolist())):
         res.folios.append({
-            "head_pfn": (h - V) // sps, "order": o, "hstate": HSTATE_ORDERS[o], "nid": int(nids[k]) if nids[k] >= 0 else None,
-            "head_page": h, "shared_page_phys": frame, "shared_page_va": int(lv.va[i_shared]),
-            "vmemmap_pages": npages, "tails": len(tails), "tails_remapped": good, "saved_pages": good,
-            "vmemmap_optimized_flag": bool(ok_p[k] and int(priv[k]) >> HPG_VMEMMAP_OPTIMIZED_BIT & 1),
-            "violations": violations})
+            "head_pfn": (h - V) // sps, "order": o, "hstate": HSTATE_ORDERS[o], "nid": nid if nid >= 0 else None,
+            "head_page": h, "shared_page_phys": fr, "shared_page_va": sva, "vmemmap_pages": npg, "tails": cnt,
+            "tails_remapped": g, "saved_pages": g, "vmemmap_optimized_flag": bool(fl), "violations": violations[f]})
     per: dict[int, dict] = {}
     for f in res.folios:
         d = per.setdefault(f["order"], {"order": f["order"], "hstate": f["hstate"], "folios": 0, "saved_pages": 0,
