@@ -259,7 +259,7 @@ def current_kernel() -> Kernel:
 class VmemdbgCommand(gdb.Command):
     """vmemdbg VIEW [ADDR...] [-v] [--json]: what the vmemdbg CLI prints, for the debugged kernel.
 
-VIEW is summary, sections, vmemmap, memblock, e820, audit or explain (explain takes ADDRs:
+VIEW is summary, sections, vmemmap, memblock, e820, memory-blocks, audit or explain (explain takes ADDRs:
 pfn:N, phys:A, direct:VA, page:VA or a bare address). -v adds detail, --json prints JSON
 (schema vmemdbg/1). Results are recomputed after the target runs."""
 

@@ -7,7 +7,9 @@ The engine is a set of small modules named after kernel concepts:
 * :mod:`vmemdbg.kernel`: one analysed target (bases, constants, address translation).
 * :mod:`vmemdbg.pagetable`: the x86-64 page-table walker.
 * :mod:`vmemdbg.mmzone`: ``mem_section`` and ``mem_section_usage``.
-* :mod:`vmemdbg.vmemmap`: the vmemmap census, audit and overhead.
+* :mod:`vmemdbg.vmemmap`, :mod:`vmemdbg.census`: the vmemmap leaves; runs with provenance, audit, overhead.
+* :mod:`vmemdbg.ram`, :mod:`vmemdbg.hvo`, :mod:`vmemdbg.memory_block`, :mod:`vmemdbg.vmstat`: after boot --
+  the kernel's account of RAM, HugeTLB vmemmap optimisation per folio, memory blocks, memmap counters.
 * :mod:`vmemdbg.explain`: pfn / phys / virt / struct page explanation.
 * :mod:`vmemdbg.versions`: every kernel-version quirk, in one place.
 """

@@ -1,18 +1,37 @@
 """vmemmap census, audit and overhead.
 
-The census coalesces the vmemmap leaves (:mod:`vmemdbg.vmemmap`) into runs. The audit flags what
-a kernel engineer looks for after vmemmap_populate (arch/x86/mm/init_64.c, 6.1):
+The census coalesces the vmemmap leaves (:mod:`vmemdbg.vmemmap`) into runs, each with its
+*provenance* (who built that part of the memmap):
 
-* ``offnode``: memmap of node A backed by node B memory (what vmemmap_verify warns about as
-  "potential offnode page_structs").
+* ``boot``: sparse_init -> vmemmap_populate (sparse buffer or memblock) for early sections;
+* ``hotplug``: section_activate -> populate_section_memmap for a section added after boot
+  (not SECTION_IS_EARLY), from the buddy allocator;
+* ``self_hosted``: the same with ``memory_hotplug.memmap_on_memory``: the memmap lives in an
+  altmap at the start of the added memory block itself (the kernel marks those pages
+  PageVmemmapSelfHosted, mm/memory_hotplug.c mhp_init_memmap_on_memory); derived here from the
+  backing frame lying in the same (non-early) memory block as the pfns it describes;
+* ``hvo``: the head and read-only tail vmemmap pages of a HugeTLB-vmemmap-optimised folio
+  (:mod:`vmemdbg.hvo`).
+
+Every audit entry has a ``severity``. An ``anomaly`` is something a kernel engineer must act on:
+
+* ``offnode``: memmap of node A backed by node B memory while node A had memory of its own (what
+  vmemmap_verify warns about as "potential offnode page_structs");
 * ``pte_fallback``: a boot section's memmap mapped by 4 KiB PTEs where vmemmap_populate_hugepages
-  installs a 2 MiB PMD unless vmemmap_alloc_block_buf failed.
-* ``hvo``: a PMD split by HugeTLB vmemmap optimisation (read-only PTEs, mm/hugetlb_vmemmap.c).
-* ``hole_mapped``: memmap mapped for pfns that are not RAM (non-present sections, or whole memmap
-  pages describing pfns outside e820 RAM inside a present section).
-* ``subsection_unmapped``: a subsection marked valid in subsection_map whose memmap is unmapped.
-* ``aliased``: one physical frame mapped at several vmemmap addresses.
+  installs a 2 MiB PMD unless vmemmap_alloc_block_buf failed;
+* ``hole_mapped``: memmap mapped for pfns that are not RAM by the kernel's own account
+  (:mod:`vmemdbg.ram`) where nothing explains it: non-present sections, or hot-added sections;
+* ``subsection_unmapped``: a subsection marked valid in subsection_map whose memmap is unmapped;
+* ``aliased``: one physical frame mapped at several vmemmap addresses outside HVO;
+* ``hvo_writable_tail`` / ``hvo_wrong_alias`` / ``hvo_tail_unmapped`` / ``hvo_tail_not_pte``: a
+  tail of an optimised folio that is not a read-only PTE onto the folio's shared page;
+  ``hvo_orphan``: read-only vmemmap PTEs that belong to no hugetlb folio;
 * ``unreadable``: page-table pages missing from the dump.
+
+A ``note`` is an expected fact, and names its ``mechanism``: ``boot_section_hole`` (early sections
+get the memmap of the whole section, so the legacy hole below 1 MiB and RAM ending mid-section
+have mapped memmap), ``hotplug``, ``self_hosted``, ``hvo``, ``memoryless_node`` (off-node memmap for
+a node that had no memory of its own).
 
 All of it is vectorised over leaves and sections.
 """
@@ -24,15 +43,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .e820 import ram_pfn_ranges, read_e820_table
+from .hvo import HvoResult, find_hvo
 from .mmzone import SECTION_HAS_MEM_MAP, SECTION_IS_EARLY
 from .pagetable import LEAF_NAME
+from .ram import RamAccount, ram_account
 
 if TYPE_CHECKING:
     from .kernel import Kernel
 
 #: Cap on per-item audit entries of one kind (a summary entry says how many were left out).
 AUDIT_CAP = 1000
+#: Provenance names by code (the ``provenance`` key of runs, docs/json.md).
+PROVENANCES = ("boot", "hotplug", "self_hosted", "hvo")
+BOOT, HOTPLUG, SELF_HOSTED, HVO = range(4)
+ANOMALY, NOTE = "anomaly", "note"
 
 
 @dataclass
@@ -43,6 +67,8 @@ class Census:
     audit: list[dict]
     overhead: dict
     counts: dict
+    hvo: dict
+    ram: dict
 
 
 def _groups(mask_break: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +79,7 @@ def _groups(mask_break: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def vmemmap_census(kernel: "Kernel") -> Census:
-    """Runs, audit and overhead of the whole vmemmap region."""
+    """Runs (with provenance), audit and overhead of the whole vmemmap region."""
     m = kernel.vmemmap
     lv = m.leaves
     sps = kernel.struct_page_size
@@ -64,39 +90,75 @@ def vmemmap_census(kernel: "Kernel") -> Census:
     nid = m.pfn_nids(lv.phys >> np.uint64(12)) if n else np.zeros(0, np.int64)
     start_pfn = (lv.va - V) // np.uint64(sps)
     end_pfn = (lv.va + size - V + np.uint64(sps - 1)) // np.uint64(sps)
+    hvo = find_hvo(kernel, writable)
+    prov = _provenance(kernel, hvo, writable, start_pfn)
     runs: list[dict] = []
     if n:
         brk = np.ones(n, dtype=bool)
         brk[1:] = ~((lv.va[1:] == lv.va[:-1] + size[:-1]) & (lv.phys[1:] == lv.phys[:-1] + size[:-1])
-                    & (lv.shift[1:] == lv.shift[:-1]) & (writable[1:] == writable[:-1]) & (nid[1:] == nid[:-1]))
+                    & (lv.shift[1:] == lv.shift[:-1]) & (writable[1:] == writable[:-1]) & (nid[1:] == nid[:-1])
+                    & (prov[1:] == prov[:-1]))
         s, e = _groups(brk)
         last = e - 1
         for a, b, z in zip(s.tolist(), last.tolist(), e.tolist()):
             runs.append({"start": int(lv.va[a]), "end": int(lv.va[b] + size[b]), "level": LEAF_NAME[int(lv.shift[a])],
                          "writable": bool(writable[a]), "phys": int(lv.phys[a]),
                          "nid": int(nid[a]) if nid[a] >= 0 else None,
-                         "start_pfn": int(start_pfn[a]), "end_pfn": int(end_pfn[b]), "leaves": z - a})
-    audit = _audit(kernel, nid, writable, start_pfn, end_pfn)
-    overhead = _overhead(kernel, nid)
+                         "start_pfn": int(start_pfn[a]), "end_pfn": int(end_pfn[b]), "leaves": z - a,
+                         "provenance": PROVENANCES[int(prov[a])]})
+    ram = ram_account(kernel)
+    audit = _audit(kernel, nid, writable, start_pfn, end_pfn, hvo, prov, ram)
+    overhead = _overhead(kernel, nid, prov)
     counts = {"pmd_leaves": int(np.count_nonzero(lv.shift == 21)), "pte_leaves": int(np.count_nonzero(lv.shift == 12)),
               "pud_leaves": int(np.count_nonzero(lv.shift == 30)), "mapped_bytes": int(size.sum()) if n else 0,
-              "pagetable_bytes": 4096 * len(lv.tables)}
-    return Census(runs, audit, overhead, counts)
+              "pagetable_bytes": 4096 * len(lv.tables),
+              "anomalies": sum(1 for x in audit if x["severity"] == ANOMALY),
+              "notes": sum(1 for x in audit if x["severity"] == NOTE)}
+    return Census(runs, audit, overhead, counts,
+                  {"folios": hvo.folios, "hstates": hvo.hstates, "order_source": hvo.order_source},
+                  {"sources": ram.sources, "ranges": [list(r) for r in ram.ranges]})
 
 
-def _add(audit: list[dict], kind: str, start: int, end: int, detail: str) -> None:
-    audit.append({"kind": kind, "start": start, "end": end, "detail": detail})
+def _provenance(kernel: "Kernel", hvo: HvoResult, writable: np.ndarray, start_pfn: np.ndarray) -> np.ndarray:
+    """Provenance code of every leaf (see the module docstring)."""
+    from .memory_block import block_pages
+
+    lv = kernel.vmemmap.leaves
+    prov = np.full(len(lv), BOOT, dtype=np.int8)
+    if not len(lv):
+        return prov
+    secs = kernel.sections
+    idx = secs.index_of((start_pfn >> np.uint64(kernel.pfn_section_shift)).astype(np.int64))
+    at = np.maximum(idx, 0)
+    if len(secs):
+        late = (idx >= 0) & secs.has(SECTION_HAS_MEM_MAP)[at] & ~secs.has(SECTION_IS_EARLY)[at]
+    else:
+        late = np.zeros(len(lv), bool)
+    ppb = np.uint64(block_pages(kernel)[0])
+    own_block = (lv.phys >> np.uint64(12)) // ppb == start_pfn // ppb
+    prov[late] = HOTPLUG
+    prov[late & own_block] = SELF_HOSTED
+    prov[hvo.leaf_mask | ((lv.shift == 12) & ~writable)] = HVO
+    return prov
 
 
-def _capped(audit: list[dict], kind: str, items: list[tuple[int, int, str]]) -> None:
+def _add(audit: list[dict], kind: str, start: int, end: int, detail: str, severity: str = ANOMALY,
+         mechanism: str | None = None) -> None:
+    audit.append({"kind": kind, "severity": severity, "mechanism": mechanism, "start": start, "end": end,
+                  "detail": detail})
+
+
+def _capped(audit: list[dict], kind: str, items: list[tuple[int, int, str]], severity: str = ANOMALY,
+            mechanism: str | None = None) -> None:
     for start, end, detail in items[:AUDIT_CAP]:
-        _add(audit, kind, start, end, detail)
+        _add(audit, kind, start, end, detail, severity, mechanism)
     if len(items) > AUDIT_CAP:
-        _add(audit, kind, items[AUDIT_CAP][0], items[-1][1], f"... and {len(items) - AUDIT_CAP} more {kind} entries")
+        _add(audit, kind, items[AUDIT_CAP][0], items[-1][1], f"... and {len(items) - AUDIT_CAP} more {kind} entries",
+             severity, mechanism)
 
 
 def _audit(kernel: "Kernel", nid: np.ndarray, writable: np.ndarray, start_pfn: np.ndarray,
-           end_pfn: np.ndarray) -> list[dict]:
+           end_pfn: np.ndarray, hvo: HvoResult, prov: np.ndarray, ram: RamAccount) -> list[dict]:
     m = kernel.vmemmap
     lv = m.leaves
     secs = kernel.sections
@@ -113,21 +175,26 @@ def _audit(kernel: "Kernel", nid: np.ndarray, writable: np.ndarray, start_pfn: n
         desc_nid = np.where(idx >= 0, secs.nid[at], -1)
         valid = np.where(idx >= 0, secs.has(SECTION_HAS_MEM_MAP)[at], False)
         early = np.where(idx >= 0, secs.has(SECTION_IS_EARLY)[at], False)
+        boot_nodes = set(secs.nid[secs.has(SECTION_IS_EARLY) & secs.has(SECTION_HAS_MEM_MAP)].tolist())
     else:  # no readable section (filtered dump, or mid-boot before memory_present)
         desc_nid = np.full(len(lv), -1, dtype=np.int64)
         valid = early = np.zeros(len(lv), dtype=bool)
+        boot_nodes = set()
 
     # offnode: coalesce consecutive leaves with the same (described nid, backing nid).
     off = (nid >= 0) & (desc_nid >= 0) & (nid != desc_nid)
-    items = []
-    for i0, i1 in _mask_runs(off, lv.va, size):
-        items.append((int(lv.va[i0]), int(lv.va[i1] + size[i1]),
-                      f"memmap of node {int(desc_nid[i0])} (pfn {int(start_pfn[i0]):#x}-{int(end_pfn[i1]):#x}) "
-                      f"backed by node {int(nid[i0])} memory at {int(lv.phys[i0]):#x}"))
+    items, notes = [], []
+    for i0, i1 in _mask_runs(off, lv.va, size, desc_nid * 4096 + nid):
+        item = (int(lv.va[i0]), int(lv.va[i1] + size[i1]),
+                f"memmap of node {int(desc_nid[i0])} (pfn {int(start_pfn[i0]):#x}-{int(end_pfn[i1]):#x}) "
+                f"backed by node {int(nid[i0])} memory at {int(lv.phys[i0]):#x}")
+        (items if int(desc_nid[i0]) in boot_nodes else notes).append(item)
     _capped(audit, "offnode", items)
+    _capped(audit, "offnode", [(a, b, d + " (the node had no boot memory of its own)") for a, b, d in notes],
+            NOTE, "memoryless_node")
 
-    # PTE-mapped PMD slots: HVO splits (read-only PTEs) versus basepage fallback of boot sections.
-    pte = np.nonzero(lv.shift == 12)[0]
+    # PTE-mapped PMD slots outside HVO folios: read-only orphans versus basepage fallback of boot sections.
+    pte = np.nonzero((lv.shift == 12) & ~hvo.leaf_mask)[0]
     if pte.size:
         slot = lv.va[pte] >> np.uint64(21)
         brk = np.ones(pte.size, dtype=bool)
@@ -135,18 +202,21 @@ def _audit(kernel: "Kernel", nid: np.ndarray, writable: np.ndarray, start_pfn: n
         s, e = _groups(brk)
         ro_any = np.logical_or.reduceat(~writable[pte], s)
         early_slot = early[pte][s]
-        hvo_items, fb_items = [], []
+        in_hvo_slot = np.isin(slot[s], np.unique(lv.va[hvo.leaf_mask] >> np.uint64(21)))
+        orphan, fb_items = [], []
         for k, (a, b) in enumerate(zip(s.tolist(), e.tolist())):
             va0 = int(lv.va[pte[a]]) & ~((1 << 21) - 1)
             cnt = b - a
             if ro_any[k]:
                 nro = int(np.count_nonzero(~writable[pte[a:b]]))
-                hvo_items.append((va0, va0 + (1 << 21), f"PMD split into {cnt} PTEs, {nro} read-only (HugeTLB vmemmap optimisation)"))
-            elif early_slot[k]:
+                orphan.append((va0, va0 + (1 << 21), f"{nro} read-only vmemmap PTEs that belong to no HVO-optimised "
+                                                      f"hugetlb folio (no PG_head/hstate order at the shared page)"))
+            elif early_slot[k] and not in_hvo_slot[k]:
                 fb_items.append((va0, va0 + (1 << 21), f"boot memmap mapped by {cnt} 4 KiB PTEs instead of a 2 MiB PMD "
                                  f"(section {int(sec_of_leaf[pte[a]])}, node {int(desc_nid[pte[a]])})"))
         _capped(audit, "pte_fallback", _merge_items(fb_items))
-        _capped(audit, "hvo", hvo_items)
+        _capped(audit, "hvo_orphan", orphan)
+    _audit_hvo(kernel, hvo, audit)
 
     # hole_mapped (a): leaves describing pfns of sections without a memmap.
     items = []
@@ -154,19 +224,62 @@ def _audit(kernel: "Kernel", nid: np.ndarray, writable: np.ndarray, start_pfn: n
         items.append((int(lv.va[i0]), int(lv.va[i1] + size[i1]),
                       f"memmap mapped for pfn {int(start_pfn[i0]):#x}-{int(end_pfn[i1]):#x} in sections without a memmap"))
     _capped(audit, "hole_mapped", items)
-    _audit_ram_holes(kernel, audit)
+    _audit_ram_holes(kernel, ram, audit)
+    _note_hotplug(kernel, prov, nid, audit)
     _audit_subsections(kernel, audit)
-    _audit_aliases(kernel, writable, audit)
+    _audit_aliases(kernel, writable, ~(hvo.leaf_mask | ((lv.shift == 12) & ~writable)), audit)
     return audit
 
 
-def _mask_runs(mask: np.ndarray, va: np.ndarray, size: np.ndarray) -> list[tuple[int, int]]:
-    """Index ranges (inclusive) of VA-contiguous leaves where ``mask`` is set."""
+def _audit_hvo(kernel: "Kernel", hvo: HvoResult, audit: list[dict]) -> None:
+    """One note per hstate (mechanism ``hvo``) and one anomaly per violated tail."""
+    for h in hvo.hstates:
+        fs = [f for f in hvo.folios if f["order"] == h["order"]]
+        start = min(f["head_page"] for f in fs)
+        end = max(f["head_page"] + f["vmemmap_pages"] * 4096 for f in fs)
+        _add(audit, "hvo", start, end,
+             f"{h['folios']} {h['hstate']} hugetlb folio(s) optimised by HVO: tail vmemmap pages remapped read-only "
+             f"onto each folio's head vmemmap page, {h['saved_pages']} pages ({h['saved_bytes'] // 1024} KiB) freed",
+             NOTE, "hvo")
+    for f in hvo.folios:
+        for v in f["violations"]:
+            _add(audit, v["kind"], v["va"], v["va"] + 4096, v["detail"])
+        if not f["vmemmap_optimized_flag"]:
+            _add(audit, "hvo_flag", f["head_page"], f["head_page"] + 4096,
+                 f"folio at pfn {f['head_pfn']:#x} is remapped but HPG_vmemmap_optimized is clear in its private word")
+
+
+def _note_hotplug(kernel: "Kernel", prov: np.ndarray, nid: np.ndarray, audit: list[dict]) -> None:
+    """A note per range of sections added after boot, naming where their memmap came from."""
+    lv = kernel.vmemmap.leaves
+    for code, mech, how in ((HOTPLUG, "hotplug", "memmap allocated from the buddy allocator (section_activate)"),
+                            (SELF_HOSTED, "self_hosted",
+                             "memmap self-hosted in the altmap at the start of the added memory (memmap_on_memory)")):
+        sel = prov == code
+        for i0, i1 in _mask_runs(sel, lv.va, lv.size):
+            sps = kernel.struct_page_size
+            p0 = (int(lv.va[i0]) - kernel.vmemmap_base) // sps
+            p1 = (int(lv.va[i1] + lv.size[i1]) - kernel.vmemmap_base) // sps
+            shift = kernel.pfn_section_shift
+            nodes = sorted({int(x) for x in nid[i0:i1 + 1].tolist() if x >= 0})
+            s0, s1 = p0 >> shift, (p1 - 1) >> shift
+            what = f"section {s0} (pfn {p0:#x}-{p1:#x}) was" if s0 == s1 else f"sections {s0}-{s1} (pfn {p0:#x}-{p1:#x}) were"
+            _add(audit, mech, int(lv.va[i0]), int(lv.va[i1] + lv.size[i1]),
+                 f"{what} hot-added after boot: {how}, "
+                 f"{int(lv.size[i0:i1 + 1].sum()) // 1024} KiB on node {','.join(map(str, nodes)) or '?'}",
+                 NOTE, mech)
+
+
+def _mask_runs(mask: np.ndarray, va: np.ndarray, size: np.ndarray,
+               key: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """Index ranges (inclusive) of VA-contiguous leaves where ``mask`` is set (and ``key`` is equal)."""
     idx = np.nonzero(mask)[0]
     if not idx.size:
         return []
     brk = np.ones(idx.size, dtype=bool)
     brk[1:] = (idx[1:] != idx[:-1] + 1) | (va[idx[1:]] != va[idx[:-1]] + size[idx[:-1]])
+    if key is not None:
+        brk[1:] |= key[idx[1:]] != key[idx[:-1]]
     s, e = _groups(brk)
     return [(int(idx[a]), int(idx[b - 1])) for a, b in zip(s.tolist(), e.tolist())]
 
@@ -185,50 +298,55 @@ def _merge_items(items: list[tuple[int, int, str]]) -> list[tuple[int, int, str]
     return out
 
 
-def _audit_ram_holes(kernel: "Kernel", audit: list[dict]) -> None:
-    """Whole memmap pages inside present sections that only describe non-RAM pfns (e820)."""
-    table = read_e820_table(kernel)
-    if table is None:
-        return
-    ram = ram_pfn_ranges(table)
+def _audit_ram_holes(kernel: "Kernel", ram: RamAccount, audit: list[dict]) -> None:
+    """Whole memmap pages inside present sections that only describe pfns that are not RAM.
+
+    Early sections get the memmap of the whole section at boot (sparse_init_nid populates
+    PAGES_PER_SECTION struct pages and pfn_valid() is true for every pfn of an early section), so
+    the legacy hole below 1 MiB and RAM ending mid-section are notes; sections added after boot
+    are populated subsection by subsection (section_activate), so there it is an anomaly.
+    """
     secs = kernel.sections
-    if not ram or not len(secs):
+    if not ram.ranges or not len(secs):
         return
     pps = kernel.pages_per_section
     sps = kernel.struct_page_size
-    starts = np.array([r[0] for r in ram], dtype=np.int64)
-    ends = np.array([r[1] for r in ram], dtype=np.int64)
+    starts = np.array([r[0] for r in ram.ranges], dtype=np.int64)
+    ends = np.array([r[1] for r in ram.ranges], dtype=np.int64)
     sec_start = secs.nr << kernel.pfn_section_shift
     sec_end = sec_start + pps
     i = np.searchsorted(starts, sec_start, side="right") - 1
     inside = (i >= 0) & (ends[np.maximum(i, 0)] >= sec_end)
     cand = np.nonzero(~inside & secs.has(SECTION_HAS_MEM_MAP))[0]
+    early = secs.has(SECTION_IS_EARLY)
     mapped = kernel.vmemmap
-    items = []
+    anomalies, notes = [], []
     for k in cand.tolist():
         s0, s1 = int(sec_start[k]), int(sec_end[k])
-        holes, cur = [], s0
-        for a, b in ram:
-            if b <= s0 or a >= s1:
-                continue
-            if a > cur:
-                holes.append((cur, a))
-            cur = max(cur, b)
-        if cur < s1:
-            holes.append((cur, s1))
-        total = 0
-        for a, b in holes:
+        total, where = 0, []
+        for a, b in ram.holes(s0, s1):
             va_a = kernel.vmemmap_base + a * sps
             va_b = kernel.vmemmap_base + b * sps
             p0, p1 = (va_a + 4095) & ~4095, va_b & ~4095
             if p1 > p0:
                 pages = np.arange(p0, p1, 4096, dtype=np.uint64)
                 _, ok = mapped.translate(pages)
-                total += int(np.count_nonzero(ok)) * 4096
-        if total:
-            items.append((kernel.vmemmap_base + s0 * sps, kernel.vmemmap_base + s1 * sps,
-                          f"section {int(secs.nr[k])}: {total // 1024} KiB of mapped memmap describe only pfns outside e820 RAM"))
-    _capped(audit, "hole_mapped", items)
+                n = int(np.count_nonzero(ok)) * 4096
+                if n:
+                    total += n
+                    where.append("the legacy hole below 1 MiB" if b <= 0x100 else
+                                 "the end of RAM" if a >= int(ends[-1]) else f"pfn {a:#x}-{b:#x}")
+        if not total:
+            continue
+        item = (kernel.vmemmap_base + s0 * sps, kernel.vmemmap_base + s1 * sps,
+                f"section {int(secs.nr[k])}: {total // 1024} KiB of mapped memmap describe only pfns that are not RAM"
+                f" ({', '.join(where)})")
+        if early[k]:
+            notes.append((item[0], item[1], item[2] + ": early sections have the memmap of the whole section"))
+        else:
+            anomalies.append((item[0], item[1], item[2] + f" in a section added after boot (RAM: {', '.join(ram.sources)})"))
+    _capped(audit, "hole_mapped", anomalies)
+    _capped(audit, "hole_mapped", notes, NOTE, "boot_section_hole")
 
 
 def _audit_subsections(kernel: "Kernel", audit: list[dict]) -> None:
@@ -268,13 +386,15 @@ def _audit_subsections(kernel: "Kernel", audit: list[dict]) -> None:
     _capped(audit, "subsection_unmapped", items)
 
 
-def _audit_aliases(kernel: "Kernel", writable: np.ndarray, audit: list[dict]) -> None:
-    """Physical frames reachable from more than one vmemmap VA."""
+def _audit_aliases(kernel: "Kernel", writable: np.ndarray, consider: np.ndarray, audit: list[dict]) -> None:
+    """Physical frames reachable from more than one vmemmap VA, among the leaves in ``consider``
+    (HVO folios and read-only PTEs are audited by their own rules)."""
     lv = kernel.vmemmap.leaves
-    if len(lv) < 2:
+    sel = np.nonzero(consider)[0]
+    if sel.size < 2:
         return
     size = lv.size
-    order = np.argsort(lv.phys, kind="stable")
+    order = sel[np.argsort(lv.phys[sel], kind="stable")]
     ps, pe = lv.phys[order], lv.phys[order] + size[order]
     prev_end = np.maximum.accumulate(pe)
     over = np.zeros(len(ps), dtype=bool)
@@ -289,14 +409,16 @@ def _audit_aliases(kernel: "Kernel", writable: np.ndarray, audit: list[dict]) ->
     _capped(audit, "aliased", items)
 
 
-def _overhead(kernel: "Kernel", nid: np.ndarray) -> dict:
-    """Bytes of physical memory backing struct pages (each frame counted once) and of table pages."""
+def _overhead(kernel: "Kernel", nid: np.ndarray, prov: np.ndarray) -> dict:
+    """Bytes of physical memory backing struct pages (each frame counted once, by node and by
+    provenance) and of table pages; plus the kernel's own counters where it keeps them."""
     m = kernel.vmemmap
     lv = m.leaves
     per: dict[int | None, dict] = {}
 
     def slot(n: int | None) -> dict:
-        return per.setdefault(n, {"nid": n, "memmap_bytes": 0, "pagetable_bytes": 0})
+        return per.setdefault(n, {"nid": n, "memmap_bytes": 0, "pagetable_bytes": 0,
+                                  "by_provenance": {p: 0 for p in PROVENANCES}})
 
     if len(lv):
         size = lv.size
@@ -306,13 +428,25 @@ def _overhead(kernel: "Kernel", nid: np.ndarray) -> dict:
         prev_end = np.concatenate(([np.iinfo(np.int64).min], np.maximum.accumulate(pe)[:-1]))
         eff = np.maximum(0, pe - np.maximum(ps, prev_end))
         nn = nid[order]
+        pp = prov[order]
         for v in np.unique(nn).tolist():
-            slot(v if v >= 0 else None)["memmap_bytes"] += int(eff[nn == v].sum())
+            d = slot(v if v >= 0 else None)
+            on = nn == v
+            d["memmap_bytes"] += int(eff[on].sum())
+            for code, name in enumerate(PROVENANCES):
+                d["by_provenance"][name] += int(eff[on & (pp == code)].sum())
     if lv.tables:
         tn = m.pfn_nids(np.array(lv.tables, dtype=np.uint64) >> np.uint64(12))
         for v in tn.tolist():
             slot(v if v >= 0 else None)["pagetable_bytes"] += 4096
     nodes = sorted(per.values(), key=lambda d: (d["nid"] is None, d["nid"] or 0))
     total = {"memmap_bytes": sum(d["memmap_bytes"] for d in nodes),
-             "pagetable_bytes": sum(d["pagetable_bytes"] for d in nodes)}
-    return {"total": total, "nodes": nodes}
+             "pagetable_bytes": sum(d["pagetable_bytes"] for d in nodes),
+             "by_provenance": {p: sum(d["by_provenance"][p] for d in nodes) for p in PROVENANCES}}
+    from .vmstat import memmap_counters
+
+    counters = memmap_counters(kernel)
+    bp = total["by_provenance"]
+    counters["expected_boot_pages"] = bp["boot"] // 4096
+    counters["expected_pages"] = (bp["hotplug"] + bp["self_hosted"] + bp["hvo"]) // 4096
+    return {"total": total, "nodes": nodes, "kernel_counters": counters}

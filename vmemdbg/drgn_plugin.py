@@ -118,6 +118,11 @@ def vmemmap(prog: drgn.Program) -> dict:
     return views.vmemmap(kernel_from_prog(prog))
 
 
+def memory_blocks(prog: drgn.Program) -> dict:
+    """The ``memory-blocks`` view of ``prog`` (what /sys/devices/system/memory shows)."""
+    return views.memory_blocks(kernel_from_prog(prog))
+
+
 def explain(prog: drgn.Program, addr: str) -> dict:
     """The ``explain`` view of one address (``pfn:N``, ``phys:A``, a direct-map or struct page VA)."""
     return views.explain(kernel_from_prog(prog), addr)
@@ -142,4 +147,5 @@ def _cmd_vmemdbg(prog: drgn.Program, name: str, args: argparse.Namespace, **kwar
         raise CommandError(str(e)) from None
 
 
-__all__ = ["CACHE_KEY", "DrgnSymbols", "explain", "kernel_from_prog", "sections", "summary", "vmemmap"]
+__all__ = ["CACHE_KEY", "DrgnSymbols", "explain", "kernel_from_prog", "memory_blocks", "sections", "summary",
+           "vmemmap"]

@@ -24,6 +24,8 @@ VIEWS: dict[str, tuple[Callable[..., dict], Callable[[dict, bool], str], str]] =
     "vmemmap": (views.vmemmap, render.render_vmemmap, "vmemmap page-table census, audit and overhead per node"),
     "memblock": (views.memblock, render.render_memblock, "memblock memory/reserved regions and whether they can be trusted"),
     "e820": (views.e820, render.render_e820, "the kernel's e820 tables (modified, firmware, kexec)"),
+    "memory-blocks": (views.memory_blocks, render.render_memory_blocks,
+                      "memory blocks as /sys/devices/system/memory shows them (state, zone, nid, phys_index)"),
     "audit": (views.audit, render.render_audit, "everything at once: summary, sections, vmemmap census, memblock, e820"),
 }
 

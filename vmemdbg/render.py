@@ -91,25 +91,82 @@ def render_sections(doc: dict, verbose: bool = False) -> str:
     return "\n".join(out + _unreadable(doc))
 
 
+def _collapse_hvo_tails(runs: list[dict]) -> list[tuple[dict, int]]:
+    """Runs with consecutive read-only HVO tails onto one frame folded into one row (run, count)."""
+    out: list[tuple[dict, int]] = []
+    for r in runs:
+        if out:
+            p, n = out[-1]
+            if (r.get("provenance") == "hvo" and not r["writable"] and p.get("provenance") == "hvo"
+                    and not p["writable"] and r["phys"] == p["phys"] and r["start"] == p["end"]
+                    and r["level"] == p["level"]):
+                out[-1] = ({**p, "end": r["end"], "end_pfn": r["end_pfn"]}, n + 1)
+                continue
+        out.append((r, 1))
+    return out
+
+
 def render_vmemmap(doc: dict, verbose: bool = False) -> str:
-    """``vmemmap`` view: runs, audit, overhead."""
-    rows = [[hx(r["start"]), hx(r["end"]), r["level"].upper(), "RW" if r["writable"] else "RO", hx(r["phys"]),
-             "-" if r["nid"] is None else r["nid"], f"{r['start_pfn']:#x}-{r['end_pfn']:#x}", human(r["end"] - r["start"])]
-            for r in doc["runs"]]
-    out = [table(["START", "END", "LEVEL", "PROT", "PHYS", "NID", "PFNS", "SIZE"], rows)]
-    if doc["audit"]:
+    """``vmemmap`` view: runs with provenance, audit (anomalies, then notes), HVO, overhead."""
+    rows = [[hx(r["start"]), hx(r["end"]), r["level"].upper(), "RW" if r["writable"] else "RO",
+             hx(r["phys"]) + (f" x{n}" if n > 1 else ""), "-" if r["nid"] is None else r["nid"],
+             f"{r['start_pfn']:#x}-{r['end_pfn']:#x}", human(r["end"] - r["start"]), r.get("provenance", "boot")]
+            for r, n in _collapse_hvo_tails(doc["runs"])]
+    out = [table(["START", "END", "LEVEL", "PROT", "PHYS", "NID", "PFNS", "SIZE", "PROVENANCE"], rows)]
+    anomalies = [a for a in doc["audit"] if a.get("severity", "anomaly") == "anomaly"]
+    notes = [a for a in doc["audit"] if a.get("severity") == "note"]
+    out.append("")
+    out.append(f"audit: {len(anomalies)} anomal{'y' if len(anomalies) == 1 else 'ies'}, {len(notes)} note{'' if len(notes) == 1 else 's'}")
+    for a in anomalies:
+        out.append(f"  ANOMALY {a['kind']:<20} {a['start']:#x}-{a['end']:#x}  {a['detail']}")
+    for a in notes:
+        out.append(f"  note    {a['mechanism'] or a['kind']:<20} {a['start']:#x}-{a['end']:#x}  {a['detail']}")
+    hvo = doc.get("hvo") or {}
+    if hvo.get("hstates"):
         out.append("")
-        out.append("audit:")
-        for a in doc["audit"]:
-            out.append(f"  {a['kind']:<20} {a['start']:#x}-{a['end']:#x}  {a['detail']}")
-    else:
-        out.append("audit: no findings")
+        out.append(table(["HSTATE", "FOLIOS", "SAVED", "VIOLATIONS"],
+                         [[h["hstate"], h["folios"], f"{h['saved_pages']} pages ({human(h['saved_bytes'])})", h["violations"]]
+                          for h in hvo["hstates"]]))
+        if verbose:
+            out.append(table(["HEAD PFN", "HSTATE", "NID", "HEAD PAGE", "SHARED PAGE", "TAILS RO->SHARED", "FLAG"],
+                             [[hx(f["head_pfn"]), f["hstate"], "-" if f["nid"] is None else f["nid"], hx(f["head_page"]),
+                               hx(f["shared_page_phys"]), f"{f['tails_remapped']}/{f['tails']}",
+                               "optimized" if f["vmemmap_optimized_flag"] else "CLEAR"] for f in hvo["folios"]]))
     out.append("")
     ov = doc["overhead"]
-    orow = [["-" if n["nid"] is None else n["nid"], human(n["memmap_bytes"]), human(n["pagetable_bytes"])]
-            for n in ov["nodes"]]
-    orow.append(["total", human(ov["total"]["memmap_bytes"]), human(ov["total"]["pagetable_bytes"])])
-    out.append(table(["NODE", "MEMMAP", "PAGE TABLES"], orow))
+    provs = ("boot", "hotplug", "self_hosted", "hvo")
+
+    def prow(label: str, d: dict) -> list[str]:
+        bp = d.get("by_provenance", {})
+        return [label, human(d["memmap_bytes"]), *[human(bp.get(p, 0)) for p in provs], human(d["pagetable_bytes"])]
+
+    orow = [prow("-" if n["nid"] is None else str(n["nid"]), n) for n in ov["nodes"]]
+    orow.append(prow("total", ov["total"]))
+    out.append(table(["NODE", "MEMMAP", "BOOT", "HOTPLUG", "SELF_HOSTED", "HVO", "PAGE TABLES"], orow))
+    kc = ov.get("kernel_counters")
+    if kc:
+        if kc["available"]:
+            out.append(f"kernel counters: nr_memmap_boot_pages {kc['nr_memmap_boot_pages']} (census predicts "
+                       f"{kc['expected_boot_pages']}), nr_memmap_pages {kc['nr_memmap_pages']} (census predicts "
+                       f"{kc['expected_pages']})")
+        else:
+            out.append(f"kernel counters: {kc['reason']}")
+    return "\n".join(out + _unreadable(doc))
+
+
+def render_memory_blocks(doc: dict, verbose: bool = False) -> str:
+    """``memory-blocks`` view: what /sys/devices/system/memory shows."""
+    rows = [[f"memory{b['phys_index']}", f"{b['phys_index']:08x}", b["state"], b["zone"] or "?",
+             "-" if b["nid"] is None else b["nid"], hx(b["start_pfn"] << 12), b["sections"],
+             "boot" if b["early"] else "hot-added"] for b in doc["blocks"]]
+    out = [f"block_size_bytes {doc['block_size']:x} ({human(doc['block_size'])}: {doc['block_size_source']})",
+           table(["BLOCK", "PHYS_INDEX", "STATE", "ZONE", "NID", "PHYS", "SECTIONS", "ORIGIN"], rows)]
+    if doc["zone_device_sections"]:
+        out.append("ZONE_DEVICE sections (no memory block): " + ", ".join(
+            f"{d['nr']} (pfn {d['start_pfn']:#x}, node {d['nid']})" for d in doc["zone_device_sections"]))
+    if verbose:
+        out.append("state from SECTION_IS_ONLINE of every section of the block; zone from page->flags of its first "
+                   "and last RAM pfn ('none' when they differ, like sysfs valid_zones); nid from the sections")
     return "\n".join(out + _unreadable(doc))
 
 

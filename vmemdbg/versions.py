@@ -200,3 +200,74 @@ class X86Defaults:
 X86 = X86Defaults()
 START_KERNEL_MAP = 0xFFFFFFFF80000000
 KERNEL_IMAGE_SIZE = 1 << 30
+
+
+# ---------------------------------------------------------------------------------------------
+# struct resource (include/linux/ioport.h): start, end, name, flags, desc (4.6, 43ee493bde78),
+# parent, sibling, child -- 64 bytes on x86-64, unchanged up to 6.15.
+
+RESOURCE_LAYOUT = {"size": 64, "flags": 24, "sibling": 48, "child": 56}
+IORESOURCE_SYSRAM = 0x01000000  # IORESOURCE_SYSRAM (4.6, 03cb525eb25c); "System RAM" resources
+
+
+# ---------------------------------------------------------------------------------------------
+# HugeTLB Vmemmap Optimization (mm/hugetlb_vmemmap.c).
+#
+# * f41f2ed43ca5 "mm: hugetlb: free the vmemmap pages associated with each HugeTLB page" (v5.14):
+#   HVO introduced (hugetlb_free_vmemmap=on); the head and the first tail vmemmap pages are kept,
+#   the other tails are remapped read-only onto the second one.
+# * 3bc2b6a72596 "mm: sparsemem: split the huge PMD mapping of vmemmap pages" (v5.15): the vmemmap
+#   stays PMD-mapped and only the PMDs of optimised folios are split into PTEs.
+# * e7d324850bfc "mm: hugetlb: free the 2nd vmemmap page associated with each HugeTLB page"
+#   (v5.18): only the head vmemmap page is kept; every tail vmemmap page maps it read-only.
+# * v6.0 renamed the machinery (hugetlb_vmemmap_optimize, HPageVmemmapOptimized); v6.3
+#   "mm/hugetlb_vmemmap: remap head page to newly allocated page" copies the head vmemmap page into
+#   a freshly allocated page on the folio's node and remaps the head onto it, so on 6.3+ the
+#   shared page is a buddy page (counted in nr_memmap_pages) rather than the original memmap frame;
+#   the remapped shape (one writable head page, read-only tails onto it) is the same.
+# * Folios keep HPG_vmemmap_optimized (bit 4 of enum hugetlb_page_flags, 5.16-6.15) in the head
+#   page's ``private`` word (OFFSET(page.private) in VMCOREINFO).
+# * Not modelled: the 2026 "mm/hugetlb: Remove fake head pages" series, where all tails of one
+#   order share a per-zone tail page instead of the head's page (its tails would be reported as
+#   hvo_wrong_alias).
+
+HVO_RESERVED_PAGES_BEFORE_5_18 = 2
+HPG_VMEMMAP_OPTIMIZED_BIT = 4
+#: x86-64 hstate orders: 2 MiB (PMD) and 1 GiB (PUD) pages.
+HSTATE_ORDERS = {9: "2 MiB", 18: "1 GiB"}
+
+
+def hvo_reserved_pages(version: KernelVersion) -> int:
+    """Vmemmap pages HVO keeps per folio (the rest map the last kept page read-only)."""
+    return HVO_RESERVED_PAGES_BEFORE_5_18 if not version.at_least(5, 18) else 1
+
+
+def folio_order_location(version: KernelVersion, offsets: dict[str, int | None]) -> tuple[int, int, str]:
+    """Where the order of a large folio is kept, as (byte offset from the head struct page,
+    mask, reason). ``offsets`` are VMCOREINFO OFFSET() values.
+
+    Up to 6.3 ``page[1].compound_order`` (a byte; OFFSET(page.compound_order) in VMCOREINFO);
+    6.4-6.5 ``folio._folio_order``; since ebc1baf5c9b4 "mm: free up a word in the first tail page"
+    (v6.6) the low byte of ``folio->_flags_1``, i.e. of ``page[1].flags`` (folio_order()).
+    """
+    psz = offsets.get("page_size") or 64
+    if offsets.get("page.compound_order") is not None:
+        return psz + offsets["page.compound_order"], 0xFF, "page[1].compound_order (OFFSET in VMCOREINFO)"
+    if offsets.get("folio._folio_order") is not None:
+        return offsets["folio._folio_order"], 0xFF, "folio._folio_order (OFFSET in VMCOREINFO)"
+    return psz, 0xFF, f"kernel {version} ≥ 6.6: low byte of folio->_flags_1 (page[1].flags)"
+
+
+# ---------------------------------------------------------------------------------------------
+# enum zone_type (include/linux/mmzone.h) and the ZONES field of page->flags
+# (include/linux/page-flags-layout.h: ZONES_SHIFT = order_base_2(MAX_NR_ZONES) for up to 8 zones).
+
+ZONE_NAMES: tuple[str, ...] = ("DMA", "DMA32", "Normal", "Movable", "Device")
+"""Zones with CONFIG_ZONE_DMA, CONFIG_ZONE_DMA32 and CONFIG_ZONE_DEVICE (every x86-64 distro
+config, Debian's included; no HIGHMEM on 64-bit). Not in VMCOREINFO: a kernel built otherwise
+needs this table changed."""
+
+
+def zones_shift(nr_zones: int) -> int:
+    """ZONES_SHIFT for MAX_NR_ZONES zones (0 for one zone, 1 for two, 2 up to 4, 3 up to 8)."""
+    return 0 if nr_zones <= 1 else (nr_zones - 1).bit_length()

@@ -112,7 +112,14 @@ def vmemmap(kernel: "Kernel") -> dict:
     """Census of the vmemmap region: runs, audit findings, overhead per node."""
     c = kernel.census
     return _doc("vmemmap", vmemmap_base=kernel.vmemmap_base, runs=c.runs, audit=c.audit,
-                overhead=c.overhead, counts=c.counts, unreadable=_unreadable(kernel))
+                overhead=c.overhead, counts=c.counts, hvo=c.hvo, ram=c.ram, unreadable=_unreadable(kernel))
+
+
+def memory_blocks(kernel: "Kernel") -> dict:
+    """Memory blocks as /sys/devices/system/memory shows them, plus ZONE_DEVICE sections."""
+    from .memory_block import memory_blocks as blocks
+
+    return _doc("memory-blocks", **blocks(kernel), unreadable=_unreadable(kernel))
 
 
 _PREFIXED = re.compile(r"^(pfn|phys|direct|virt|page):(0x[0-9a-fA-F]+|\d+)$")
@@ -222,4 +229,4 @@ def audit(kernel: "Kernel", *, with_sections: bool = True, with_migratetypes: bo
 
 def all_views(kernel: "Kernel") -> dict:
     """Every view with every optional part (what ``extract`` must preserve)."""
-    return audit(kernel, with_migratetypes=True)
+    return {**audit(kernel, with_migratetypes=True), "memory_blocks": memory_blocks(kernel)}

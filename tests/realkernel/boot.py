@@ -37,6 +37,8 @@ from pathlib import Path
 
 RELEASE = "6.1.0-56-cloud-amd64"
 MARKER = "VMEMDBG-READY"
+#: Printed by /init once memory blocks added after boot (QMP hot-add) are all online.
+HOTPLUG_MARKER = "VMEMDBG-HOTPLUGGED"
 COMMON_CMDLINE = "console=ttyS0 memblock=debug loglevel=8 ignore_loglevel panic=-1"
 
 
@@ -49,6 +51,25 @@ class Case:
     cmdline: str
     kdump: bool = False
     description: str = ""
+    #: QMP commands (name, arguments) run once the guest is ready; the guest's /init then onlines
+    #: the new memory blocks and prints HOTPLUG_MARKER before the dump is taken.
+    hotplug: tuple[tuple[str, dict], ...] = ()
+
+
+def _dimm(n: int, size_mib: int, node: int | None = None) -> tuple[tuple[str, dict], ...]:
+    """QMP commands that hot-add one pc-dimm of ``size_mib`` MiB (on NUMA ``node``)."""
+    dev: dict = {"driver": "pc-dimm", "id": f"dimm{n}", "memdev": f"hp{n}"}
+    if node is not None:
+        dev["node"] = node
+    return (("object-add", {"qom-type": "memory-backend-ram", "id": f"hp{n}", "size": size_mib << 20}),
+            ("device_add", dev))
+
+
+#: Machines with room for DIMMs: ACPI memory hotplug needs slots and maxmem.
+_HOTPLUG_RAM = ("-m", "1G,slots=2,maxmem=4G")
+_TWO_NODES = ("-smp", "2",
+              "-object", "memory-backend-ram,id=m0,size=512M", "-numa", "node,nodeid=0,cpus=0,memdev=m0",
+              "-object", "memory-backend-ram,id=m1,size=512M", "-numa", "node,nodeid=1,cpus=1,memdev=m1")
 
 
 CASES: dict[str, Case] = {
@@ -78,6 +99,29 @@ CASES: dict[str, Case] = {
             qemu_args=("-machine", "q35", "-m", "1000M", "-cpu", "max"),
             cmdline="nokaslr",
             description="q35, 1000 MiB (RAM ends mid-section), no KASLR, -cpu max (LA57: 5-level)",
+        ),
+        Case(
+            name="hotplug",
+            qemu_args=("-machine", "q35", *_HOTPLUG_RAM, "-cpu", "max,la57=off", *_TWO_NODES),
+            cmdline="nokaslr memhp_default_state=online",
+            hotplug=_dimm(0, 256, node=1),
+            description="q35, 2 nodes x 512 MiB, a 256 MiB pc-dimm hot-added on node 1 through QMP and "
+                        "onlined; memmap from the buddy allocator; 4-level",
+        ),
+        Case(
+            name="memmap-on-memory",
+            qemu_args=("-machine", "q35", *_HOTPLUG_RAM, "-cpu", "max"),
+            cmdline="nokaslr memhp_default_state=online memory_hotplug.memmap_on_memory=1",
+            hotplug=_dimm(0, 128),
+            description="q35, 1 GiB + one 128 MiB (single memory block) pc-dimm hot-added with "
+                        "memmap_on_memory: self-hosted memmap; -cpu max: 5-level",
+        ),
+        Case(
+            name="hvo",
+            qemu_args=("-machine", "q35", "-m", "2560M", "-cpu", "max"),
+            cmdline="nokaslr hugetlb_free_vmemmap=on hugepagesz=1G hugepages=1 hugepagesz=2M hugepages=16",
+            description="q35, 2.5 GiB (all below 4 GiB, so one 1 GiB-aligned range is free), HugeTLB vmemmap optimisation with one 1 GiB and sixteen 2 MiB pages "
+                        "reserved at boot; -cpu max: GB pages and 5-level",
         ),
     )
 }
@@ -160,8 +204,35 @@ fi
 echo "vmemdbg: uname $(uname -r)"
 echo "vmemdbg: $(grep -i -m1 la57 /proc/cpuinfo >/dev/null && echo cpu-has-la57 || echo cpu-no-la57)"
 echo "vmemdbg: cmdline $(cat /proc/cmdline)"
+M=/sys/devices/system/memory
+report() {{
+  echo "vmemdbg: block_size_bytes $(cat $M/block_size_bytes)"
+  for d in $M/memory*; do
+    nid=$(ls -d $d/node* 2>/dev/null | sed 's/.*node//')
+    echo "vmemdbg: block ${{d##*memory}} phys_index $(cat $d/phys_index) state $(cat $d/state) nid $nid zones $(cat $d/valid_zones 2>/dev/null | tr ' ' ,)"
+  done
+  grep "System RAM" /proc/iomem | sed 's/^ */vmemdbg: iomem /'
+  grep memmap /proc/vmstat | sed 's/^/vmemdbg: vmstat /'
+  for h in /sys/kernel/mm/hugepages/hugepages-*; do
+    [ -e $h ] && echo "vmemdbg: hugepages ${{h##*-}} $(cat $h/nr_hugepages)"
+  done
+}}
+report
 echo {MARKER}
-while true; do sleep 3600; done
+n0=$(ls -d $M/memory* | wc -l)
+while true; do
+  sleep 1
+  n=$(ls -d $M/memory* | wc -l)
+  if [ "$n" -gt "$n0" ]; then
+    sleep 2
+    for d in $M/memory*; do
+      [ "$(cat $d/state)" = offline ] && echo online > $d/state
+    done
+    report
+    echo {HOTPLUG_MARKER}
+    n0=$(ls -d $M/memory* | wc -l)
+  fi
+done
 """
 
 
@@ -292,6 +363,23 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def wait_marker(case: Case, proc: subprocess.Popen, serial: Path, stderr_path: Path, marker: str,
+                t0: float, timeout: float) -> None:
+    """Wait until ``marker`` is a line of the serial log (error on exit, panic or timeout)."""
+    while True:
+        if proc.poll() is not None:
+            raise BootError(f"{case.name}: qemu exited with {proc.returncode} before {marker} "
+                            f"(see {serial}, {stderr_path})")
+        text = serial.read_text(errors="replace") if serial.exists() else ""
+        if re.search(rf"^{marker}\s*$", text, re.M):
+            return
+        if "Kernel panic" in text:
+            raise BootError(f"{case.name}: kernel panic, see {serial}")
+        if time.monotonic() - t0 > timeout:
+            raise BootError(f"{case.name}: no {marker} after {timeout:.0f}s, see {serial}")
+        time.sleep(0.5)
+
+
 def run_case(case: Case, out: Path, kernel: Path, initrd: Path, timeout: float) -> dict:
     """Boot ``case``, dump it into ``out/case.name`` and return timing information."""
     cdir = out / case.name
@@ -321,24 +409,17 @@ def run_case(case: Case, out: Path, kernel: Path, initrd: Path, timeout: float) 
                     raise BootError(f"{case.name}: qemu exited with {proc.returncode} "
                                     f"(see {stderr_path})") from None
                 raise
-            while True:
-                if proc.poll() is not None:
-                    raise BootError(
-                        f"{case.name}: qemu exited with {proc.returncode} before {MARKER} "
-                        f"(see {serial}, {stderr_path})"
-                    )
-                text = serial.read_text(errors="replace") if serial.exists() else ""
-                if re.search(rf"^{MARKER}\s*$", text, re.M):
-                    break
-                if "Kernel panic" in text:
-                    raise BootError(f"{case.name}: kernel panic, see {serial}")
-                if time.monotonic() - t0 > timeout:
-                    raise BootError(f"{case.name}: no {MARKER} after {timeout:.0f}s, see {serial}")
-                time.sleep(0.5)
+            wait_marker(case, proc, serial, stderr_path, MARKER, t0, timeout)
             boot_s = time.monotonic() - t0
-            log(f"{case.name}: ready after {boot_s:.0f}s; dumping")
-            qmp.cmd("stop")
             res = {"case": case.name, "boot_seconds": round(boot_s, 1)}
+            if case.hotplug:
+                log(f"{case.name}: ready after {boot_s:.0f}s; hot-adding")
+                for name, qargs in case.hotplug:
+                    qmp.cmd(name, **qargs)
+                wait_marker(case, proc, serial, stderr_path, HOTPLUG_MARKER, t0, timeout)
+                res["hotplug_seconds"] = round(time.monotonic() - t0 - boot_s, 1)
+            log(f"{case.name}: ready after {time.monotonic() - t0:.0f}s; dumping")
+            qmp.cmd("stop")
             res["elf_dump_seconds"] = round(dump(qmp, cdir / "vmcore.elf", "elf", timeout), 1)
             if case.kdump:
                 res["kdump_dump_seconds"] = round(

@@ -34,7 +34,10 @@ from typing import Any, Iterator
 
 import drgn
 from drgn import FaultError, Object, Program
+from drgn.helpers.linux.hugetlb import for_each_hstate
+from drgn.helpers.linux.list import list_for_each_entry
 from drgn.helpers.linux.mm import follow_phys
+from drgn.helpers.linux.xarray import xa_for_each
 from drgn.helpers.linux.mmzone import (
     decode_section_flags,
     early_section,
@@ -118,6 +121,7 @@ class Kernel:
         self.pfn_section_shift = prog["SECTION_SIZE_BITS"].value_() - PAGE_SHIFT
         self.pages_per_section = 1 << self.pfn_section_shift
         self.mm = prog["init_mm"].address_of_()
+        self.pg_self_hosted = prog["PG_vmemmap_self_hosted"].value_()
         self.table_pages: set[int] = set()
         mt = prog.type("enum migratetype")
         self.migratetype = {}
@@ -256,8 +260,57 @@ def collect_sections(k: Kernel) -> list[dict[str, Any]]:
     return out
 
 
-def collect_vmemmap(k: Kernel, sections: list[dict[str, Any]]) -> dict[str, Any]:
-    """Coalesced runs of the memmap of every present section, 4 KiB page by page."""
+def hugetlb_folios(k: Kernel) -> list[dict[str, Any]]:
+    """Every hugetlb folio of every hstate (free lists per node and the active list), with
+    HPageVmemmapOptimized and the follow_phys() of each of its vmemmap pages. The lists link
+    ``page->lru`` (6.1) or ``folio->lru`` (6.x), the same offset of the head struct page."""
+    prog = k.prog
+    opt_bit = prog["HPG_vmemmap_optimized"].value_()
+    out = []
+    for h in for_each_hstate(prog):
+        order = h.order.value_()
+        heads = []
+        for nid in range(len(h.hugepage_freelists)):
+            heads += [e.value_() for e in list_for_each_entry("struct page", h.hugepage_freelists[nid].address_of_(), "lru")]
+        heads += [e.value_() for e in list_for_each_entry("struct page", h.hugepage_activelist.address_of_(), "lru")]
+        npages = ((1 << order) * k.struct_page_size) // PAGE_SIZE
+        for head in sorted(set(heads)):
+            private = Object(prog, "struct page", address=head).private.value_()
+            vm = [k.follow(head + i * PAGE_SIZE) for i in range(npages)]
+            walks = [k.walk(head + i * PAGE_SIZE) for i in range(npages)]
+            out.append({"head_pfn": (head - k.vmemmap_base) // k.struct_page_size, "order": order,
+                        "vmemmap_optimized": bool(private >> opt_bit & 1), "head_page": head,
+                        "shared_page_phys": vm[0], "vmemmap_pages": npages,
+                        "tails_remapped": sum(1 for i in range(1, npages)
+                                              if vm[i] == vm[0] and walks[i]["leaf"] == "pte" and not walks[i]["writable"])})
+    return out
+
+
+def _has_member(prog: Program, type_name: str, member: str) -> bool:
+    try:
+        prog.type(type_name).member(member)
+        return True
+    except LookupError:
+        return False
+
+
+def page_provenance(k: Kernel, hvo_pages: set[int], va: int, phys: int, early: bool) -> str:
+    """Who built the vmemmap page at ``va``: HVO folio, PageVmemmapSelfHosted backing frame,
+    a section added after boot (not early_section), or boot."""
+    if va in hvo_pages:
+        return "hvo"
+    if not early:
+        flags = k.prog.read_u64(k.page_addr(phys >> PAGE_SHIFT))
+        if flags >> k.pg_self_hosted & 1:
+            return "self_hosted"
+        return "hotplug"
+    return "boot"
+
+
+def collect_vmemmap(k: Kernel, sections: list[dict[str, Any]], folios: list[dict[str, Any]]) -> dict[str, Any]:
+    """Coalesced runs of the memmap of every present section, 4 KiB page by page, with provenance."""
+    hvo_pages = {f["head_page"] + i * PAGE_SIZE for f in folios if f["vmemmap_optimized"]
+                 for i in range(f["vmemmap_pages"])}
     runs: list[dict[str, Any]] = []
     unmapped: list[dict[str, int]] = []
     mismatches: list[dict[str, Any]] = []
@@ -267,6 +320,7 @@ def collect_vmemmap(k: Kernel, sections: list[dict[str, Any]]) -> dict[str, Any]
     for s in sections:
         if not s["mem_map"] or "HAS_MEM_MAP" not in s["flags"]:
             continue
+        early = "IS_EARLY" in s["flags"]
         for va in range(s["mem_map"], s["mem_map"] + span, PAGE_SIZE):
             npages += 1
             phys = k.follow(va)
@@ -280,14 +334,15 @@ def collect_vmemmap(k: Kernel, sections: list[dict[str, Any]]) -> dict[str, Any]
                     unmapped.append({"start": va, "end": va + PAGE_SIZE})
                 continue
             nid = k.pfn_nid(phys >> PAGE_SHIFT)
+            prov = page_provenance(k, hvo_pages, va, phys, early)
             last = runs[-1] if runs else None
             if (last and last["end"] == va and last["phys"] + (va - last["start"]) == phys
                     and last["level"] == w["leaf"] and last["writable"] == w["writable"]
-                    and last["nid"] == nid):
+                    and last["nid"] == nid and last["provenance"] == prov):
                 last["end"] = va + PAGE_SIZE
             else:
                 runs.append({"start": va, "end": va + PAGE_SIZE, "level": w["leaf"],
-                             "writable": w["writable"], "phys": phys, "nid": nid})
+                             "writable": w["writable"], "phys": phys, "nid": nid, "provenance": prov})
     for r in runs:
         r["start_pfn"] = (r["start"] - k.vmemmap_base) // k.struct_page_size
         r["end_pfn"] = (r["end"] - k.vmemmap_base) // k.struct_page_size
@@ -506,6 +561,27 @@ def collect_e820(prog: Program) -> list[dict[str, int]]:
             for e in (t.entries[i] for i in range(t.nr_entries.value_()))]
 
 
+def collect_memory_blocks(prog: Program) -> list[dict[str, Any]]:
+    """drivers/base/memory.c ``memory_blocks`` xarray: id, state, online_type, nid, zone name."""
+    states = {1: "online", 2: "going-offline", 4: "offline", 8: "going-online"}
+    out = []
+    for idx, entry in xa_for_each(prog["memory_blocks"].address_of_()):
+        mb = drgn.cast("struct memory_block *", entry)
+        zone = mb.zone.name.string_().decode() if _has_member(prog, "struct memory_block", "zone") and mb.zone else None
+        out.append({"phys_index": idx, "start_section_nr": mb.start_section_nr.value_(),
+                    "state": states.get(mb.state.value_(), str(mb.state.value_())),
+                    "nid": mb.nid.value_(), "zone": zone if zone is not None else "none"})
+    return out
+
+
+def collect_memmap_counters(prog: Program) -> dict[str, int] | None:
+    """6.12+ global nr_memmap_pages / nr_memmap_boot_pages (mm/vmstat.c)."""
+    try:
+        return {n: prog[n].counter.value_() for n in ("nr_memmap_pages", "nr_memmap_boot_pages")}
+    except LookupError:
+        return None
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -518,7 +594,8 @@ def build_truth(dump: Path, vmlinux: Path) -> dict[str, Any]:
     sections = collect_sections(k)
     if not sections:
         raise TruthError("no present sections found")
-    vm = collect_vmemmap(k, sections)
+    folios = hugetlb_folios(k)
+    vm = collect_vmemmap(k, sections, folios)
     nodes = node_spans(prog)
     truth = {
         "schema": "vmemdbg-truth/1",
@@ -532,6 +609,9 @@ def build_truth(dump: Path, vmlinux: Path) -> dict[str, Any]:
         "explain": collect_explain(k, sections),
         "memblock": collect_memblock(prog),
         "e820": collect_e820(prog),
+        "hugetlb_folios": folios,
+        "memory_blocks": collect_memory_blocks(prog),
+        "memmap_counters": collect_memmap_counters(prog),
         "vmcoreinfo": k.vmci,
     }
     truth["timing"] = {"open_seconds": round(t_open, 2),

@@ -33,6 +33,7 @@ def engine_views(kernel: Kernel, truth: dict[str, Any]) -> dict[str, Any]:
         "table_pages": sorted(kernel.vmemmap.leaves.tables),
         "memblock": views.memblock(kernel),
         "e820": views.e820(kernel),
+        "memory_blocks": views.memory_blocks(kernel),
     }
 
 
@@ -62,8 +63,24 @@ def compare(mine: dict[str, Any], truth: dict[str, Any]) -> list[str]:
         for k in SECTION_KEYS:
             _diff(f"section {nr}.{k}", msec[nr].get(k), tsec[nr].get(k), out)
     truns = truth["vmemmap_pages"]["runs"]
-    mruns = [{k: r[k] for k in RUN_KEYS} for r in mine["vmemmap"]["runs"]]
-    _diff("vmemmap.runs", mruns, [{k: r[k] for k in RUN_KEYS} for r in truns], out)
+    keys = RUN_KEYS + (("provenance",) if truns and "provenance" in truns[0] else ())
+    mruns = [{k: r[k] for k in keys} for r in mine["vmemmap"]["runs"]]
+    _diff("vmemmap.runs", mruns, [{k: r[k] for k in keys} for r in truns], out)
+    if "hugetlb_folios" in truth:
+        tf = sorted((f["head_pfn"], f["order"], f["head_page"], f["shared_page_phys"], f["vmemmap_pages"],
+                     f["tails_remapped"], f["vmemmap_optimized"]) for f in truth["hugetlb_folios"] if f["vmemmap_optimized"])
+        mf = sorted((f["head_pfn"], f["order"], f["head_page"], f["shared_page_phys"], f["vmemmap_pages"],
+                     f["tails_remapped"], f["vmemmap_optimized_flag"]) for f in mine["vmemmap"]["hvo"]["folios"])
+        _diff("vmemmap.hvo.folios", mf, tf, out)
+    if "memory_blocks" in truth:
+        mb = [{"phys_index": b["phys_index"], "state": b["state"], "nid": b["nid"], "zone": b["zone"]}
+              for b in mine["memory_blocks"]["blocks"]]
+        _diff("memory_blocks", mb, [{k: b[k] for k in ("phys_index", "state", "nid", "zone")}
+                                    for b in sorted(truth["memory_blocks"], key=lambda b: b["phys_index"])], out)
+    if truth.get("memmap_counters"):
+        kc = mine["vmemmap"]["overhead"]["kernel_counters"]
+        for n, v in truth["memmap_counters"].items():
+            _diff(f"kernel_counters.{n}", kc.get(n), v, out)
     _diff("vmemmap.table_pages", mine["table_pages"], sorted(truth["vmemmap_pages"]["table_pages"]), out)
     for me, te in zip(mine["explain"], truth.get("explain", [])):
         for k in EXPLAIN_KEYS:

@@ -1,0 +1,156 @@
+"""HugeTLB Vmemmap Optimization (HVO) per hugetlb folio, from the page tables and struct pages.
+
+With ``hugetlb_free_vmemmap=on`` hugetlb_vmemmap_optimize() (mm/hugetlb_vmemmap.c) splits the
+vmemmap PMDs of a huge page into PTEs (vmemmap_split_pmd), keeps the head vmemmap page (since
+5.18; two pages before) and remaps every other vmemmap page of the folio read-only onto it
+(vmemmap_remap_pte), freeing the original frames. The quirks per kernel are in
+:mod:`vmemdbg.versions` (``hvo_reserved_pages``, ``folio_order_location``).
+
+Without DWARF the folios are found from that shape: a writable PTE leaf whose frame is also mapped
+read-only is the shared page; the struct page at the start of the folio must have PG_head
+(NUMBER(PG_head_mask)) and an hstate order (9: 2 MiB, 18: 1 GiB) read from its first tail page.
+The folio's extent comes from that order, not from the tails, so a tail that is writable or maps
+another frame is a violation of *that* folio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .versions import HPG_VMEMMAP_OPTIMIZED_BIT, HSTATE_ORDERS, folio_order_location, hvo_reserved_pages
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+#: Violations listed per folio at most (the count is always complete).
+VIOLATION_CAP = 16
+
+
+@dataclass
+class HvoResult:
+    """Folios, per-hstate totals and the leaf indices that belong to optimised folios."""
+
+    folios: list[dict] = field(default_factory=list)
+    hstates: list[dict] = field(default_factory=list)
+    leaf_mask: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    order_source: str = ""
+
+
+def _gather(kernel: "Kernel", vas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """u64 at each vmemmap VA (through the page tables); ok False where unmapped or not dumped."""
+    phys, ok = kernel.vmemmap.translate(vas)
+    vals = np.zeros(len(vas), np.uint64)
+    sel = np.nonzero(ok)[0]
+    if sel.size:
+        v, ok2 = kernel.source.gather_u64(phys[sel])
+        vals[sel] = v
+        ok[sel] = ok2
+    return vals, ok
+
+
+def find_hvo(kernel: "Kernel", writable: np.ndarray) -> HvoResult:
+    """Every HVO-optimised hugetlb folio, its tails' mappings and their violations."""
+    lv = kernel.vmemmap.leaves
+    res = HvoResult(leaf_mask=np.zeros(len(lv), bool))
+    if not len(lv):
+        return res
+    pte = lv.shift == 12
+    ro = pte & ~writable
+    if not ro.any():
+        return res
+    shared = np.unique(lv.phys[ro])
+    cand = np.nonzero(pte & writable & np.isin(lv.phys, shared))[0]
+    if not cand.size:
+        return res
+    sps = kernel.struct_page_size
+    V = kernel.vmemmap_base
+    reserve = hvo_reserved_pages(kernel.version)
+    head_va = lv.va[cand] - np.uint64((reserve - 1) * 4096)
+    info = kernel.info
+    order_off, order_mask, res.order_source = folio_order_location(
+        kernel.version, {"page_size": sps, "page.compound_order": info.offset("page.compound_order"),
+                         "folio._folio_order": info.offset("folio._folio_order")})
+    head_mask = info.number("PG_head_mask") or 0
+    priv_off = info.offset("page.private") or 40
+    flags, ok_f = _gather(kernel, head_va)
+    order_word, ok_o = _gather(kernel, head_va + np.uint64(order_off & ~7))
+    priv, ok_p = _gather(kernel, head_va + np.uint64(priv_off))
+    order = ((order_word >> np.uint64((order_off & 7) * 8)) & np.uint64(order_mask)).astype(np.int64)
+    is_head = ok_f & ok_o & ((flags & np.uint64(head_mask)) != 0) & np.isin(order, list(HSTATE_ORDERS))
+    # Accept heads in VA order; a candidate inside the previous folio is one of its writable tails
+    # (it maps the shared page, so its "struct page" reads as that folio's head).
+    idx = np.nonzero(is_head)[0]
+    npages_all = ((np.int64(1) << order[idx]) * sps) // 4096
+    keep = np.zeros(idx.size, bool)
+    covered_to = 0
+    for n, (h, npg) in enumerate(zip(head_va[idx].tolist(), npages_all.tolist())):
+        if h >= covered_to:
+            keep[n] = True
+            covered_to = h + npg * 4096
+    idx, npages = idx[keep], npages_all[keep]
+    if not idx.size:
+        return res
+    heads = head_va[idx]
+    shared_i = cand[idx]
+    frame = lv.phys[shared_i]
+    ext_end = heads + (npages * 4096).astype(np.uint64)
+    # leaves of every folio extent, by a difference array over leaf indices
+    delta = np.zeros(len(lv) + 1, np.int64)
+    np.add.at(delta, np.searchsorted(lv.va, heads), 1)
+    np.add.at(delta, np.searchsorted(lv.va, ext_end), -1)
+    res.leaf_mask = np.cumsum(delta)[:-1] > 0
+    # every tail vmemmap page of every folio at once
+    first_tail = lv.va[shared_i] + np.uint64(4096)
+    counts = ((ext_end - first_tail) // np.uint64(4096)).astype(np.int64)
+    owner = np.repeat(np.arange(idx.size), counts)
+    step = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    tails = first_tail[owner] + step.astype(np.uint64) * np.uint64(4096)
+    ends = kernel.vmemmap.ends
+    j = np.searchsorted(lv.va, tails, side="right").astype(np.int64) - 1
+    jc = np.maximum(j, 0)
+    mapped = (j >= 0) & (tails < ends[jc])
+    t_phys = lv.phys[jc] + (tails - lv.va[jc])
+    t_pte = lv.shift[jc] == 12
+    t_rw = writable[jc]
+    on_shared = t_phys == frame[owner]
+    good = np.bincount(owner, weights=mapped & t_pte & ~t_rw & on_shared, minlength=idx.size).astype(np.int64)
+    violations: list[list[dict]] = [[] for _ in range(idx.size)]
+    for kind, mask, what in (
+            ("hvo_tail_unmapped", ~mapped, "is not mapped"),
+            ("hvo_tail_not_pte", mapped & ~t_pte, "is not a 4 KiB PTE (PMD not split)"),
+            ("hvo_writable_tail", mapped & t_pte & t_rw, "is writable"),
+            ("hvo_wrong_alias", mapped & t_pte & ~on_shared, "does not map the folio's shared page")):
+        bad = np.nonzero(mask)[0]
+        for f in np.unique(owner[bad]).tolist():
+            mine = bad[owner[bad] == f]
+            o = int(order[idx[f]])
+            for t in mine[:VIOLATION_CAP].tolist():
+                extra = f" {int(frame[f]):#x} (maps {int(t_phys[t]):#x})" if kind == "hvo_wrong_alias" else ""
+                violations[f].append({"kind": kind, "va": int(tails[t]),
+                                      "detail": f"tail vmemmap page {int(tails[t]):#x} of the {HSTATE_ORDERS[o]} folio at pfn "
+                                                f"{(int(heads[f]) - V) // sps:#x} {what}{extra}"})
+            if mine.size > VIOLATION_CAP:
+                violations[f].append({"kind": kind, "va": int(tails[mine[VIOLATION_CAP]]),
+                                      "detail": f"... and {mine.size - VIOLATION_CAP} more {kind} tails"})
+    nids = kernel.vmemmap.pfn_nids((heads - np.uint64(V)) // np.uint64(sps))
+    flag = ok_p[idx] & ((priv[idx] >> np.uint64(HPG_VMEMMAP_OPTIMIZED_BIT)) & np.uint64(1) == 1)
+    for f, (h, o, fr, sva, npg, cnt, g, nid, fl) in enumerate(zip(
+            heads.tolist(), order[idx].tolist(), frame.tolist(), lv.va[shared_i].tolist(), npages.tolist(),
+            counts.tolist(), good.tolist(), nids.tolist(), flag.tolist())):
+        res.folios.append({
+            "head_pfn": (h - V) // sps, "order": o, "hstate": HSTATE_ORDERS[o], "nid": nid if nid >= 0 else None,
+            "head_page": h, "shared_page_phys": fr, "shared_page_va": sva, "vmemmap_pages": npg, "tails": cnt,
+            "tails_remapped": g, "saved_pages": g, "vmemmap_optimized_flag": bool(fl), "violations": violations[f]})
+    per: dict[int, dict] = {}
+    for f in res.folios:
+        d = per.setdefault(f["order"], {"order": f["order"], "hstate": f["hstate"], "folios": 0, "saved_pages": 0,
+                                        "saved_bytes": 0, "violations": 0})
+        d["folios"] += 1
+        d["saved_pages"] += f["saved_pages"]
+        d["saved_bytes"] += f["saved_pages"] * 4096
+        d["violations"] += len(f["violations"])
+    res.hstates = [per[o] for o in sorted(per)]
+    return res
