@@ -220,9 +220,10 @@ IORESOURCE_SYSRAM = 0x01000000  # IORESOURCE_SYSRAM (4.6, 03cb525eb25c); "System
 #   stays PMD-mapped and only the PMDs of optimised folios are split into PTEs.
 # * e7d324850bfc "mm: hugetlb: free the 2nd vmemmap page associated with each HugeTLB page"
 #   (v5.18): only the head vmemmap page is kept; every tail vmemmap page maps it read-only.
-# * v6.0 renamed the machinery (hugetlb_vmemmap_optimize, HPageVmemmapOptimized); v6.3
-#   "mm/hugetlb_vmemmap: remap head page to newly allocated page" copies the head vmemmap page into
-#   a freshly allocated page on the folio's node and remaps the head onto it, so on 6.3+ the
+# * 5981611d0a00 "mm: hugetlb_vmemmap: cleanup hugetlb_vmemmap related functions" (v6.0) renamed
+#   the machinery (hugetlb_vmemmap_optimize, HPageVmemmapOptimized); 11aad2631bf7
+#   "mm/hugetlb_vmemmap: remap head page to newly allocated page" (v6.2) copies the head vmemmap
+#   page into a freshly allocated page on the folio's node and remaps the head onto it, so on 6.2+ the
 #   shared page is a buddy page (counted in nr_memmap_pages) rather than the original memmap frame;
 #   the remapped shape (one writable head page, read-only tails onto it) is the same.
 # * Folios keep HPG_vmemmap_optimized (bit 4 of enum hugetlb_page_flags, 5.16-6.15) in the head
