@@ -82,9 +82,7 @@ def _read_type(kernel: "Kernel", addr: int, static: int | None, discarded: bool 
 
 def read_memblock(kernel: "Kernel") -> dict:
     """The memblock state and its trustworthiness (plain data; shape in docs/json.md)."""
-    mb = kernel.symbol("memblock")
-    if mb is None:
-        raise VmemdbgError("symbol memblock not found (kallsyms unavailable and no --symbols)")
+    mb = kernel.require_symbol("memblock", "memblock")
     mm_ptr_addr = kernel.symbol("memblock_memory")
     memblock_memory = None
     if mm_ptr_addr is not None:

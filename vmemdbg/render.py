@@ -43,7 +43,8 @@ def render_summary(doc: dict, verbose: bool = False) -> str:
         f"KASLR offset      {k['kaslr_offset']:#x}   phys_base {k['phys_base']:#x}",
         f"page_offset_base  {k['page_offset_base']:#x}",
         f"vmemmap_base      {k['vmemmap_base']:#x}",
-        f"vmalloc_base      {hx(k['vmalloc_base'])}",
+        f"vmalloc_base      {hx(k['vmalloc_base'])}" + "".join(
+            f"  ({n})" for n in doc.get("notes", []) if k["vmalloc_base"] is None and n.startswith("vmalloc_base")),
         f"init_top_pgt      {k['init_top_pgt']:#x}   sizeof(struct page) {k['struct_page_size']}",
         f"sections          present {c['present']}  valid {c['valid']}  online {c['online']}  early {c['early']}"
         f"  highest {c['highest_present']}",
@@ -168,6 +169,8 @@ def render_e820(doc: dict, verbose: bool = False) -> str:
 def render_audit(doc: dict, verbose: bool = False) -> str:
     """``audit``: the summary, then the vmemmap census with its findings, then memblock trust."""
     parts = [render_summary(doc["summary"], verbose), "", render_vmemmap(doc["vmemmap"], verbose)]
+    if "error" in doc.get("e820", {}):
+        parts += ["", f"e820: {doc['e820']['error']}"]
     mb = doc["memblock"]
     if "error" in mb:
         parts += ["", f"memblock: {mb['error']}"]
