@@ -94,6 +94,20 @@ def test_7_2_memblock_cli_without_vmlinux() -> None:
     assert doc["system_state"] == tm["system_state"] and doc["memory"]["regions_addr"] == tm["memory"]["regions_addr"]
 
 
+# -- 6.12 --------------------------------------------------------------------------------------
+
+
+def test_6_12_every_view_equals_drgn_with_negative_phys_base() -> None:
+    """bookworm's 6.12, no vmlinux; this KASLR boot put the image 42 MiB below its link offset."""
+    case = "bookworm-6.12/6g-2node-kaslr"
+    truth = real_truth(case)
+    kernel = _kernel(case)
+    assert kernel.phys_base == truth["summary"]["kernel"]["phys_base"] == -0x2A00000
+    assert compare(engine_views(kernel, truth), truth) == []
+    assert kernel.kallsyms_rule == KALLSYMS_ADDRESS_RULES["absolute-percpu"].origin
+    assert kernel.sections.usage_layout is USAGE_RCU
+
+
 # -- 5.10: with and without --symbols ------------------------------------------------------------
 
 
@@ -254,3 +268,14 @@ def test_usage_layout_with_8_bit_pageblocks() -> None:
     assert choose_usage_layout(v61, [], 24, 8)[0] is USAGE_RCU_PB8  # debug info wins over the version
     assert choose_usage_layout(v72, [], 24, 4)[0] is USAGE_RCU
     assert (USAGE_RCU_PB8.usemap_words, USAGE_RCU.usemap_words) == (8, 4)
+
+
+def test_system_states_follow_the_kernel_dwarf() -> None:
+    """5.10's enum system_states (DWARF of the -dbg vmlinux) has no FREEING_INITMEM; 6.1's and 7.2's do."""
+    from vmemdbg.versions import KernelVersion, system_state_names
+
+    assert system_state_names(KernelVersion.parse("5.10.0-32-cloud-amd64"))[:3] == ["BOOTING", "SCHEDULING", "RUNNING"]
+    assert system_state_names(KernelVersion.parse("5.16.0"))[2:4] == ["FREEING_INITMEM", "RUNNING"]
+    for case in (K510, K72):  # drgn read the name from the DWARF enum
+        tm = real_truth(case)["memblock"]["system_state"]
+        assert tm == views.memblock(_kernel(case, load_system_map(MAP510) if case == K510 else None))["system_state"]

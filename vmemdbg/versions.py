@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
+
+import numpy as np
 
 from .errors import LayoutError
-
-if TYPE_CHECKING:
-    import numpy as np
 
 
 @dataclass(frozen=True, order=True)
@@ -206,10 +205,27 @@ MEMBLOCK_FLAGS: tuple[tuple[str, int], ...] = (
 )
 
 
+#: The memblock structs, identical in DWARF of 5.10, 6.1, 6.12 and 7.2 (x86-64): ``struct memblock
+#: {bool bottom_up; phys_addr_t current_limit; struct memblock_type memory, reserved;}`` puts the
+#: types at +16 and +56; ``struct memblock_type`` starts with ``cnt, max, total_size, regions``;
+#: ``struct memblock_region {base, size, enum memblock_flags flags; int nid}`` is 24 bytes, the
+#: nid present with CONFIG_NUMA since 3f08a302f533 ("mm: remove CONFIG_HAVE_MEMBLOCK_NODE_MAP
+#: option", v5.8).
+MEMBLOCK_MEMORY_OFFSET, MEMBLOCK_RESERVED_OFFSET = 16, 56
+MEMBLOCK_REGION_NUMA = np.dtype([("base", "<u8"), ("size", "<u8"), ("flags", "<u4"), ("nid", "<i4")])
+MEMBLOCK_REGION_FLAT = np.dtype([("base", "<u8"), ("size", "<u8"), ("flags", "<u4"), ("pad", "<u4")])
+
+#: ``struct e820_entry {u64 addr; u64 size; enum e820_type type;} __packed`` (20 bytes) after the
+#: u32 ``nr_entries`` of ``struct e820_table`` (arch/x86/include/asm/e820/types.h): the same from
+#: the 4.14 e820 rework to 7.2 (checked in DWARF of 5.10, 6.1, 6.12, 7.2).
+E820_ENTRY = np.dtype([("addr", "<u8"), ("size", "<u8"), ("type", "<u4")])
+
+
 def system_state_names(version: KernelVersion) -> list[str]:
-    """``enum system_states``; SYSTEM_FREEING_INITMEM was added between 5.15 and 6.1."""
+    """``enum system_states``; SYSTEM_FREEING_INITMEM came with d2635f2012a4 ("mm: create a new
+    system state and fix core_kernel_text()", v5.16): 5.10's DWARF lacks it, 6.1's has it."""
     names = ["BOOTING", "SCHEDULING"]
-    if version.at_least(6, 0):
+    if version.at_least(5, 16):
         names.append("FREEING_INITMEM")
     return names + ["RUNNING", "HALT", "POWER_OFF", "RESTART", "SUSPEND"]
 
@@ -226,10 +242,8 @@ class KallsymsAddressRule:
     needs_relative_base: bool
     origin: str
 
-    def apply(self, offsets: "np.ndarray", *, base: int | None, offsets_va: int) -> "np.ndarray":
+    def apply(self, offsets: np.ndarray, *, base: int | None, offsets_va: int) -> np.ndarray:
         """Addresses (uint64) of every entry; ``offsets`` is int64, ``base`` kallsyms_relative_base."""
-        import numpy as np
-
         m64 = (1 << 64) - 1
         if self.name == "place-relative":
             va = np.uint64(offsets_va) + np.arange(offsets.size, dtype=np.uint64) * np.uint64(4)
@@ -263,7 +277,7 @@ KALLSYMS_TABLES = ("kallsyms_names", "kallsyms_num_syms", "kallsyms_token_table"
                    "kallsyms_offsets")
 
 
-def kallsyms_address_rules(symbol: "Callable[[str], int | None]") -> tuple[KallsymsAddressRule, ...]:
+def kallsyms_address_rules(symbol: Callable[[str], int | None]) -> tuple[KallsymsAddressRule, ...]:
     """Candidate address rules for a VMCOREINFO (``symbol`` looks up its SYMBOL() lines), likeliest first.
 
     The export of the kallsyms tables in VMCOREINFO (kernel/vmcore_info.c, formerly

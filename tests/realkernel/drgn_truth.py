@@ -109,7 +109,10 @@ class Kernel:
         self.vmemmap_base = prog["vmemmap_base"].value_()
         self.page_offset_base = prog["page_offset_base"].value_()
         # phys_base is defined in head_64.S: a symbol without DWARF type
-        self.phys_base = prog.read_u64(prog.symbol("phys_base").address)
+        # as a signed long, like VMCOREINFO's NUMBER(phys_base): with KASLR the image can sit
+        # physically below its link offset, e.g. -0x2a00000 on a 6.12 boot
+        raw = prog.read_u64(prog.symbol("phys_base").address)
+        self.phys_base = raw - (1 << 64) if raw >> 63 else raw
         if "NUMBER(phys_base)" in self.vmci and int(self.vmci["NUMBER(phys_base)"]) != self.phys_base:
             raise TruthError("phys_base symbol disagrees with VMCOREINFO NUMBER(phys_base)")
         self.init_top_pgt = prog.symbol("init_top_pgt").address  # head_64.S, no DWARF

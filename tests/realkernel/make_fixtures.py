@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--symbols", type=Path, help="symbol file vmemdbg is given (vmlinux or System.map)")
     ap.add_argument("--no-crash", action="store_true", help="skip crash's kmem -n (crash 8.0 cannot read 7.x)")
     ap.add_argument("--xz", action="store_true",
-                    help="commit the fixture as vmcore.elf.xz (7.x: the kallsyms tables alone exceed 3 MiB)")
+                    help="commit the fixture as vmcore.elf.xz (6.12, 7.x: over 3 MiB, mostly kallsyms)")
     args = ap.parse_args(argv)
     symbols = load_symbol_file(args.symbols) if args.symbols else None
     failed = False
