@@ -59,6 +59,7 @@ def test_7_2_every_view_equals_drgn_without_vmlinux(case: str) -> None:
     assert "SYMBOL(kallsyms_relative_base)" not in kernel.info.entries
     assert compare(engine_views(kernel, truth), truth) == []
     assert kernel.kallsyms_rule == KALLSYMS_ADDRESS_RULES["place-relative"].origin
+    assert "a081b5789255" in views.summary(kernel)["symbols"]
     assert truth["summary"]["counts"]["present"] >= 8 and truth["vmemmap_pages"]["runs"] and truth["memblock"]
 
 

@@ -215,6 +215,15 @@ class Kernel:
             return None if v is None else v + self._symbols_slide
         return self.symbols.get(name)
 
+    @property
+    def symbol_source(self) -> str:
+        """Where symbol addresses come from, in one line (``summary -v``)."""
+        if self._user_symbols is not None:
+            return getattr(self._user_symbols, "source", "the debugger's symbol table")
+        if self.symbols:
+            return f"the dump's kallsyms, {len(self.symbols)} names; offsets rule: {self.kallsyms_rule}"
+        return f"none: {self.kallsyms_error or 'no kallsyms in the dump'}"
+
     def missing_symbol(self, name: str, needed_for: str) -> str:
         """One line saying why symbol ``name`` is unknown and what to do about it."""
         if self._user_symbols is not None:

@@ -60,6 +60,7 @@ def render_summary(doc: dict, verbose: bool = False) -> str:
         lines.append(f"node {n['nid']:<12} pfn {n['start_pfn']:#x}-{end:#x} ({human(n['spanned_pages'] << 12)} spanned)")
     if verbose:
         lines += [f"usage layout: {s['usage_reason']}", f"flag layout: {s['flags_reason']}"]
+        lines += [f"symbols: {doc['symbols']}"] if "symbols" in doc else []
         lines += [f"note: {x}" for x in doc.get("notes", [])]
     return "\n".join(lines + _unreadable(doc))
 

@@ -64,6 +64,7 @@ def summary(kernel: "Kernel") -> dict:
                 "pte_leaves": census.counts["pte_leaves"], "pagetable_bytes": census.counts["pagetable_bytes"],
                 "memmap_bytes": census.overhead["total"]["memmap_bytes"]},
         nodes=kernel.nodes,
+        symbols=kernel.symbol_source,
         notes=kernel.notes,
         unreadable=_unreadable(kernel),
     )
