@@ -280,3 +280,29 @@ def test_system_states_follow_the_kernel_dwarf() -> None:
     for case in (K510, K72):  # drgn read the name from the DWARF enum
         tm = real_truth(case)["memblock"]["system_state"]
         assert tm == views.memblock(_kernel(case, load_system_map(MAP510) if case == K510 else None))["system_state"]
+
+
+def test_corrupt_kallsyms_is_refused_not_guessed() -> None:
+    """A names stream that never ends, or tables that decode to a wrong _stext, give a LayoutError."""
+    from vmemdbg.errors import LayoutError
+    from vmemdbg.vmcoreinfo import VmcoreInfo
+
+    k = _kernel("1000m")
+    real = lambda va, n: k.read_phys(k.kimg_to_phys(va), n)  # noqa: E731
+    names, num = k.info.symbol("kallsyms_names"), k.info.symbol("kallsyms_num_syms")
+    tables = {k.info.symbol(f"kallsyms_{t}") for t in ("token_table", "token_index", "offsets", "relative_base")}
+
+    def endless(va: int, n: int) -> bytes:  # 4 million 100-byte names
+        if va == num:
+            return (4_000_000).to_bytes(4, "little")
+        return (b"\x63" + b"A" * 99) * (n // 100 + 1) if va >= names and va not in tables else real(va, n)
+
+    with pytest.raises(LayoutError, match="kallsyms_names runs past 64 MiB"):
+        read_kallsyms(k.info, endless)
+    garbage = lambda va, n: b"\x01A" * (n // 2 + 1) if va >= names and va not in tables else real(va, n)  # noqa: E731
+    with pytest.raises(LayoutError, match="kallsyms"):
+        read_kallsyms(k.info, garbage)
+    shifted = VmcoreInfo(k.info.text.replace(f"SYMBOL(_stext)={k.info.symbol('_stext'):x}",
+                                             f"SYMBOL(_stext)={k.info.symbol('_stext') + 0x1000:x}"))
+    with pytest.raises(LayoutError, match="does not reproduce SYMBOL\\(_stext\\)"):
+        read_kallsyms(shifted, real)

@@ -30,8 +30,9 @@ from .errors import LayoutError, MemoryFault
 from .versions import KallsymsAddressRule, kallsyms_address_rules
 from .vmcoreinfo import VmcoreInfo
 
-#: Sanity bounds: a real vmlinux has ~100k–300k symbols and a few MiB of names.
+#: Sanity bounds: a real vmlinux has ~100k–300k symbols and a few MiB of names (7.2: 2.4 MiB).
 MAX_SYMS = 4_000_000
+MAX_NAMES_BYTES = 64 << 20
 _NAMES_CHUNK = 1 << 18
 #: Separator put between expanded names (never part of a kernel symbol name).
 _SEP = "\n"
@@ -95,7 +96,9 @@ def _addresses(info: VmcoreInfo, rules: tuple[KallsymsAddressRule, ...], offsets
                offsets_va: int, read: Read, names: list[str]) -> tuple[KallsymsAddressRule, list[int]]:
     """The first rule under which ``_stext`` decodes to SYMBOL(_stext) (the first rule if it cannot be checked)."""
     stext = info.symbol("_stext")
-    i = names.index("_stext") if stext is not None and "_stext" in names else None
+    if stext is not None and "_stext" not in names:
+        raise LayoutError("kallsyms has no _stext although VMCOREINFO names it: tables unreadable or unknown format")
+    i = names.index("_stext") if stext is not None else None
     base = None
     if any(r.needs_relative_base for r in rules):
         base_va = info.symbol("kallsyms_relative_base")
@@ -127,7 +130,7 @@ def _read_some(read: Read, addr: int, want: int, need: int) -> bytes:
 def _expand_names(read: Read, start: int, num: int, table: np.ndarray, tok_start: np.ndarray,
                   tok_len: np.ndarray) -> tuple[list[str], list[str]]:
     """Expand ``num`` compressed names at ``start``; return names and nm type letters."""
-    buf = b""
+    buf = bytearray()  # grows in place: appends stay linear however long the stream is
     pos = 0  # stream offset of record i
     i = 0
     starts = array("q", bytes(8 * num))  # stream offset of each record's token bytes
@@ -149,6 +152,8 @@ def _expand_names(read: Read, start: int, num: int, table: np.ndarray, tok_start
                 break
         except IndexError:  # raised before pos/i move: resume at record i once more is read
             pass
+        if len(buf) >= MAX_NAMES_BYTES:
+            raise LayoutError(f"kallsyms_names runs past {MAX_NAMES_BYTES >> 20} MiB with {i} of {num} names: tables unreadable")
         more = _read_some(read, start + len(buf), _NAMES_CHUNK, 1)
         if not more:
             raise LayoutError(f"kallsyms_names ends after {i} of {num} names: tables unreadable")
