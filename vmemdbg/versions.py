@@ -199,9 +199,11 @@ def migratetype_name(value: int) -> str:
 
 MEMBLOCK_FLAGS: tuple[tuple[str, int], ...] = (
     ("HOTPLUG", 0x1), ("MIRROR", 0x2), ("NOMAP", 0x4),
-    ("DRIVER_MANAGED", 0x8),  # 5.16
-    ("RSRV_NOINIT", 0x10),  # 6.7
-    ("RSRV_KERN", 0x20), ("KHO_SCRATCH", 0x40),  # ~6.16 (KHO series)
+    ("DRIVER_MANAGED", 0x8),  # f7892d8e288d "memblock: add MEMBLOCK_DRIVER_MANAGED ..." (v5.16)
+    ("RSRV_NOINIT", 0x10),  # 77e6c43e137c "memblock: introduce MEMBLOCK_RSRV_NOINIT flag" (v6.7)
+    # "memblock: add MEMBLOCK_RSRV_KERN flag", "memblock: add support for scratch memory" (KHO, v6.16);
+    # 7.2's DWARF enum memblock_flags ends with these two
+    ("RSRV_KERN", 0x20), ("KHO_SCRATCH", 0x40),
 )
 
 
