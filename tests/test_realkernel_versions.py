@@ -152,10 +152,16 @@ def test_5_10_summary_and_audit_say_what_is_missing() -> None:
         in _cli("summary", str(real_dump(K510))).stdout
     audit = views.audit(_kernel(K510))
     assert "--symbols" in audit["e820"]["error"] and "--symbols" in audit["memblock"]["error"]
-    assert any(n.startswith("hole_mapped not audited: the e820 RAM check needs") for n in audit["summary"]["notes"])
+    assert audit["vmemmap"]["not_audited"] == [
+        "hole_mapped: the e820 RAM check needs the kernel symbol e820_table: kernel 5.10.0-32-cloud-amd64 is older "
+        "than 6.0, whose VMCOREINFO exports no kallsyms tables (5fd8fea935a1); pass --symbols VMLINUX|System.map"]
     res = _cli("audit", str(real_dump(K510)))
     assert res.returncode == 0
     assert "\ne820: e820 needs the kernel symbol e820_table: kernel 5.10.0-32-cloud-amd64 is older" in res.stdout
+    assert "audit: no findings by the checks that ran\nnot audited: hole_mapped: the e820 RAM check needs" in res.stdout
+    with_map = _cli("vmemmap", str(real_dump(K510)), "--symbols", str(MAP510))
+    # with e820 known the check runs, and finds what "no findings" would have hidden
+    assert "describe only pfns outside e820 RAM" in with_map.stdout and "not audited" not in with_map.stdout
 
 
 def test_5_10_with_symbols_summary_equals_drgn() -> None:

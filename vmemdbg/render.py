@@ -105,7 +105,8 @@ def render_vmemmap(doc: dict, verbose: bool = False) -> str:
         for a in doc["audit"]:
             out.append(f"  {a['kind']:<20} {a['start']:#x}-{a['end']:#x}  {a['detail']}")
     else:
-        out.append("audit: no findings")
+        out.append("audit: no findings" + (" by the checks that ran" if doc.get("not_audited") else ""))
+    out += [f"not audited: {x}" for x in doc.get("not_audited", [])]
     out.append("")
     ov = doc["overhead"]
     orow = [["-" if n["nid"] is None else n["nid"], human(n["memmap_bytes"]), human(n["pagetable_bytes"])]

@@ -112,8 +112,11 @@ def sections(kernel: "Kernel", *, with_migratetypes: bool = False, nr_range: tup
 def vmemmap(kernel: "Kernel") -> dict:
     """Census of the vmemmap region: runs, audit findings, overhead per node."""
     c = kernel.census
+    # the hole_mapped check compares the memmap with e820 RAM: without e820_table it is not run
+    not_audited = ([] if kernel.symbol("e820_table") is not None else
+                   ["hole_mapped: " + kernel.missing_symbol("e820_table", "the e820 RAM check")])
     return _doc("vmemmap", vmemmap_base=kernel.vmemmap_base, runs=c.runs, audit=c.audit,
-                overhead=c.overhead, counts=c.counts, unreadable=_unreadable(kernel))
+                overhead=c.overhead, counts=c.counts, not_audited=not_audited, unreadable=_unreadable(kernel))
 
 
 _PREFIXED = re.compile(r"^(pfn|phys|direct|virt|page):(0x[0-9a-fA-F]+|\d+)$")
