@@ -74,10 +74,6 @@ private_apt() {  # apt-get|apt-cache ARGS...
 
 fetch_kernel() {  # SUITE RELEASE
     suite=$1 rel=$2 root="$KROOT/$2"
-    if [ -f "$root/.complete" ]; then
-        echo "setup.sh: $rel already unpacked in $root"
-        return
-    fi
     # 7.x images are split: linux-binary-unsigned- (vmlinuz), linux-modules-, linux-base-;
     # before, linux-image-REL-unsigned held all of it. The -dbg package has vmlinux + System.map.
     if private_apt apt-cache show "linux-binary-unsigned-$rel" >/dev/null 2>&1; then
@@ -100,7 +96,14 @@ fetch_kernel() {  # SUITE RELEASE
     touch "$root/.complete"
 }
 
-if [ -n "$PRIVATE_KERNELS" ]; then
+pending=""
+for sk in $PRIVATE_KERNELS; do
+    [ -f "$KROOT/${sk#*:}/.complete" ] || pending="$pending $sk"
+done
+for sk in $PRIVATE_KERNELS; do
+    [ -f "$KROOT/${sk#*:}/.complete" ] && echo "setup.sh: ${sk#*:} already unpacked in $KROOT/${sk#*:}"
+done
+if [ -n "$pending" ]; then
     mkdir -p "$KROOT/apt/lists/partial" "$KROOT/apt/cache/archives/partial"
     : > "$KROOT/apt/sources.list"
     for sk in $PRIVATE_KERNELS; do
@@ -108,7 +111,7 @@ if [ -n "$PRIVATE_KERNELS" ]; then
             >> "$KROOT/apt/sources.list"
     done
     private_apt apt-get update >/dev/null || die "apt-get update with $KROOT/apt/sources.list failed"
-    for sk in $PRIVATE_KERNELS; do
+    for sk in $pending; do
         fetch_kernel "${sk%%:*}" "${sk#*:}"
     done
 fi
