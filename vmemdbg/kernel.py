@@ -219,7 +219,7 @@ class Kernel:
     def symbol_source(self) -> str:
         """Where symbol addresses come from, in one line (``summary -v``)."""
         if self._user_symbols is not None:
-            return getattr(self._user_symbols, "source", "the debugger's symbol table")
+            return getattr(self._user_symbols, "source", "the given symbol table")
         if self.symbols:
             return f"the dump's kallsyms, {len(self.symbols)} names; offsets rule: {self.kallsyms_rule}"
         return f"none: {self.kallsyms_error or 'no kallsyms in the dump'}"
