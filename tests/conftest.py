@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import lzma
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -16,8 +19,22 @@ sys.path.insert(0, str(ROOT / "tests" / "realkernel"))
 
 
 def real_dump(case: str) -> Path:
-    """Path of the committed minimal dump of a real boot."""
-    return REAL / case / "vmcore.elf"
+    """Path of the committed minimal dump of a real boot.
+
+    A fixture over the size limit is committed xz-compressed (``vmcore.elf.xz``: 7.x kernels'
+    kallsyms alone is 3.3 MiB) and unpacked once into the temporary directory.
+    """
+    plain = REAL / case / "vmcore.elf"
+    packed = plain.with_name("vmcore.elf.xz")
+    if plain.exists() or not packed.exists():
+        return plain
+    out = Path(tempfile.gettempdir()) / f"vmemdbg-fixtures-{os.getuid()}" / case / "vmcore.elf"
+    if not out.exists() or out.stat().st_mtime < packed.stat().st_mtime:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(f".{os.getpid()}")
+        tmp.write_bytes(lzma.decompress(packed.read_bytes()))
+        tmp.replace(out)
+    return out
 
 
 def real_truth(case: str) -> dict:

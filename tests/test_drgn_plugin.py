@@ -100,7 +100,9 @@ def test_command_is_only_enabled_for_kernels() -> None:
 
 def test_drgn_cli_loads_the_plugin() -> None:
     """The real ``drgn`` CLI, no debug info: the command exists only if drgn loaded the entry point."""
-    exe = shutil.which("drgn") or str(Path(sys.executable).with_name("drgn"))
+    # the drgn installed beside this Python (where vmemdbg's entry point is), before any on PATH
+    local = Path(sys.executable).with_name("drgn")
+    exe = str(local) if local.exists() else (shutil.which("drgn") or str(local))
     if not Path(exe).exists():
         pytest.skip("drgn CLI not installed")
     code = 'from drgn.commands import run_command; run_command(prog, "vmemdbg vmemmap")'

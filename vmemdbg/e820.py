@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import MemoryFault, VmemdbgError
+from .versions import E820_ENTRY
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -23,7 +24,6 @@ E820_TYPES = {1: "RAM", 2: "reserved", 3: "ACPI", 4: "NVS", 5: "unusable", 7: "P
 E820_RAM_TYPES = (1, 128)  # E820_TYPE_RAM, E820_TYPE_RESERVED_KERN: what e820__memblock_setup adds
 #: E820_MAX_ENTRIES bound with MAX_NUMNODES up to 1024 (128 + 3 * 1024).
 E820_MAX_ENTRIES = 3200
-_ENTRY = np.dtype([("addr", "<u8"), ("size", "<u8"), ("type", "<u4")])
 
 
 def read_e820_table(kernel: "Kernel", symbol: str = "e820_table") -> list[dict] | None:
@@ -36,7 +36,7 @@ def read_e820_table(kernel: "Kernel", symbol: str = "e820_table") -> list[dict] 
         if nr > E820_MAX_ENTRIES:
             kernel.unreadable.append(f"{symbol}: nr_entries={nr} is absurd")
             return None
-        raw = np.frombuffer(kernel.read(ptr + 4, 20 * nr), dtype=_ENTRY)
+        raw = np.frombuffer(kernel.read(ptr + 4, E820_ENTRY.itemsize * nr), dtype=E820_ENTRY)
     except (MemoryFault, VmemdbgError):
         kernel.unreadable.append(f"{symbol} at {ptr:#x}")
         return None

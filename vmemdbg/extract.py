@@ -87,6 +87,8 @@ def extract(dump: str | os.PathLike, out: str | os.PathLike, *, vmcoreinfo: byte
         rec = RecordingSource(src)
         kernel = Kernel(rec, vmcoreinfo=vmcoreinfo, symbols=symbols)
         all_views(kernel)
+        if symbols is not None:  # the result also answers without them (what the dump alone gives)
+            all_views(Kernel(rec, vmcoreinfo=vmcoreinfo))
         _keep_for_other_tools(kernel)
         for a in explain_addrs:
             explain(kernel, a)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Mapping, Protocol
 import numpy as np
 
 from .errors import LayoutError, MemoryFault, VmemdbgError
-from .kallsyms import decode_kallsyms
+from .kallsyms import read_kallsyms
 from .memory import MemorySource
 from .pagetable import PageTableWalker, Translation
 from .versions import START_KERNEL_MAP, KERNEL_IMAGE_SIZE, KernelVersion
@@ -117,7 +117,25 @@ class Kernel:
         self.pt = PageTableWalker(self.read_phys, self.kimg_to_phys(root_va), self.pgtable_levels, self.sme_mask)
         self._user_symbols = symbols
         self.debug = debug
+        self.kallsyms_rule: str | None = None  # which kallsyms_offsets rule decoded the symbols
+        self.kallsyms_error: str | None = None  # why the dump's kallsyms could not be decoded
         self._symbols_slide = 0 if symbols_relocated else self.kaslr_offset
+        if not symbols_relocated:
+            self._check_symbol_file()
+
+    def _check_symbol_file(self) -> None:
+        """Refuse a link-time symbol table that is not this kernel's: its ``init_top_pgt`` (in
+        VMCOREINFO on every x86-64 kernel) and ``_stext`` must land where VMCOREINFO says."""
+        if self._user_symbols is None:
+            return
+        for name in ("init_top_pgt", "_stext"):
+            want, have = self.info.symbol(name), self._user_symbols.get(name)
+            if want is None or have is None:
+                continue
+            if have + self._symbols_slide != want:
+                src = getattr(self._user_symbols, "source", "the given symbol table")
+                raise LayoutError(f"{src} is not this kernel's: {name} {have:#x} + KERNELOFFSET {self.kaslr_offset:#x} "
+                                  f"!= SYMBOL({name}) {want:#x} (kernel {self.release})")
 
     # -- memory -------------------------------------------------------------------------------------
     def read_phys(self, addr: int, size: int) -> bytes:
@@ -177,15 +195,18 @@ class Kernel:
     def symbols(self) -> dict[str, int]:
         """Runtime symbol addresses decoded from the dump's kallsyms (empty if unavailable)."""
         try:
-            syms = decode_kallsyms(self.info, lambda va, n: self.read_phys(self.kimg_to_phys(va), n))
+            table = read_kallsyms(self.info, lambda va, n: self.read_phys(self.kimg_to_phys(va), n))
         except MemoryFault as e:
             self.unreadable.append(f"kallsyms tables ({e})")
+            self.kallsyms_error = "the dump's kallsyms tables are unreadable"
             self.notes.append("kallsyms unreadable: symbol-based values fall back to layout rules")
             return {}
         except LayoutError as e:
+            self.kallsyms_error = str(e)
             self.notes.append(str(e))
             return {}
-        return {name: addr for name, (addr, _t) in syms.items()}
+        self.kallsyms_rule = table.rule.origin
+        return table.first_addresses()
 
     def symbol(self, name: str) -> int | None:
         """Runtime address of symbol ``name`` (user symbols first, then kallsyms), or None."""
@@ -193,6 +214,35 @@ class Kernel:
             v = self._user_symbols.get(name)
             return None if v is None else v + self._symbols_slide
         return self.symbols.get(name)
+
+    @property
+    def symbol_source(self) -> str:
+        """Where symbol addresses come from, in one line (``summary -v``)."""
+        if self._user_symbols is not None:
+            return getattr(self._user_symbols, "source", "the given symbol table")
+        if self.symbols:
+            return f"the dump's kallsyms, {len(self.symbols)} names; offsets rule: {self.kallsyms_rule}"
+        return f"none: {self.kallsyms_error or 'no kallsyms in the dump'}"
+
+    def missing_symbol(self, name: str, needed_for: str) -> str:
+        """One line saying why symbol ``name`` is unknown and what to do about it."""
+        if self._user_symbols is not None:
+            src = getattr(self._user_symbols, "source", "the given symbol table")
+            return f"{needed_for} needs the kernel symbol {name}, which {src} does not have"
+        if self.symbols:
+            return f"{needed_for} needs the kernel symbol {name}, which the dump's kallsyms does not have"
+        why = self.kallsyms_error or "no kallsyms in the dump"
+        if not self.version.at_least(6, 0):
+            why = (f"kernel {self.release} is older than 6.0, whose VMCOREINFO exports no kallsyms tables "
+                   "(5fd8fea935a1)")
+        return f"{needed_for} needs the kernel symbol {name}: {why}; pass --symbols VMLINUX|System.map"
+
+    def require_symbol(self, name: str, needed_for: str) -> int:
+        """Runtime address of ``name``; raises a one-line :class:`VmemdbgError` if it is unknown."""
+        addr = self.symbol(name)
+        if addr is None:
+            raise VmemdbgError(self.missing_symbol(name, needed_for))
+        return addr
 
     def read_symbol_u64(self, name: str) -> int | None:
         """Value of an unsigned long kernel variable, or None if unknown or unreadable."""
@@ -225,7 +275,12 @@ class Kernel:
     def vmalloc_base(self) -> int | None:
         """vmalloc base: the variable, else NUMBER(VMALLOC_START) (6.9+)."""
         v = self.read_symbol_u64("vmalloc_base")
-        return v if v is not None else self.info.number("VMALLOC_START")
+        if v is None:
+            v = self.info.number("VMALLOC_START")
+        if v is None:
+            self.notes.append("vmalloc_base unknown (VMCOREINFO has NUMBER(VMALLOC_START) only since 6.9): "
+                              + self.missing_symbol("vmalloc_base", "it"))
+        return v
 
     @cached_property
     def vmemmap_base(self) -> int:

@@ -21,14 +21,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import MemoryFault, VmemdbgError
-from .versions import MEMBLOCK_FLAGS, system_state_names
+from .versions import (
+    MEMBLOCK_FLAGS,
+    MEMBLOCK_MEMORY_OFFSET,
+    MEMBLOCK_REGION_FLAT,
+    MEMBLOCK_REGION_NUMA,
+    MEMBLOCK_RESERVED_OFFSET,
+    system_state_names,
+)
 
 if TYPE_CHECKING:
     from .kernel import Kernel
 
 MAX_REGIONS = 1 << 20
-_REGION_NUMA = np.dtype([("base", "<u8"), ("size", "<u8"), ("flags", "<u4"), ("nid", "<i4")])
-_REGION_FLAT = np.dtype([("base", "<u8"), ("size", "<u8"), ("flags", "<u4"), ("pad", "<u4")])
 
 
 def decode_memblock_flags(flags: int) -> list[str]:
@@ -68,7 +73,7 @@ def _read_type(kernel: "Kernel", addr: int, static: int | None, discarded: bool 
         out["trust"] = "corrupt"
         out["trust_reason"] = f"cnt={cnt} max={mx} is absurd"
         return out
-    dtype = _REGION_NUMA if kernel.nodes_shift else _REGION_FLAT
+    dtype = MEMBLOCK_REGION_NUMA if kernel.nodes_shift else MEMBLOCK_REGION_FLAT
     try:
         raw = np.frombuffer(kernel.read(regions, dtype.itemsize * cnt), dtype=dtype)
     except (MemoryFault, VmemdbgError):
@@ -82,9 +87,7 @@ def _read_type(kernel: "Kernel", addr: int, static: int | None, discarded: bool 
 
 def read_memblock(kernel: "Kernel") -> dict:
     """The memblock state and its trustworthiness (plain data; shape in docs/json.md)."""
-    mb = kernel.symbol("memblock")
-    if mb is None:
-        raise VmemdbgError("symbol memblock not found (kallsyms unavailable and no --symbols)")
+    mb = kernel.require_symbol("memblock", "memblock")
     mm_ptr_addr = kernel.symbol("memblock_memory")
     memblock_memory = None
     if mm_ptr_addr is not None:
@@ -108,6 +111,6 @@ def read_memblock(kernel: "Kernel") -> dict:
     return {
         "addr": mb, "bottom_up": bool(head[0]), "current_limit": int.from_bytes(head[8:16], "little"),
         "memblock_memory": memblock_memory, "system_state": state, "discarded": discarded, "discarded_reason": why,
-        "memory": _read_type(kernel, mb + 16, kernel.symbol("memblock_memory_init_regions"), discarded),
-        "reserved": _read_type(kernel, mb + 56, kernel.symbol("memblock_reserved_init_regions"), discarded),
+        "memory": _read_type(kernel, mb + MEMBLOCK_MEMORY_OFFSET, kernel.symbol("memblock_memory_init_regions"), discarded),
+        "reserved": _read_type(kernel, mb + MEMBLOCK_RESERVED_OFFSET, kernel.symbol("memblock_reserved_init_regions"), discarded),
     }

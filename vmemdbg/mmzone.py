@@ -19,7 +19,6 @@ import numpy as np
 from .errors import LayoutError, MemoryFault, VmemdbgError
 from .versions import (
     MIGRATETYPE_MASK,
-    NR_PAGEBLOCK_BITS,
     SectionFlagLayout,
     UsageLayout,
     choose_section_flag_layout,
@@ -124,19 +123,22 @@ def read_sections(kernel: "Kernel", *, with_usage: bool = True, with_nid: bool =
         keep = nr <= highest
         nr, addr, word, usage = nr[keep], addr[keep], word[keep], usage[keep]
     words_or = int(np.bitwise_or.reduce(word & np.uint64(0x3F))) if len(word) else 0
-    zone_device = usage_size = None
+    zone_device = usage_size = pb_bits = None
     if kernel.debug is not None:
         # enum form (6.0+): SECTION_TAINT_ZONE_DEVICE_BIT exists iff CONFIG_ZONE_DEVICE
         if kernel.debug.enumerator("SECTION_MARKED_PRESENT_BIT") is not None:
             zone_device = kernel.debug.enumerator("SECTION_TAINT_ZONE_DEVICE_BIT") is not None
         usage_size = kernel.debug.sizeof("struct mem_section_usage")
+        pb_bits = kernel.debug.enumerator("NR_PAGEBLOCK_BITS")  # an enumerator up to 6.15
+        if pb_bits is None and kernel.debug.enumerator("__NR_PAGEBLOCK_BITS") is not None:
+            pb_bits = 8  # 6.16+: NR_PAGEBLOCK_BITS = roundup_pow_of_two(__NR_PAGEBLOCK_BITS), a macro
     flag_layout, flag_reason = choose_section_flag_layout(kernel.version, zone_device, words_or)
-    usage_layout, usage_reason = choose_usage_layout(kernel.version, _usage_strides(nr, word, usage), usage_size)
+    usage_layout, usage_reason = choose_usage_layout(kernel.version, _usage_strides(nr, word, usage), usage_size, pb_bits)
     table = SectionTable(nr, addr, word, usage, flag_layout, flag_reason, usage_layout, usage_reason,
                          int(nr[-1]) if len(nr) else -1, roots_present, unreadable=unreadable)
     n = len(nr)
     table.subsection_map = np.zeros(n, np.uint64)
-    table.pageblock = np.zeros((n, 4), np.uint64)
+    table.pageblock = np.zeros((n, usage_layout.usemap_words), np.uint64)
     table.usage_ok = np.zeros(n, bool)
     table.nid = np.full(n, -1, np.int64)
     if with_usage:
@@ -165,7 +167,7 @@ def _usage_strides(nr: np.ndarray, word: np.ndarray, usage: np.ndarray) -> list[
 
 
 def _read_usage(kernel: "Kernel", table: SectionTable) -> None:
-    """Read subsection_map and the 4 pageblock_flags words of every section with a usage.
+    """Read subsection_map and the pageblock_flags words of every section with a usage.
 
     Boot-time usage objects are consecutive elements of one array per sparse_init_nid group
     (mm/sparse.c: sparse_early_usemaps_alloc_pgdat_section, advanced by mem_section_usage_size()),
@@ -183,8 +185,8 @@ def _read_usage(kernel: "Kernel", table: SectionTable) -> None:
     has = has[in_dm]
     lay = table.usage_layout
     stride = lay.stride
-    cols = np.array([lay.subsection_map, lay.pageblock_flags, lay.pageblock_flags + 8,
-                     lay.pageblock_flags + 16, lay.pageblock_flags + 24], dtype=np.int64) // 8
+    cols = np.array([lay.subsection_map] + [lay.pageblock_flags + 8 * w for w in range(lay.usemap_words)],
+                    dtype=np.int64) // 8
     order = has[np.argsort(table.usage[has], kind="stable")]
     phys = (table.usage[order] - np.uint64(po)).astype(np.int64)
     brk = np.ones(len(order), dtype=bool)
@@ -210,8 +212,8 @@ def _read_usage(kernel: "Kernel", table: SectionTable) -> None:
         idx = order[k]
         addrs = (phys[k].astype(np.uint64)[:, None] + (cols * 8).astype(np.uint64)[None, :]).reshape(-1)
         vals, ok = kernel.source.gather_u64(addrs)
-        vals = vals.reshape(-1, 5)
-        ok = ok.reshape(-1, 5).all(axis=1)
+        vals = vals.reshape(-1, len(cols))
+        ok = ok.reshape(-1, len(cols)).all(axis=1)
         table.subsection_map[idx] = vals[:, 0]
         table.pageblock[idx] = vals[:, 1:]
         table.usage_ok[idx] = ok
@@ -226,17 +228,17 @@ def decode_mem_map(kernel: "Kernel", table: SectionTable) -> np.ndarray:
     return coded + start_pfn * np.uint64(kernel.struct_page_size)
 
 
-def migratetypes(pageblock_words: np.ndarray) -> list[str]:
-    """Decode one section's pageblock_flags (4 u64 = 64 groups of NR_PAGEBLOCK_BITS bits).
+def migratetypes(pageblock_words: np.ndarray, bits: int) -> list[str]:
+    """Decode one section's pageblock_flags (64 groups of ``bits`` = NR_PAGEBLOCK_BITS bits).
 
-    get_pfnblock_flags_mask (mm/page_alloc.c): group ``i`` is bits ``4i..4i+3`` of the bitmap,
+    get_pfnblock_flags_mask (mm/page_alloc.c): group ``i`` is bits ``bits*i ..`` of the bitmap,
     packed LSB-first in unsigned longs; bits 0-2 are the migratetype.
     """
     names = []
-    per_word = 64 // NR_PAGEBLOCK_BITS
+    per_word = 64 // bits
     for w in pageblock_words.tolist():
         for j in range(per_word):
-            names.append(migratetype_name((w >> (j * NR_PAGEBLOCK_BITS)) & MIGRATETYPE_MASK))
+            names.append(migratetype_name((w >> (j * bits)) & MIGRATETYPE_MASK))
     return names
 
 

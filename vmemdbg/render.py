@@ -43,7 +43,8 @@ def render_summary(doc: dict, verbose: bool = False) -> str:
         f"KASLR offset      {k['kaslr_offset']:#x}   phys_base {k['phys_base']:#x}",
         f"page_offset_base  {k['page_offset_base']:#x}",
         f"vmemmap_base      {k['vmemmap_base']:#x}",
-        f"vmalloc_base      {hx(k['vmalloc_base'])}",
+        f"vmalloc_base      {hx(k['vmalloc_base'])}" + "".join(
+            f"  ({n})" for n in doc.get("notes", []) if k["vmalloc_base"] is None and n.startswith("vmalloc_base")),
         f"init_top_pgt      {k['init_top_pgt']:#x}   sizeof(struct page) {k['struct_page_size']}",
         f"sections          present {c['present']}  valid {c['valid']}  online {c['online']}  early {c['early']}"
         f"  highest {c['highest_present']}",
@@ -59,6 +60,7 @@ def render_summary(doc: dict, verbose: bool = False) -> str:
         lines.append(f"node {n['nid']:<12} pfn {n['start_pfn']:#x}-{end:#x} ({human(n['spanned_pages'] << 12)} spanned)")
     if verbose:
         lines += [f"usage layout: {s['usage_reason']}", f"flag layout: {s['flags_reason']}"]
+        lines += [f"symbols: {doc['symbols']}"] if "symbols" in doc else []
         lines += [f"note: {x}" for x in doc.get("notes", [])]
     return "\n".join(lines + _unreadable(doc))
 
@@ -116,11 +118,13 @@ def render_vmemmap(doc: dict, verbose: bool = False) -> str:
     anomalies = [a for a in doc["audit"] if a.get("severity", "anomaly") == "anomaly"]
     notes = [a for a in doc["audit"] if a.get("severity") == "note"]
     out.append("")
-    out.append(f"audit: {len(anomalies)} anomal{'y' if len(anomalies) == 1 else 'ies'}, {len(notes)} note{'' if len(notes) == 1 else 's'}")
+    out.append(f"audit: {len(anomalies)} anomal{'y' if len(anomalies) == 1 else 'ies'}, {len(notes)} note{'' if len(notes) == 1 else 's'}"
+               + (" by the checks that ran" if doc.get("not_audited") else ""))
     for a in anomalies:
         out.append(f"  ANOMALY {a['kind']:<20} {a['start']:#x}-{a['end']:#x}  {a['detail']}")
     for a in notes:
         out.append(f"  note    {a['mechanism'] or a['kind']:<20} {a['start']:#x}-{a['end']:#x}  {a['detail']}")
+    out += [f"not audited: {x}" for x in doc.get("not_audited", [])]
     hvo = doc.get("hvo") or {}
     if hvo.get("hstates"):
         out.append("")
@@ -225,6 +229,8 @@ def render_e820(doc: dict, verbose: bool = False) -> str:
 def render_audit(doc: dict, verbose: bool = False) -> str:
     """``audit``: the summary, then the vmemmap census with its findings, then memblock trust."""
     parts = [render_summary(doc["summary"], verbose), "", render_vmemmap(doc["vmemmap"], verbose)]
+    if "error" in doc.get("e820", {}):
+        parts += ["", f"e820: {doc['e820']['error']}"]
     mb = doc["memblock"]
     if "error" in mb:
         parts += ["", f"memblock: {mb['error']}"]

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .errors import LayoutError
 
 
 @dataclass(frozen=True, order=True)
@@ -107,43 +112,68 @@ def choose_section_flag_layout(version: KernelVersion, zone_device: bool | None,
 # struct mem_section_usage (include/linux/mmzone.h)
 
 
+#: Pageblocks per section on x86-64: PAGES_PER_SECTION >> pageblock_order = 2^15 >> 9.
+PAGEBLOCKS_PER_SECTION = 64
+
+
 @dataclass(frozen=True)
 class UsageLayout:
-    """Offsets inside ``struct mem_section_usage``; usemap_size() is 32 bytes on x86-64."""
+    """Offsets inside ``struct mem_section_usage`` and the width of its pageblock bitmap.
+
+    ``pageblock_flags[]`` holds NR_PAGEBLOCK_BITS bits per pageblock (include/linux/pageblock-flags.h):
+    4 up to 6.15 (``enum pageblock_bits``: 3 migratetype bits + PB_migrate_skip); 8 since 6.16,
+    when "mm/page_isolation: make page isolation a standalone bit" added PB_migrate_isolate
+    (__NR_PAGEBLOCK_BITS = 5) and defined NR_PAGEBLOCK_BITS = roundup_pow_of_two(5).
+    usemap_size() is then 32 or 64 bytes on x86-64.
+    """
 
     name: str
     subsection_map: int
     pageblock_flags: int
     struct_size: int
+    pageblock_bits: int = 4
+
+    @property
+    def usemap_words(self) -> int:
+        """unsigned longs of ``pageblock_flags`` (usemap_size() / 8)."""
+        return PAGEBLOCKS_PER_SECTION * self.pageblock_bits // 64
 
     @property
     def stride(self) -> int:
         """mem_section_usage_size(): boot-time usage arrays advance by this much per section."""
-        return self.struct_size + 32
+        return self.struct_size + 8 * self.usemap_words
 
 
 USAGE_PLAIN = UsageLayout("plain", 0, 8, 8)
 USAGE_RCU = UsageLayout("rcu_head", 16, 24, 24)
+USAGE_RCU_PB8 = UsageLayout("rcu_head+8-bit-pageblocks", 16, 24, 24, 8)
+_USAGE_BY_STRIDE = {lay.stride: lay for lay in (USAGE_PLAIN, USAGE_RCU, USAGE_RCU_PB8)}
 
 
-def choose_usage_layout(version: KernelVersion, strides: list[int],
-                        struct_size: int | None = None) -> tuple[UsageLayout, str]:
+def choose_usage_layout(version: KernelVersion, strides: list[int], struct_size: int | None = None,
+                        pageblock_bits: int | None = None) -> tuple[UsageLayout, str]:
     """Pick the usage layout.
 
     The 16-byte ``rcu_head`` came with 5ec8e8ea8b77 ("mm/sparsemem: fix race in accessing
     memory_section->usage", v6.8) and was backported to 5.10/5.15/6.1/6.6 stable in 2024, so the
     version alone cannot tell. ``strides`` are the distances between the usage pointers of
-    consecutive sections of one boot group: 56 means rcu_head, 40 means none. Debug info, when a
-    debugger has it, settles it directly (``struct_size``).
+    consecutive sections of one boot group: 40 means no rcu_head, 56 rcu_head, 88 rcu_head with
+    8-bit pageblocks (6.16+). Debug info, when a debugger has it, settles it directly
+    (``struct_size``, ``pageblock_bits`` = NR_PAGEBLOCK_BITS).
     """
+    wide = pageblock_bits == 8 if pageblock_bits is not None else version.at_least(6, 16)
     if struct_size in (USAGE_RCU.struct_size, USAGE_PLAIN.struct_size):
-        lay = USAGE_RCU if struct_size == USAGE_RCU.struct_size else USAGE_PLAIN
-        return lay, f"sizeof(struct mem_section_usage) = {struct_size} from debug info"
-    counts = {s: strides.count(s) for s in set(strides)}
-    if counts.get(56, 0) > counts.get(40, 0):
-        return USAGE_RCU, f"boot usage arrays have a 56-byte stride ({counts[56]} pairs): rcu_head present"
-    if counts.get(40, 0):
-        return USAGE_PLAIN, f"boot usage arrays have a 40-byte stride ({counts[40]} pairs): no rcu_head"
+        lay = USAGE_PLAIN if struct_size == USAGE_PLAIN.struct_size else USAGE_RCU_PB8 if wide else USAGE_RCU
+        return lay, (f"sizeof(struct mem_section_usage) = {struct_size} from debug info, "
+                     f"{lay.pageblock_bits}-bit pageblocks" + (" (debug info)" if pageblock_bits else f" (kernel {version})"))
+    counts = {s: strides.count(s) for s in set(strides) if s in _USAGE_BY_STRIDE}
+    if counts:
+        stride = max(counts, key=lambda s: counts[s])
+        lay = _USAGE_BY_STRIDE[stride]
+        return lay, (f"boot usage arrays have a {stride}-byte stride ({counts[stride]} pairs): "
+                     f"{'no ' if lay is USAGE_PLAIN else ''}rcu_head, {lay.pageblock_bits}-bit pageblocks")
+    if version.at_least(6, 16):
+        return USAGE_RCU_PB8, f"kernel {version} ≥ 6.16 has the rcu_head and 8-bit pageblocks (no stride evidence)"
     if version.at_least(6, 8):
         return USAGE_RCU, f"kernel {version} ≥ 6.8 has the rcu_head (no stride evidence)"
     return USAGE_PLAIN, f"kernel {version} < 6.8 and no stride evidence: assumed no rcu_head backport"
@@ -151,12 +181,11 @@ def choose_usage_layout(version: KernelVersion, strides: list[int],
 
 # ---------------------------------------------------------------------------------------------
 # Pageblock migratetypes (include/linux/mmzone.h enum migratetype, mm/page_alloc.c
-# migratetype_names). Bits 0-2 of each 4-bit pageblock group (NR_PAGEBLOCK_BITS = 4, 5.4–6.15).
+# migratetype_names). Bits 0-2 of each pageblock group (UsageLayout.pageblock_bits wide).
 
 MIGRATETYPE_NAMES: tuple[str, ...] = ("Unmovable", "Movable", "Reclaimable", "HighAtomic", "CMA", "Isolate")
 """Names with CONFIG_CMA=y and CONFIG_MEMORY_ISOLATION=y (distro configs)."""
 
-NR_PAGEBLOCK_BITS = 4
 MIGRATETYPE_MASK = 0x7
 
 
@@ -170,18 +199,101 @@ def migratetype_name(value: int) -> str:
 
 MEMBLOCK_FLAGS: tuple[tuple[str, int], ...] = (
     ("HOTPLUG", 0x1), ("MIRROR", 0x2), ("NOMAP", 0x4),
-    ("DRIVER_MANAGED", 0x8),  # 5.16
-    ("RSRV_NOINIT", 0x10),  # 6.7
-    ("RSRV_KERN", 0x20), ("KHO_SCRATCH", 0x40),  # ~6.16 (KHO series)
+    ("DRIVER_MANAGED", 0x8),  # f7892d8e288d "memblock: add MEMBLOCK_DRIVER_MANAGED ..." (v5.16)
+    ("RSRV_NOINIT", 0x10),  # 77e6c43e137c "memblock: introduce MEMBLOCK_RSRV_NOINIT flag" (v6.7)
+    # "memblock: add MEMBLOCK_RSRV_KERN flag", "memblock: add support for scratch memory" (KHO, v6.16);
+    # 7.2's DWARF enum memblock_flags ends with these two
+    ("RSRV_KERN", 0x20), ("KHO_SCRATCH", 0x40),
 )
 
 
+#: The memblock structs, identical in DWARF of 5.10, 6.1, 6.12 and 7.2 (x86-64): ``struct memblock
+#: {bool bottom_up; phys_addr_t current_limit; struct memblock_type memory, reserved;}`` puts the
+#: types at +16 and +56; ``struct memblock_type`` starts with ``cnt, max, total_size, regions``;
+#: ``struct memblock_region {base, size, enum memblock_flags flags; int nid}`` is 24 bytes, the
+#: nid present with CONFIG_NUMA since 3f08a302f533 ("mm: remove CONFIG_HAVE_MEMBLOCK_NODE_MAP
+#: option", v5.8).
+MEMBLOCK_MEMORY_OFFSET, MEMBLOCK_RESERVED_OFFSET = 16, 56
+MEMBLOCK_REGION_NUMA = np.dtype([("base", "<u8"), ("size", "<u8"), ("flags", "<u4"), ("nid", "<i4")])
+MEMBLOCK_REGION_FLAT = np.dtype([("base", "<u8"), ("size", "<u8"), ("flags", "<u4"), ("pad", "<u4")])
+
+#: ``struct e820_entry {u64 addr; u64 size; enum e820_type type;} __packed`` (20 bytes) after the
+#: u32 ``nr_entries`` of ``struct e820_table`` (arch/x86/include/asm/e820/types.h): the same from
+#: the 4.14 e820 rework to 7.2 (checked in DWARF of 5.10, 6.1, 6.12, 7.2).
+E820_ENTRY = np.dtype([("addr", "<u8"), ("size", "<u8"), ("type", "<u4")])
+
+
 def system_state_names(version: KernelVersion) -> list[str]:
-    """``enum system_states``; SYSTEM_FREEING_INITMEM was added between 5.15 and 6.1."""
+    """``enum system_states``; SYSTEM_FREEING_INITMEM came with d2635f2012a4 ("mm: create a new
+    system state and fix core_kernel_text()", v5.16): 5.10's DWARF lacks it, 6.1's has it."""
     names = ["BOOTING", "SCHEDULING"]
-    if version.at_least(6, 0):
+    if version.at_least(5, 16):
         names.append("FREEING_INITMEM")
     return names + ["RUNNING", "HALT", "POWER_OFF", "RESTART", "SUSPEND"]
+
+
+# ---------------------------------------------------------------------------------------------
+# kallsyms_offsets[] -> address (kernel/kallsyms.c kallsyms_sym_address, scripts/kallsyms.c)
+
+
+@dataclass(frozen=True)
+class KallsymsAddressRule:
+    """How one family of kernels turns ``kallsyms_offsets[i]`` (s32) into a symbol address."""
+
+    name: str
+    needs_relative_base: bool
+    origin: str
+
+    def apply(self, offsets: np.ndarray, *, base: int | None, offsets_va: int) -> np.ndarray:
+        """Addresses (uint64) of every entry; ``offsets`` is int64, ``base`` kallsyms_relative_base."""
+        m64 = (1 << 64) - 1
+        if self.name == "place-relative":
+            va = np.uint64(offsets_va) + np.arange(offsets.size, dtype=np.uint64) * np.uint64(4)
+            return va + offsets.astype(np.uint64)  # modular: adding a negative s32 wraps correctly
+        assert base is not None
+        if self.name == "absolute-percpu":
+            rel = np.uint64((base - 1) & m64) - offsets.astype(np.uint64)
+            return np.where(offsets >= 0, offsets.astype(np.uint64), rel)
+        return np.uint64(base) + (offsets & 0xFFFFFFFF).astype(np.uint64)
+
+
+KALLSYMS_ADDRESS_RULES: dict[str, KallsymsAddressRule] = {
+    # 6.0 (when VMCOREINFO started to export the tables, 5fd8fea935a1) to 6.14 on x86-64 SMP
+    "absolute-percpu": KallsymsAddressRule(
+        "absolute-percpu", True,
+        "KALLSYMS_ABSOLUTE_PERCPU (x86-64 SMP up to 6.14): offset >= 0 is the absolute value, "
+        "else kallsyms_relative_base - 1 - offset"),
+    # 6.15 (01157ddc58dc "kallsyms: Remove KALLSYMS_ABSOLUTE_PERCPU", x86 per-CPU data became ordinary
+    # kernel-image symbols) to 6.19
+    "relative-base": KallsymsAddressRule(
+        "relative-base", True,
+        "without ABSOLUTE_PERCPU (6.15-6.19, 01157ddc58dc): kallsyms_relative_base + (u32)offset"),
+    # 7.0: a081b5789255 "kallsyms: Get rid of kallsyms relative base" dropped kallsyms_relative_base
+    # (and its VMCOREINFO line); each entry is a PC32 reference from its own slot (offset_to_ptr)
+    "place-relative": KallsymsAddressRule(
+        "place-relative", False,
+        "7.0+ (a081b5789255): &kallsyms_offsets[i] + offset, no kallsyms_relative_base"),
+}
+
+KALLSYMS_TABLES = ("kallsyms_names", "kallsyms_num_syms", "kallsyms_token_table", "kallsyms_token_index",
+                   "kallsyms_offsets")
+
+
+def kallsyms_address_rules(symbol: Callable[[str], int | None]) -> tuple[KallsymsAddressRule, ...]:
+    """Candidate address rules for a VMCOREINFO (``symbol`` looks up its SYMBOL() lines), likeliest first.
+
+    The export of the kallsyms tables in VMCOREINFO (kernel/vmcore_info.c, formerly
+    kernel/crash_core.c) came with 5fd8fea935a1 (v6.0); ``kallsyms_relative_base`` stopped being
+    exported with a081b5789255 (v7.0), which is how the two families are told apart. Between 6.0
+    and 6.19 the ABSOLUTE_PERCPU question is settled by the caller checking ``_stext``.
+    """
+    missing = [n for n in KALLSYMS_TABLES if symbol(n) is None]
+    if missing:
+        raise LayoutError(f"VMCOREINFO lacks SYMBOL({missing[0]}): kallsyms tables are exported only since 6.0 "
+                          "(5fd8fea935a1); pass --symbols VMLINUX|System.map")
+    if symbol("kallsyms_relative_base") is None:
+        return (KALLSYMS_ADDRESS_RULES["place-relative"],)
+    return (KALLSYMS_ADDRESS_RULES["absolute-percpu"], KALLSYMS_ADDRESS_RULES["relative-base"])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from .mmzone import (
     decode_mem_map,
     migratetypes,
 )
-from .versions import MIGRATETYPE_MASK, NR_PAGEBLOCK_BITS, migratetype_name
+from .versions import MIGRATETYPE_MASK, migratetype_name
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -64,6 +64,7 @@ def summary(kernel: "Kernel") -> dict:
                 "pte_leaves": census.counts["pte_leaves"], "pagetable_bytes": census.counts["pagetable_bytes"],
                 "memmap_bytes": census.overhead["total"]["memmap_bytes"]},
         nodes=kernel.nodes,
+        symbols=kernel.symbol_source,
         notes=kernel.notes,
         unreadable=_unreadable(kernel),
     )
@@ -100,7 +101,7 @@ def sections(kernel: "Kernel", *, with_migratetypes: bool = False, nr_range: tup
              "mem_map": mem_map[i] if valid[i] else None, "start_pfn": nr[i] << shift,
              "flags": names[low[i]], "nid": nid[i] if nid[i] >= 0 else None, "usage": usage[i],
              "subsection_map": sub[i] if uok[i] else None, "pageblock_flags": pb[i] if uok[i] else None,
-             "migratetypes": migratetypes(secs.pageblock[i]) if (uok[i] and with_migratetypes) else None}
+             "migratetypes": migratetypes(secs.pageblock[i], secs.usage_layout.pageblock_bits) if (uok[i] and with_migratetypes) else None}
             for i in range(lo, hi)]
     return _doc("sections",
                 layout={"flags_layout": lay.name, "reason": secs.flag_reason, "origin": lay.origin,
@@ -111,8 +112,15 @@ def sections(kernel: "Kernel", *, with_migratetypes: bool = False, nr_range: tup
 def vmemmap(kernel: "Kernel") -> dict:
     """Census of the vmemmap region: runs, audit findings, overhead per node."""
     c = kernel.census
+    # hole_mapped compares the memmap with the kernel's account of RAM (vmemdbg.ram): without one
+    # (no iomem_resource, memblock or e820_table readable) the check does not run, and says why
+    not_audited = ([] if c.ram["ranges"] else
+                   ["hole_mapped: " + kernel.missing_symbol("iomem_resource", "the kernel's account of RAM")
+                    if kernel.symbol("iomem_resource") is None else
+                    "hole_mapped: no account of RAM could be read (" + "; ".join(c.ram["sources"]) + ")"])
     return _doc("vmemmap", vmemmap_base=kernel.vmemmap_base, runs=c.runs, audit=c.audit,
-                overhead=c.overhead, counts=c.counts, hvo=c.hvo, ram=c.ram, unreadable=_unreadable(kernel))
+                overhead=c.overhead, counts=c.counts, hvo=c.hvo, ram=c.ram, not_audited=not_audited,
+                unreadable=_unreadable(kernel))
 
 
 def memory_blocks(kernel: "Kernel") -> dict:
@@ -180,7 +188,7 @@ def explain(kernel: "Kernel", text: str) -> dict:
                        usage=int(secs.usage[idx]))
         if secs.usage_ok[idx]:
             sub_valid = bool(int(secs.subsection_map[idx]) >> sub & 1) or bool(w & SECTION_IS_EARLY)
-            bit = pageblock * NR_PAGEBLOCK_BITS
+            bit = pageblock * secs.usage_layout.pageblock_bits
             word = int(secs.pageblock[idx][bit // 64])
             mt = migratetype_name((word >> (bit % 64)) & MIGRATETYPE_MASK)
     t = kernel.translate(page)
@@ -207,6 +215,7 @@ def memblock(kernel: "Kernel") -> dict:
 
 def e820(kernel: "Kernel") -> dict:
     """The kernel's e820 tables: e820_table (modified), e820_table_firmware, e820_table_kexec."""
+    kernel.require_symbol("e820_table", "e820")
     tables = {name: read_e820_table(kernel, name) for name in ("e820_table", "e820_table_firmware", "e820_table_kexec")}
     return _doc("e820", tables=tables, unreadable=list(kernel.unreadable))
 
@@ -217,13 +226,14 @@ def audit(kernel: "Kernel", *, with_sections: bool = True, with_migratetypes: bo
     ``with_sections=False`` leaves out the per-section list (the text report does not print it;
     the section table itself is still read, for the summary and the census).
     """
-    out = {"summary": summary(kernel), "vmemmap": vmemmap(kernel), "e820": e820(kernel)}
+    out: dict = {"summary": summary(kernel), "vmemmap": vmemmap(kernel)}
     if with_sections:
         out["sections"] = sections(kernel, with_migratetypes=with_migratetypes)
-    try:
-        out["memblock"] = memblock(kernel)
-    except VmemdbgError as e:
-        out["memblock"] = {"error": str(e)}
+    for name, view in (("e820", e820), ("memblock", memblock)):
+        try:
+            out[name] = view(kernel)
+        except VmemdbgError as e:
+            out[name] = {"error": str(e)}
     return _doc("audit", **out)
 
 

@@ -236,13 +236,17 @@ done
 """
 
 
-def build_initramfs(dest: Path, release: str) -> Path:
-    """Write a gzip'ed newc initramfs with busybox, /init and qemu_fw_cfg (+deps) to ``dest``."""
+def build_initramfs(dest: Path, release: str, root: Path = Path("/")) -> Path:
+    """Write a gzip'ed newc initramfs with busybox, /init and qemu_fw_cfg (+deps) to ``dest``.
+
+    Modules come from ``root``/lib/modules/``release`` (``root`` is a private unpack made by
+    setup.sh for kernels of other suites).
+    """
     busybox = shutil.which("busybox") or "/bin/busybox"
     bb = Path(busybox).read_bytes()
     if b"ELF" not in bb[:4] or b"ld-linux" in bb[:4096]:
         raise BootError(f"{busybox} does not look like a static busybox (install busybox-static)")
-    moddir = Path("/lib/modules") / release
+    moddir = root / "lib" / "modules" / release
     mods = _module_closure(moddir, "qemu_fw_cfg")
     entries: list[tuple[str, int, bytes, int, int]] = [
         (d, 0o040755, b"", 0, 0)
@@ -479,11 +483,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--case", action="append", choices=sorted(CASES),
                     help="case to run (repeatable; default: all)")
     ap.add_argument("--release", default=RELEASE, help="kernel release (default %(default)s)")
-    ap.add_argument("--kernel", type=Path, help="bzImage (default /boot/vmlinuz-RELEASE)")
+    ap.add_argument("--kernel", type=Path, help="bzImage (default ROOT/boot/vmlinuz-RELEASE or, for split 7.x "
+                                                "packages, ROOT/usr/lib/modules/RELEASE/vmlinuz[.unsigned])")
+    ap.add_argument("--root", type=Path, default=Path("/"),
+                    help="where the kernel packages are unpacked (setup.sh: /var/tmp/vmemdbg-kernels/RELEASE)")
     ap.add_argument("--jobs", type=int, default=1, help="boots to run in parallel")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per boot and per dump")
     args = ap.parse_args(argv)
-    kernel = args.kernel or Path(f"/boot/vmlinuz-{args.release}")
+    kernel = args.kernel or next(
+        (k for k in (args.root / "boot" / f"vmlinuz-{args.release}",
+                     args.root / "usr/lib/modules" / args.release / "vmlinuz",
+                     args.root / "usr/lib/modules" / args.release / "vmlinuz.unsigned") if k.is_file()),
+        args.root / "boot" / f"vmlinuz-{args.release}")
     cases = [CASES[n] for n in (args.case or list(CASES))]
     try:
         if not kernel.is_file():
@@ -491,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         if not shutil.which("qemu-system-x86_64"):
             raise BootError("qemu-system-x86_64 not found (run setup.sh)")
         args.out.mkdir(parents=True, exist_ok=True)
-        initrd = build_initramfs(args.out / "initramfs.cpio.gz", args.release)
+        initrd = build_initramfs(args.out / "initramfs.cpio.gz", args.release, args.root)
         log(f"initramfs {initrd} ({initrd.stat().st_size} bytes)")
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as ex:
             futs = [ex.submit(run_case, c, args.out, kernel, initrd, args.timeout) for c in cases]

@@ -103,13 +103,19 @@ class Kernel:
     def __init__(self, prog: Program) -> None:
         self.prog = prog
         self.vmci = vmcoreinfo(prog)
-        self.l5 = bool(prog["__pgtable_l5_enabled"].value_())
+        try:
+            self.l5 = bool(prog["__pgtable_l5_enabled"].value_())
+        except KeyError:  # CONFIG_X86_5LEVEL=n (Debian's 5.10 cloud kernel): always 4-level
+            self.l5 = False
         self.levels = 5 if self.l5 else 4
         self.struct_page_size = drgn.sizeof(prog.type("struct page"))
         self.vmemmap_base = prog["vmemmap_base"].value_()
         self.page_offset_base = prog["page_offset_base"].value_()
         # phys_base is defined in head_64.S: a symbol without DWARF type
-        self.phys_base = prog.read_u64(prog.symbol("phys_base").address)
+        # as a signed long, like VMCOREINFO's NUMBER(phys_base): with KASLR the image can sit
+        # physically below its link offset, e.g. -0x2a00000 on a 6.12 boot
+        raw = prog.read_u64(prog.symbol("phys_base").address)
+        self.phys_base = raw - (1 << 64) if raw >> 63 else raw
         if "NUMBER(phys_base)" in self.vmci and int(self.vmci["NUMBER(phys_base)"]) != self.phys_base:
             raise TruthError("phys_base symbol disagrees with VMCOREINFO NUMBER(phys_base)")
         self.init_top_pgt = prog.symbol("init_top_pgt").address  # head_64.S, no DWARF
@@ -212,8 +218,12 @@ def pageblock_words(k: Kernel, usage: Object) -> list[int]:
 
 
 def nr_pageblock_bits(prog: Program) -> int:
-    """NR_PAGEBLOCK_BITS from enum pageblock_bits."""
-    return prog["NR_PAGEBLOCK_BITS"].value_()
+    """NR_PAGEBLOCK_BITS: an enumerator of enum pageblock_bits up to 6.15; since 6.16 a macro,
+    roundup_pow_of_two(__NR_PAGEBLOCK_BITS) (include/linux/pageblock-flags.h), not in DWARF."""
+    try:
+        return prog["NR_PAGEBLOCK_BITS"].value_()
+    except KeyError:
+        return 1 << (prog["__NR_PAGEBLOCK_BITS"].value_() - 1).bit_length()
 
 
 def decode_migratetypes(k: Kernel, words: list[int]) -> list[str]:

@@ -4,10 +4,20 @@
 # Idempotent: re-running only checks what is already there.  Must run as root.
 #
 #   KREL=6.1.0-56-cloud-amd64 DRGN_VERSION=0.3.0 sh tests/realkernel/setup.sh
+#
+# Kernels of other Debian suites (PRIVATE_KERNELS, "SUITE:RELEASE ...", default bullseye's 5.10
+# and sid's 7.2) are fetched through an apt configuration private to this script (its own
+# sources list, lists and cache under KROOT/apt): the machine's sources are not changed and
+# nothing is installed into the system. Their packages are unpacked with dpkg-deb -x into
+# KROOT/RELEASE (boot.py --root KROOT/RELEASE, the -dbg vmlinux under
+# KROOT/RELEASE/usr/lib/debug/boot/). PRIVATE_KERNELS= (empty) skips them.
 set -eu
 
 KREL="${KREL:-6.1.0-56-cloud-amd64}"
 DRGN_VERSION="${DRGN_VERSION:-0.3.0}"
+PRIVATE_KERNELS="${PRIVATE_KERNELS-bullseye:5.10.0-32-cloud-amd64 sid:7.2.13+deb14-cloud-amd64}"
+KROOT="${KROOT:-/var/tmp/vmemdbg-kernels}"
+MIRROR="${MIRROR:-http://deb.debian.org/debian}"
 PKGS="qemu-system-x86 busybox-static cpio binutils crash gdb python3 python3-pip \
 linux-image-${KREL} linux-image-${KREL}-dbg"
 
@@ -54,6 +64,58 @@ fi
 python3 -m pip install -q pyelftools numpy \
     || python3 -m pip install -q --break-system-packages pyelftools numpy \
     || die "pip install pyelftools numpy failed"
+# ---- kernels of other suites, through a private apt configuration ------------------------------
+private_apt() {  # apt-get|apt-cache ARGS...
+    tool=$1; shift
+    "$tool" -o Dir::Etc::sourcelist="$KROOT/apt/sources.list" -o Dir::Etc::sourceparts=- \
+        -o Dir::State::lists="$KROOT/apt/lists" -o Dir::State::status=/dev/null \
+        -o Dir::Cache="$KROOT/apt/cache" -o APT::Architecture=amd64 -o Acquire::Languages=none "$@"
+}
+
+fetch_kernel() {  # SUITE RELEASE
+    suite=$1 rel=$2 root="$KROOT/$2"
+    # 7.x images are split: linux-binary-unsigned- (vmlinuz), linux-modules-, linux-base-;
+    # before, linux-image-REL-unsigned held all of it. The -dbg package has vmlinux + System.map.
+    if private_apt apt-cache show "linux-binary-unsigned-$rel" >/dev/null 2>&1; then
+        pkgs="linux-binary-unsigned-$rel linux-modules-$rel linux-base-$rel linux-image-$rel-dbg"
+    else
+        pkgs="linux-image-$rel-unsigned linux-image-$rel-dbg"
+    fi
+    mkdir -p "$KROOT/debs" "$root"
+    chown _apt "$KROOT/debs" 2>/dev/null || true
+    echo "setup.sh: $suite: downloading $pkgs"
+    # shellcheck disable=SC2086
+    (cd "$KROOT/debs" && private_apt apt-get download $pkgs) \
+        || die "apt-get download $pkgs from $suite failed (the exact apt error is above)"
+    for p in $pkgs; do
+        dpkg-deb -x "$(ls "$KROOT/debs/${p}_"*.deb | tail -1)" "$root" || die "dpkg-deb -x $p failed"
+    done
+    # merged-/usr packages (7.x) keep modules under usr/lib; depmod -b looks under ROOT/lib
+    [ -e "$root/lib" ] || ln -s usr/lib "$root/lib"
+    depmod -b "$root" "$rel" || die "depmod for $rel failed"
+    touch "$root/.complete"
+}
+
+pending=""
+for sk in $PRIVATE_KERNELS; do
+    [ -f "$KROOT/${sk#*:}/.complete" ] || pending="$pending $sk"
+done
+for sk in $PRIVATE_KERNELS; do
+    [ -f "$KROOT/${sk#*:}/.complete" ] && echo "setup.sh: ${sk#*:} already unpacked in $KROOT/${sk#*:}"
+done
+if [ -n "$pending" ]; then
+    mkdir -p "$KROOT/apt/lists/partial" "$KROOT/apt/cache/archives/partial"
+    : > "$KROOT/apt/sources.list"
+    for sk in $PRIVATE_KERNELS; do
+        echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR ${sk%%:*} main" \
+            >> "$KROOT/apt/sources.list"
+    done
+    private_apt apt-get update >/dev/null || die "apt-get update with $KROOT/apt/sources.list failed"
+    for sk in $pending; do
+        fetch_kernel "${sk%%:*}" "${sk#*:}"
+    done
+fi
+
 python3 -c "import drgn; print('setup.sh: drgn', drgn.__version__)"
 echo "setup.sh: kernel /boot/vmlinuz-${KREL}"
 echo "setup.sh: vmlinux ${VMLINUX}"
