@@ -127,7 +127,12 @@ class Kernel:
         self.pfn_section_shift = prog["SECTION_SIZE_BITS"].value_() - PAGE_SHIFT
         self.pages_per_section = 1 << self.pfn_section_shift
         self.mm = prog["init_mm"].address_of_()
-        self.pg_self_hosted = prog["PG_vmemmap_self_hosted"].value_()
+        # PG_vmemmap_self_hosted exists since v6.0 ("mm: memory_hotplug: make hugetlb_optimize_vmemmap
+        # compatible with memmap_on_memory", Muchun Song, 2022); older kernels have no such flag
+        try:
+            self.pg_self_hosted: int | None = prog["PG_vmemmap_self_hosted"].value_()
+        except KeyError:
+            self.pg_self_hosted = None
         self.table_pages: set[int] = set()
         mt = prog.type("enum migratetype")
         self.migratetype = {}
@@ -311,7 +316,7 @@ def page_provenance(k: Kernel, hvo_pages: set[int], va: int, phys: int, early: b
         return "hvo"
     if not early:
         flags = k.prog.read_u64(k.page_addr(phys >> PAGE_SHIFT))
-        if flags >> k.pg_self_hosted & 1:
+        if k.pg_self_hosted is not None and flags >> k.pg_self_hosted & 1:
             return "self_hosted"
         return "hotplug"
     return "boot"
