@@ -1,0 +1,408 @@
+"""What the map shows, computed from the engine views (no drawing here).
+
+Input is the view documents of :mod:`vmemdbg.views` (``summary``, ``sections``, ``vmemmap``,
+``memblock``, ``e820``) and optionally a ``vmemdbg check --json`` document; output is a
+:class:`MapModel`: two address axes (physical, vmemmap virtual) with long holes collapsed, the marks
+of every track in axis coordinates, and the compact per-section / per-run tables the interactive
+page decodes on hover.
+
+Marks per track (docs/map.md):
+
+* nodes: one per online node (``node_start_pfn`` .. + ``node_spanned_pages``);
+* e820: one per ``e820_table`` entry (RAM and every other type), holes are the background;
+* sections: one per *present-section run*: consecutive section numbers with the same nid and the
+  same provenance (boot, hot-added, self-hosted);
+* reserved: one per ``memblock.reserved`` region;
+* memmap: one per group of vmemmap runs whose fields progress affinely (for instance node 5 of a
+  big machine whose 2 MiB leaves were allocated top-down), drawn at the physical frames backing
+  them with a link to the sections they describe;
+* vmemmap: the same groups on the virtual axis, coloured by leaf level and protection;
+* findings: one per vmemmap audit finding and per ``check`` difference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import VmemdbgError
+
+#: Section provenance classes, in the order of precedence when several apply.
+PROVENANCES = ("self_hosted", "hotplug", "boot")
+
+#: Width of a collapsed hole on an axis, in layout pixels.
+HOLE_PX = 26.0
+#: Smallest width of a populated stretch of an axis, in layout pixels.
+MIN_PX = 4.0
+#: Width of a stretch that holds only non-RAM firmware ranges (e820 reserved, ACPI, ...).
+MINOR_PX = 40.0
+#: A gap is collapsed when it is longer than this fraction of the populated length.
+COLLAPSE_FRACTION = 0.02
+
+_U64 = (1 << 64) - 1
+
+
+@dataclass
+class Axis:
+    """Piecewise-linear address → x map: populated stretches share one scale, long holes are
+    collapsed to :data:`HOLE_PX`. ``addr`` and ``x`` are the knots of the map (np.interp)."""
+
+    addr: list[int]
+    x: list[float]
+    holes: list[tuple[int, int]]
+
+    @classmethod
+    def build(cls, spans: list[tuple[int, int]], left: float, width: float,
+              minor: list[tuple[int, int]] = ()) -> "Axis":
+        """An axis over ``spans`` (address ranges, any order, may overlap) from ``left`` to
+        ``left+width``. ``minor`` ranges (non-RAM firmware ranges) are shown too, but a stretch
+        holding only minor ranges gets :data:`MINOR_PX`, not its share of the scale."""
+        major = sorted((a, b) for a, b in spans if b > a)
+        spans = sorted(major + [(a, b) for a, b in minor if b > a])
+        if not spans:
+            raise VmemdbgError("nothing to draw: no address range is known")
+        merged: list[list[int]] = [list(spans[0])]
+        for a, b in spans[1:]:
+            if a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        populated = sum(b - a for a, b in merged)
+        stretches: list[list[int]] = [merged[0]]
+        holes: list[tuple[int, int]] = []
+        for a, b in merged[1:]:
+            if a - stretches[-1][1] > COLLAPSE_FRACTION * populated:
+                holes.append((stretches[-1][1], a))
+                stretches.append([a, b])
+            else:
+                stretches[-1][1] = b
+        starts = np.array([a for a, _ in major], dtype=np.float64)
+        ends = np.array([b for _, b in major], dtype=np.float64)
+        is_minor = np.array([not np.any((starts < b) & (ends > a)) for a, b in stretches], dtype=bool)
+        if is_minor.all():
+            is_minor[:] = False
+        lengths = np.array([b - a for a, b in stretches], dtype=np.float64)
+        avail = width - HOLE_PX * len(holes) - MINOR_PX * is_minor.sum()
+        fixed = is_minor.copy()
+        px = np.where(fixed, MINOR_PX, 0.0)
+        for _ in range(4):  # give tiny stretches MIN_PX, rescale the others
+            free = ~fixed
+            px = np.where(fixed, px, lengths * (avail / lengths[free].sum()))
+            small = free & (px < MIN_PX)
+            if not small.any() or (fixed | small).all():
+                break
+            px = np.where(small, MIN_PX, px)
+            avail -= MIN_PX * small.sum()
+            fixed |= small
+        knots_a: list[int] = []
+        knots_x: list[float] = []
+        x = left
+        for (a, b), w in zip(stretches, px.tolist()):
+            if knots_a:
+                x += HOLE_PX
+            knots_a += [a, b]
+            knots_x += [x, x + w]
+            x += w
+        return cls(addr=knots_a, x=knots_x, holes=holes)
+
+    def at(self, addrs) -> np.ndarray:
+        """x of each address (float64; addresses < 2**53 are exact)."""
+        return np.interp(np.asarray(addrs, dtype=np.float64), np.array(self.addr, dtype=np.float64), self.x)
+
+    def to_json(self) -> dict:
+        """The knots, for the page's inverse map (hover) and its tick labels."""
+        return {"addr": self.addr, "x": self.x}
+
+
+@dataclass
+class Mark:
+    """One drawn rectangle: ``[x0, x1)`` on its axis, the track it belongs to, its CSS class,
+    its tooltip text, and the index of its record in the page data (``-1`` if none)."""
+
+    track: str
+    x0: float
+    x1: float
+    cls: str
+    tip: str
+    index: int = -1
+    link: str | None = None
+
+
+@dataclass
+class MapModel:
+    """Everything the SVG and the HTML draw."""
+
+    title: str
+    phys: Axis
+    virt: Axis
+    marks: list[Mark]
+    links: list[tuple[float, float, float, float, str, str]]  # memmap x0,x1 -> section x0,x1, class, tip
+    findings: list[dict]
+    data: dict
+    left: float
+    width: float
+    counts: dict = field(default_factory=dict)
+
+
+def _hex(v: int) -> str:
+    return f"{v:#x}"
+
+
+def human(n: int) -> str:
+    """Bytes as the text views print them (1 decimal, binary units)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError
+
+
+def affine_groups(columns: list[np.ndarray], cats: list[np.ndarray],
+                  breaks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Split rows into groups in which every uint64 column is ``base + k * stride`` (mod 2**64) and
+    every categorical column is constant; ``breaks`` (bool per row) forces a group to start there.
+    Returns (start, end) row indices.
+
+    Row i starts a group when a categorical value changes (or ``breaks`` says so), or when some
+    column's step into row i differs from its step into row i-1 and row i-1 did not start a group
+    for one of those reasons. One vectorised pass: groups are affine but not always maximal (a
+    changed step can leave a one-row group behind it).
+    """
+    n = len(columns[0]) if columns else len(cats[0])
+    brk = np.zeros(n, dtype=bool)
+    if n:
+        brk[0] = True
+    if breaks is not None:
+        brk |= breaks
+    for c in cats:
+        brk[1:] |= c[1:] != c[:-1]
+    fresh = brk.copy()  # rows starting a group for a categorical reason: the step into them is no stride
+    for col in columns:
+        d = col[1:] - col[:-1]  # uint64 wraps, which is what the page's BigInt decoding does too
+        brk[2:] |= (d[1:] != d[:-1]) & ~fresh[1:-1]
+    starts = np.flatnonzero(brk)
+    ends = np.append(starts[1:], n)
+    return starts, ends
+
+
+def _encode_groups(columns: list[np.ndarray], starts: np.ndarray, ends: np.ndarray) -> list[list[str]]:
+    """Per group and column: ``[base, stride]`` as hex without 0x (stride mod 2**64)."""
+    out = []
+    for s, e in zip(starts.tolist(), ends.tolist()):
+        row = []
+        for col in columns:
+            base = int(col[s])
+            stride = (int(col[s + 1]) - base) & _U64 if e - s > 1 else 0
+            row.append(f"{base:x}")
+            row.append(f"{stride:x}")
+        out.append(row)
+    return out
+
+
+def _u64(values) -> np.ndarray:
+    return np.array(values, dtype=np.uint64)
+
+
+def section_provenance(secs: list[dict], runs: list[dict], pfn_shift: int) -> np.ndarray:
+    """Provenance index (into :data:`PROVENANCES`) of each present section: self-hosted or
+    hot-added when a vmemmap run describing its pfns says so (``provenance``), hot-added when it
+    lacks SECTION_IS_EARLY (sparse_add_section of memory hotplug), boot otherwise."""
+    nrs = np.array([s["nr"] for s in secs], dtype=np.int64)
+    prov = np.full(len(secs), PROVENANCES.index("boot"), dtype=np.int8)
+    not_early = np.array(["IS_EARLY" not in s["flags"] and "EARLY" not in s["flags"] for s in secs], dtype=bool)
+    prov[not_early] = PROVENANCES.index("hotplug")
+    for want in ("hotplug", "self_hosted"):  # self_hosted applied last: it wins
+        for r in runs:
+            if r.get("provenance", "boot") != want:
+                continue
+            lo = int(np.searchsorted(nrs, r["start_pfn"] >> pfn_shift))
+            hi = int(np.searchsorted(nrs, (r["end_pfn"] - 1) >> pfn_shift, side="right"))
+            prov[lo:hi] = PROVENANCES.index(want)
+    return prov
+
+
+def section_runs(secs: list[dict], prov: np.ndarray) -> list[tuple[int, int]]:
+    """(first index, end index) of each present-section run: consecutive nr, same nid and provenance."""
+    if not secs:
+        return []
+    nr = np.array([s["nr"] for s in secs], dtype=np.int64)
+    nid = np.array([-1 if s["nid"] is None else s["nid"] for s in secs], dtype=np.int64)
+    brk = np.ones(len(secs), dtype=bool)
+    brk[1:] = (nr[1:] != nr[:-1] + 1) | (nid[1:] != nid[:-1]) | (prov[1:] != prov[:-1])
+    starts = np.flatnonzero(brk)
+    return list(zip(starts.tolist(), np.append(starts[1:], len(secs)).tolist()))
+
+
+def _memmap_groups(runs: list[dict], base: int, sps: int) -> tuple[list[tuple[int, int]], dict]:
+    """Affine groups of vmemmap runs and their page data (exact per-run values on hover)."""
+    if not runs:
+        return [], {"groups": []}
+    start = _u64([r["start"] - base for r in runs])
+    size = _u64([r["end"] - r["start"] for r in runs])
+    phys = _u64([r["phys"] for r in runs])
+    spfn = _u64([r["start_pfn"] for r in runs])
+    epfn = _u64([r["end_pfn"] for r in runs])
+    cats = [np.array([f"{r['level']}|{r['writable']}|{r['nid']}|{r.get('provenance', 'boot')}" for r in runs])]
+    cols = [start, size, phys, spfn, epfn]
+    # a group's backing must be one block of frames (ascending or, top-down allocation, descending)
+    apart = np.zeros(len(runs), dtype=bool)
+    apart[1:] = (phys[1:] != phys[:-1] + size[:-1]) & (phys[1:] + size[1:] != phys[:-1])
+    apart[1:] |= start[1:] != start[:-1] + size[:-1]  # and one stretch of virtual addresses
+    starts, ends = affine_groups(cols, cats, apart)
+    enc = _encode_groups(cols, starts, ends)
+    groups = []
+    for (s, e), row in zip(zip(starts.tolist(), ends.tolist()), enc):
+        r = runs[s]
+        groups.append([e - s, r["level"], bool(r["writable"]), r["nid"], r.get("provenance", "boot"), *row])
+    return list(zip(starts.tolist(), ends.tolist())), {"groups": groups, "base": f"{base:x}", "struct_page": sps}
+
+
+def _sections_data(secs: list[dict], prov: np.ndarray) -> dict:
+    """Affine groups of present sections: the page reconstructs every field of every section."""
+    if not secs:
+        return {"groups": [], "flags": []}
+    flag_names = sorted({"|".join(s["flags"]) for s in secs})
+    fidx = {f: i for i, f in enumerate(flag_names)}
+    cats = [np.array([-1 if s["nid"] is None else s["nid"] for s in secs], dtype=np.int64),
+            np.array([fidx["|".join(s["flags"])] for s in secs], dtype=np.int64),
+            np.array([(s["mem_map"] is None) * 1 + (s["subsection_map"] is None) * 2 for s in secs], dtype=np.int64),
+            prov.astype(np.int64)]
+    cols = [_u64([s["nr"] for s in secs]), _u64([s["section"] for s in secs]),
+            _u64([s["coded_mem_map"] for s in secs]), _u64([s["mem_map"] or 0 for s in secs]),
+            _u64([s["usage"] for s in secs]), _u64([s["subsection_map"] or 0 for s in secs])]
+    starts, ends = affine_groups(cols, cats)
+    enc = _encode_groups(cols, starts, ends)
+    groups = []
+    for (s, e), row in zip(zip(starts.tolist(), ends.tolist()), enc):
+        c = [int(cat[s]) for cat in cats]
+        groups.append([e - s, c[0], c[1], c[2], PROVENANCES[c[3]], *row])
+    return {"groups": groups, "flags": flag_names,
+            "fields": ["nr", "section", "coded_mem_map", "mem_map", "usage", "subsection_map"]}
+
+
+def _check_findings(check: dict | None) -> list[dict]:
+    if check is None:
+        return []
+    return [{"source": "check", "kind": d.get("kind", "difference"), "text": d.get("text", ""),
+             "explained": bool(d.get("explained")), "mechanism": d.get("mechanism"),
+             "va": d.get("va"), "phys": d.get("phys"), "section": d.get("section")}
+            for d in check.get("differences", [])]
+
+
+def build_model(docs: dict, check: dict | None = None, title: str = "vmemdbg map",
+                width: float = 1400.0, left: float = 130.0) -> MapModel:
+    """The map of ``docs`` (view documents keyed by command name) and an optional check document."""
+    summ, sect, vmm, mb, e8 = (docs[k] for k in ("summary", "sections", "vmemmap", "memblock", "e820"))
+    sbits = summ["sparse"]["section_size_bits"]
+    pfn_shift = sbits - 12
+    base = summ["kernel"]["vmemmap_base"]
+    sps = summ["kernel"]["struct_page_size"]
+    secs = sect["sections"]
+    runs = vmm["runs"]
+    e820 = (e8.get("tables") or {}).get("e820_table") or []
+    reserved = ((mb.get("reserved") or {}).get("regions") or []) if "error" not in mb else []
+    nodes = summ.get("nodes") or []
+
+    prov = section_provenance(secs, runs, pfn_shift)
+    sruns = section_runs(secs, prov)
+    mgroups, mdata = _memmap_groups(runs, base, sps)
+    findings = [{"source": "audit", "kind": a["kind"], "text": a["detail"], "va": [a["start"], a["end"]],
+                 "phys": None, "section": None} for a in vmm.get("audit", [])] + _check_findings(check)
+
+    # -- axes -----------------------------------------------------------------------------------
+    pspans = [(e["addr"], e["addr"] + e["size"]) for e in e820 if e["type"] == 1]
+    pspans += [(n["start_pfn"] << 12, (n["start_pfn"] + n["spanned_pages"]) << 12) for n in nodes]
+    pspans += [(secs[s]["nr"] << sbits, (secs[e - 1]["nr"] + 1) << sbits) for s, e in sruns]
+    pspans += [(r["phys"], r["phys"] + r["end"] - r["start"]) for r in runs]
+    pspans += [(r["base"], r["base"] + r["size"]) for r in reserved]
+    phys_axis = Axis.build(pspans, left, width, minor=[(e["addr"], e["addr"] + e["size"]) for e in e820 if e["type"] != 1])
+    vspans = [(r["start"] - base, r["end"] - base) for r in runs]
+    vspans += [(f["va"][0] - base, f["va"][1] - base) for f in findings if f.get("va")]
+    if not vspans:  # nothing mapped (yet): an empty 2 MiB axis
+        vspans = [(0, 1 << 21)]
+    virt_axis = Axis.build(vspans, left, width)
+
+    marks: list[Mark] = []
+
+    def add(track: str, axis: Axis, a: int, b: int, cls: str, tip: str, index: int = -1, link: str | None = None) -> None:
+        x0, x1 = axis.at([a, b]).tolist()
+        marks.append(Mark(track, x0, x1, cls, tip, index, link))
+
+    for i, n in enumerate(nodes):
+        a, b = n["start_pfn"] << 12, (n["start_pfn"] + n["spanned_pages"]) << 12
+        add("nodes", phys_axis, a, b, f"node node{n['nid'] % 8}",
+            f"node {n['nid']}: pfn {n['start_pfn']:#x}-{n['start_pfn'] + n['spanned_pages']:#x} "
+            f"({human(n['spanned_pages'] << 12)} spanned), pglist_data {n['pgdat']:#x}", i)
+    for i, e in enumerate(e820):
+        kind = "ram" if e["type"] == 1 else "other"
+        add("e820", phys_axis, e["addr"], e["addr"] + e["size"], f"e820 e820-{kind}",
+            f"e820 {e['name']}: {e['addr']:#x}-{e['addr'] + e['size'] - 1:#x} ({human(e['size'])})", i)
+    for i, (s, e) in enumerate(sruns):
+        first, last = secs[s], secs[e - 1]
+        p = PROVENANCES[int(prov[s])]
+        a, b = first["nr"] << sbits, (last["nr"] + 1) << sbits
+        add("sections", phys_axis, a, b, f"section-run prov-{p}",
+            f"sections {first['nr']}-{last['nr']} ({e - s}), node {first['nid']}, {p}: "
+            f"{a:#x}-{b - 1:#x} ({human(b - a)})", i)
+    for i, r in enumerate(reserved):
+        nid = r["nid"]
+        add("reserved", phys_axis, r["base"], r["base"] + r["size"], "reserved",
+            f"memblock.reserved[{i}]: {r['base']:#x}-{r['base'] + r['size'] - 1:#x} ({human(r['size'])}) "
+            f"nid {nid}{' (MAX_NUMNODES: after NUMA setup)' if nid == 1024 else ''} "
+            f"flags {'|'.join(r.get('flag_names') or []) or 'NONE'}", i)
+    links = []
+    sec_nr = np.array([x["nr"] for x in secs], dtype=np.int64)
+    sec_nid = np.array([-1 if x["nid"] is None else x["nid"] for x in secs], dtype=np.int64)
+    for g, (s, e) in enumerate(mgroups):
+        grp = runs[s:e]
+        lo = min(r["phys"] for r in grp)
+        hi = max(r["phys"] + r["end"] - r["start"] for r in grp)
+        lo_i = int(np.searchsorted(sec_nr, grp[0]["start_pfn"] >> pfn_shift))
+        hi_i = int(np.searchsorted(sec_nr, (grp[-1]["end_pfn"] - 1) >> pfn_shift, side="right"))
+        dnids = set(np.unique(sec_nid[lo_i:hi_i]).tolist()) - {-1}
+        off = grp[0]["nid"] is not None and any(n != grp[0]["nid"] for n in dnids)
+        r0 = grp[0]
+        prot = "RW" if r0["writable"] else "RO"
+        hvo = r0.get("provenance", "boot") == "hvo" or (r0["level"] == "pte" and not r0["writable"])
+        tip = (f"memmap {'run' if e - s == 1 else f'group of {e - s} runs'}: {r0['level'].upper()} {prot}, "
+               f"backed by node {r0['nid']} at {lo:#x}-{hi - 1:#x}, describes pfn {r0['start_pfn']:#x}-"
+               f"{grp[-1]['end_pfn']:#x}{' (off-node)' if off else ''}")
+        cls = f"memmap node{(r0['nid'] or 0) % 8}" + (" offnode" if off else "")
+        add("memmap", phys_axis, lo, hi, cls, tip, g)
+        xs0, xs1 = phys_axis.at([r0["start_pfn"] << 12, grp[-1]["end_pfn"] << 12]).tolist()
+        xm0, xm1 = phys_axis.at([lo, hi]).tolist()
+        links.append((xm0, xm1, xs0, xs1, "link offnode" if off else "link", tip))
+        vcls = f"vrun level-{r0['level']} {'rw' if r0['writable'] else 'ro'}" + (" hvo" if hvo else "")
+        vtip = (f"vmemmap {grp[0]['start']:#x}-{grp[-1]['end']:#x}: {r0['level'].upper()} {prot}"
+                f"{' HVO' if hvo else ''}, {e - s} run(s), provenance {r0.get('provenance', 'boot')}")
+        add("vmemmap", virt_axis, grp[0]["start"] - base, grp[-1]["end"] - base, vcls, vtip, g)
+
+    for i, f in enumerate(findings):
+        fid = f"finding-{i}"
+        label = f"{f['source']} {f['kind']}: {f['text']}"
+        if f.get("va"):
+            add("vfindings", virt_axis, f["va"][0] - base, f["va"][1] - base, f"finding {f['source']}", label, i, fid)
+            pa = (f["va"][0] - base) // sps << 12
+            pb = -(-(f["va"][1] - base) // sps) << 12
+            add("pfindings", phys_axis, pa, pb, f"finding {f['source']}", label, i, fid)
+        if f.get("phys"):
+            add("pfindings", phys_axis, f["phys"][0], f["phys"][1], f"finding {f['source']}", label, i, fid)
+        if f.get("section") is not None and not f.get("phys") and not f.get("va"):
+            add("pfindings", phys_axis, f["section"] << sbits, (f["section"] + 1) << sbits,
+                f"finding {f['source']}", label, i, fid)
+
+    k = summ["kernel"]
+    subtitle = (f"{k['release']}  {len(secs)} present sections in {len(sruns)} runs, {len(nodes)} node(s), "
+                f"memmap {human(summ['memmap']['mapped_bytes'])} in {len(runs)} vmemmap runs, "
+                f"{len(reserved)} memblock.reserved regions, {len(findings)} finding(s)")
+    data = {
+        "title": title, "subtitle": subtitle, "section_size_bits": sbits, "sections_per_root": summ["sparse"]["sections_per_root"],
+        "phys": phys_axis.to_json(), "virt": virt_axis.to_json(), "vmemmap_base": f"{base:x}",
+        "sections": _sections_data(secs, prov), "memmap": mdata, "findings": findings,
+        "present": len(secs), "runs": len(runs),
+    }
+    counts = {"section_runs": len(sruns), "nodes": len(nodes), "reserved": len(reserved), "e820": len(e820),
+              "memmap_groups": len(mgroups), "findings": len(findings)}
+    return MapModel(title=title, phys=phys_axis, virt=virt_axis, marks=marks, links=links,
+                    findings=findings, data=data, left=left, width=width, counts=counts)
