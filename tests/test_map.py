@@ -381,3 +381,56 @@ def test_simulated_1t_machine_page(browser, tmp_path: Path) -> None:
     assert tip.startswith(f"section {s['nr']}  root {s['nr'] // kernel.sections_per_root}  nid {s['nid']}  boot")
     assert page.locator("#detail-phys line").count() >= 2  # section boundaries drawn once zoomed in
     assert errors == []
+
+
+def _hvo_docs() -> tuple[dict, list[dict]]:
+    """The 6 GiB fixture's views with node 1's memmap (48 MiB PMD run) replaced by what HugeTLB
+    vmemmap optimisation leaves behind for 24 2 MiB folios per PMD slot: per 32 KiB of memmap
+    (one folio's struct pages), a writable head page and 7 read-only PTEs aliasing one frame."""
+    docs = copy.deepcopy(map_docs(_kernel(real_dump(SIX))))
+    old = docs["vmemmap"]["runs"].pop()
+    runs = []
+    for slot in range(24):
+        va = old["start"] + slot * (2 << 20)
+        phys = old["phys"] + slot * (2 << 20)
+        for folio in range(64):
+            v, p, pfn = va + folio * 0x8000, phys + folio * 0x8000, old["start_pfn"] + slot * 0x8000 + folio * 0x200
+            runs.append({"start": v, "end": v + 0x1000, "level": "pte", "writable": True, "phys": p, "nid": 1,
+                         "start_pfn": pfn, "end_pfn": pfn + 64})
+            runs += [{"start": v + 0x1000 * t, "end": v + 0x1000 * (t + 1), "level": "pte", "writable": False,
+                      "phys": p, "nid": 1, "start_pfn": pfn + 64 * t, "end_pfn": pfn + 64 * (t + 1)} for t in range(1, 8)]
+    docs["vmemmap"]["runs"] += runs
+    return docs, runs
+
+
+def test_many_small_runs_aggregate_then_show_on_zoom(browser, tmp_path: Path) -> None:
+    """12,288 HVO runs: a few aggregate marks at zoom 1; zoomed in, every run in view is drawn
+    and hovering one gives its own numbers."""
+    docs, runs = _hvo_docs()
+    model = build_model(docs)
+    base = docs["summary"]["kernel"]["vmemmap_base"]
+    all_runs = docs["vmemmap"]["runs"]
+    assert _decode(model.data["memmap"]["groups"], 5, 5) == \
+        [[r["start"] - base, r["end"] - r["start"], r["phys"], r["start_pfn"], r["end_pfn"]] for r in all_runs]
+    root = ET.fromstring(draw(model).as_svg())
+    vmarks = _track(root, "vmemmap")
+    assert len(runs) == 12288 and len(vmarks) < 1000
+    assert any("hvo" in r.get("class") for r in vmarks)
+    out = tmp_path / "hvo.html"
+    out.write_text(render_html(model))
+    page, errors = _open(browser, out)
+    slot = 5
+    a0 = runs[0]["start"] - base + slot * (2 << 20)
+    page.evaluate(f"window.vmemdbgMap.zoomTo('virt', {a0}, {a0 + 0x10000})")
+    o0, o1 = page.evaluate("(() => { const p = window.vmemdbgMap.panels.virt;"
+                           " return [p.u0, p.u1].map(x => window.vmemdbgMap.xToAddr('virt', x)); })()")
+    visible = [r for r in all_runs if r["start"] - base < o1 and r["end"] - base > o0]
+    assert 16 <= len(visible) == page.locator("#detail-virt rect").count()
+    ro = runs[slot * 64 * 8 + 8 + 3]  # folio 1 of the slot, its third read-only tail page
+    pt = page.evaluate(f"window.vmemdbgMap.point('virt', {ro['start'] - base + 0x800}, 'vmemmap')")
+    page.mouse.move(pt["x"], pt["y"])
+    assert page.inner_text("#tip").splitlines()[:4] == [
+        f"vmemmap run {ro['start']:#x}-{ro['end']:#x} (4.0 KiB)", "PTE leaf RO, provenance boot (HVO-remapped)",
+        f"backed by phys {ro['phys']:#x}-{ro['phys'] + 0xfff:#x} on node 1",
+        f"struct pages of pfn {ro['start_pfn']:#x}-{ro['end_pfn']:#x}"]
+    assert errors == []

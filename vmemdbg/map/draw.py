@@ -62,11 +62,14 @@ def _ribbon(xm0: float, xm1: float, xs0: float, xs1: float) -> str:
 
 
 def _axis_labels(g: dw.Group, knots_a: list[int], knots_x: list[float], y: float, base: int = 0) -> None:
+    """Address labels at the knots of an axis, skipping those too close to the previous one."""
     last = -1e9
+    lo, hi = knots_x[0], knots_x[-1]
     for a, x in zip(knots_a, knots_x):
-        if x - last < 90:
+        if x - last < 110:
             continue
-        g.append(dw.Text(f"{a + base:#x}", 9, x, y, class_="tick", text_anchor="middle"))
+        anchor = "start" if x < lo + 60 else "end" if x > hi - 60 else "middle"
+        g.append(dw.Text(f"{a + base:#x}", 9, x, y, class_="tick", text_anchor=anchor))
         last = x
 
 
@@ -92,6 +95,7 @@ def draw(model: MapModel, *, interactive: bool = False) -> dw.Drawing:
     d.append(dw.Text(model.data.get("subtitle", ""), 11, 10, 38, class_="subtitle"))
 
     anchored: set[str] = set()
+    target_of: dict[int, str] = {}  # finding index -> id of the (first) mark standing for it
     for name, (top, bottom, tracks) in {"phys": (*PHYS_PANEL, PHYS_TRACKS), "virt": (*VIRT_PANEL, VIRT_TRACKS)}.items():
         clip = dw.ClipPath(id=f"clip-{name}")
         clip.append(dw.Rectangle(left, top - 4, width, bottom - top + 4))
@@ -121,6 +125,8 @@ def draw(model: MapModel, *, interactive: bool = False) -> dw.Drawing:
                 if m.link:
                     a = Anchor(f"#{m.link}", id=None if m.link in anchored else f"mark-{m.link}")
                     anchored.add(m.link)
+                    for i in m.members:
+                        target_of.setdefault(i, f"mark-{m.link}")
                     a.append(_rect(m, 3.0))
                     g.append(a)
                 else:
@@ -150,7 +156,7 @@ def draw(model: MapModel, *, interactive: bool = False) -> dw.Drawing:
     fl.append(dw.Text(f"findings ({len(model.findings)})" if model.findings else "findings: none (audit clean)",
                       12, 10, FINDINGS_TOP, class_="panel-title"))
     for i, f in enumerate(model.findings):
-        a = Anchor(f"#mark-finding-{i}")
+        a = Anchor(f"#{target_of[i]}" if i in target_of else f"#finding-{i}")
         extra = ""
         if f["source"] == "check":
             extra = " [explained: " + (f.get("mechanism") or "?") + "]" if f.get("explained") else " [unexplained]"

@@ -10,6 +10,7 @@
   const NS = "http://www.w3.org/2000/svg";
   const MAX_ZOOM = 2e6;
   const SECTION_TICKS = 1500;
+  const DETAIL_RUNS = 3000;
 
   // ---- geometry -------------------------------------------------------------------------------
   function clipRect(name) {
@@ -129,7 +130,8 @@
       if (X < p.geom.left - 1 || X > p.geom.left + p.geom.width + 1 || X - last < 110) return;
       const t = document.createElementNS(NS, "text");
       t.setAttribute("x", X); t.setAttribute("y", y); t.setAttribute("font-size", 9);
-      t.setAttribute("class", "tick"); t.setAttribute("text-anchor", "middle");
+      const edge = X < p.geom.left + 60 ? "start" : X > p.geom.left + p.geom.width - 60 ? "end" : "middle";
+      t.setAttribute("class", "tick"); t.setAttribute("text-anchor", edge);
       t.textContent = hex(BigInt.asUintN(64, base + BigInt(Math.round(addr))));
       g.appendChild(t); last = X;
     };
@@ -166,6 +168,42 @@
       g.appendChild(l);
     }
   }
+  function virtDetail() {  // zoomed in: every vmemmap run in view, decoded from the groups
+    const p = panels.virt;
+    const g = document.getElementById("detail-virt");
+    while (g.firstChild) g.removeChild(g.firstChild);
+    if (p.u1 - p.u0 > p.geom.width * 0.999 || !runStarts.length) return;
+    const o0 = xToAddr(p, p.u0), o1 = xToAddr(p, p.u1);
+    let lo = 0, hi = runStarts.length - 1, gi = 0;
+    while (lo <= hi) { const m = (lo + hi) >> 1; if (runStarts[m] <= o0) { gi = m; lo = m + 1; } else hi = m - 1; }
+    const track = document.querySelector("#track-vmemmap rect");
+    const top = +track.getAttribute("y"), h = +track.getAttribute("height");
+    const found = [];
+    for (; gi < MM.groups.length && runStarts[gi] < o1; gi++) {
+      const gr = MM.groups[gi];
+      const stride = Number(big(gr[6]));
+      const k0 = stride > 0 ? Math.max(0, Math.floor((o0 - runStarts[gi]) / stride) - 1) : 0;
+      for (let k = k0; k < gr[0]; k++) {
+        const st = runStarts[gi] + k * stride;
+        if (st >= o1) break;
+        const size = Number(decode(gr, 5, 1, k));
+        if (st + size <= o0) continue;
+        if (found.length >= DETAIL_RUNS) return;  // too many to draw: the aggregate marks stay
+        found.push([st, size, gr]);
+      }
+    }
+    for (const [st, size, gr] of found) {
+      const X0 = Math.max(p.geom.left - 50, toScreen(p, addrToX(p, st)));
+      const X1 = Math.min(p.geom.left + p.geom.width + 50, toScreen(p, addrToX(p, st + size)));
+      const r = document.createElementNS(NS, "rect");
+      r.setAttribute("x", X0.toFixed(2)); r.setAttribute("width", Math.max(1, X1 - X0).toFixed(2));
+      r.setAttribute("y", top); r.setAttribute("height", h);
+      const hvo = gr[4] === "hvo" || (gr[1] === "pte" && !gr[2]);
+      r.setAttribute("class", "vrun detail level-" + gr[1] + (gr[2] ? " rw" : " ro") + (hvo ? " hvo" : ""));
+      r.dataset.track = "vmemmap";
+      g.appendChild(r);
+    }
+  }
   function relayout(name) {
     const p = panels[name];
     const lim0 = p.geom.left - 50, lim1 = p.geom.left + p.geom.width + 50;
@@ -186,6 +224,8 @@
                              `C${s1},${mid} ${m1},${mid} ${m1},${ym} Z`);
       }
       sectionTicks();
+    } else {
+      virtDetail();
     }
     ticks(name);
     const zoom = p.geom.width / (p.u1 - p.u0);
@@ -205,7 +245,7 @@
   function zoomTo(name, a0, a1) {  // show addresses [a0, a1) (phys, or VA offsets) with a margin
     const p = panels[name];
     const x0 = addrToX(p, a0), x1 = addrToX(p, a1);
-    const pad = Math.max((x1 - x0) * 0.5, 1e-6);
+    const pad = Math.max((x1 - x0) * 0.5, p.geom.width / 20000);
     setView(name, x0 - pad, x1 + pad);
   }
 
@@ -267,29 +307,36 @@
     const name = panelAt(svgPoint(evt).y);
     if (name) setView(name, panels[name].geom.left, panels[name].geom.left + panels[name].geom.width);
   });
-  svg.addEventListener("click", (evt) => {  // a finding's text: zoom to where it is
-    const a = evt.target.closest("a");
-    if (!a) return;
-    const href = a.getAttribute("href") || "";
-    if (!href.startsWith("#mark-finding-")) return;
-    const id = href.slice("#mark-".length);
-    for (const el of svg.querySelectorAll("a[href='#" + id + "'] rect")) {
-      const track = el.dataset.track;
-      const name = track === "vfindings" ? "virt" : "phys";
-      const p = panels[name];
-      const x0 = +el.dataset.x0, x1 = +el.dataset.x1;
-      const pad = Math.max((x1 - x0) * 2, (p.geom.width / MAX_ZOOM) * 50);
-      setView(name, x0 - pad, x1 + pad);
+  function showFinding(i) {  // zoom each panel onto where finding i is, flash its marks
+    const f = data.findings[i];
+    const sps = data.memmap.struct_page || 64;
+    if (f.va) {
+      zoomTo("virt", f.va[0], f.va[1]);
+      zoomTo("phys", Math.floor(f.va[0] / sps) * 4096, Math.ceil(f.va[1] / sps) * 4096);
+    }
+    if (f.phys) zoomTo("phys", f.phys[0], f.phys[1]);
+    if (f.section !== null && f.section !== undefined && !f.phys && !f.va) {
+      const size = Math.pow(2, data.section_size_bits);
+      zoomTo("phys", f.section * size, (f.section + 1) * size);
+    }
+    for (const el of svg.querySelectorAll("a[href='#finding-" + i + "'] rect")) {
       el.classList.add("selected");
       setTimeout(() => el.classList.remove("selected"), 3000);
     }
+  }
+  svg.addEventListener("click", (evt) => {  // a finding's text: zoom to where it is
+    const t = evt.target.closest("text[id^='finding-']");
+    if (!t) return;
+    evt.preventDefault();
+    showFinding(+t.id.slice("finding-".length));
+    svg.scrollIntoView({ block: "start" });
   });
 
   relayout("phys");
   relayout("virt");
   window.vmemdbgMap = {
     data: data, panels: panels, zoomTo: zoomTo, sectionRecord: sectionRecord, sectionTip: sectionTip,
-    runTip: runTip,
+    runTip: runTip, xToAddr: (name, x) => xToAddr(panels[name], x),
     point: function (name, addr, track) {  // client coordinates of addr (phys, or VA offset) in a track
       const p = panels[name];
       const el = document.querySelector("#track-" + track + " rect");

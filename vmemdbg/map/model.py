@@ -37,6 +37,8 @@ HOLE_PX = 26.0
 MIN_PX = 4.0
 #: Width of a stretch that holds only non-RAM firmware ranges (e820 reserved, ACPI, ...).
 MINOR_PX = 40.0
+#: Marks of one track narrower than this together (layout px) are drawn as one.
+BIN_PX = 2.0
 #: A gap is collapsed when it is longer than this fraction of the populated length.
 COLLAPSE_FRACTION = 0.02
 
@@ -118,7 +120,8 @@ class Axis:
 @dataclass
 class Mark:
     """One drawn rectangle: ``[x0, x1)`` on its axis, the track it belongs to, its CSS class,
-    its tooltip text, and the index of its record in the page data (``-1`` if none)."""
+    its tooltip text, and the index of its record in the page data (``-1`` if none, or if the mark
+    aggregates several records)."""
 
     track: str
     x0: float
@@ -127,6 +130,8 @@ class Mark:
     tip: str
     index: int = -1
     link: str | None = None
+    target: tuple[float, float] | None = None  # memmap frames: x range of the sections they describe
+    members: list[int] = field(default_factory=list)  # findings: the finding indices this mark stands for
 
 
 @dataclass
@@ -247,7 +252,8 @@ def _memmap_groups(runs: list[dict], base: int, sps: int) -> tuple[list[tuple[in
     cols = [start, size, phys, spfn, epfn]
     # a group's backing must be one block of frames (ascending or, top-down allocation, descending)
     apart = np.zeros(len(runs), dtype=bool)
-    apart[1:] = (phys[1:] != phys[:-1] + size[:-1]) & (phys[1:] + size[1:] != phys[:-1])
+    apart[1:] = ((phys[1:] != phys[:-1] + size[:-1]) & (phys[1:] + size[1:] != phys[:-1])
+                 & (phys[1:] != phys[:-1]))  # the same frame again: HVO's read-only tail aliases
     apart[1:] |= start[1:] != start[:-1] + size[:-1]  # and one stretch of virtual addresses
     starts, ends = affine_groups(cols, cats, apart)
     enc = _encode_groups(cols, starts, ends)
@@ -288,6 +294,41 @@ def _check_findings(check: dict | None) -> list[dict]:
              "explained": bool(d.get("explained")), "mechanism": d.get("mechanism"),
              "va": d.get("va"), "phys": d.get("phys"), "section": d.get("section")}
             for d in check.get("differences", [])]
+
+
+def _bins(items: list[Mark]) -> list[list[Mark]]:
+    """Consecutive marks (sorted by x0) that together fit in :data:`BIN_PX`: drawn as one mark at
+    zoom 1 (the page draws each vmemmap run again once zoomed in)."""
+    out: list[list[Mark]] = []
+    for m in items:
+        if out and m.x1 - out[-1][0].x0 <= BIN_PX and out[-1][-1].x1 - out[-1][0].x0 <= BIN_PX:
+            out[-1].append(m)
+        else:
+            out.append([m])
+    return out
+
+
+def _aggregate(bucket: list[Mark], noun: str) -> Mark:
+    """One mark standing for a bucket of marks of one track."""
+    if len(bucket) == 1:
+        return bucket[0]
+    first = bucket[0]
+    classes = {m.cls for m in bucket}
+    base = first.cls.split()[0]
+    if len(classes) == 1:
+        cls = first.cls + " agg"
+    else:
+        words = set().union(*(c.split() for c in classes))
+        cls = " ".join([base, "mixed", *sorted(words & {"hvo", "offnode", "check", "audit"})])
+    tips = list(dict.fromkeys(m.tip for m in bucket))
+    tip = f"{len(bucket)} {noun} here (zoom in to separate them):\n" + "\n".join(tips[:4])
+    if len(tips) > 4:
+        tip += f"\n... and {len(tips) - 4} more"
+    target = None
+    if first.target is not None:
+        target = (min(m.target[0] for m in bucket), max(m.target[1] for m in bucket))
+    return Mark(first.track, min(m.x0 for m in bucket), max(m.x1 for m in bucket), cls, tip, -1, first.link,
+                target, [i for m in bucket for i in m.members])
 
 
 def build_model(docs: dict, check: dict | None = None, title: str = "vmemdbg map",
@@ -351,9 +392,10 @@ def build_model(docs: dict, check: dict | None = None, title: str = "vmemdbg map
             f"memblock.reserved[{i}]: {r['base']:#x}-{r['base'] + r['size'] - 1:#x} ({human(r['size'])}) "
             f"nid {nid}{' (MAX_NUMNODES: after NUMA setup)' if nid == 1024 else ''} "
             f"flags {'|'.join(r.get('flag_names') or []) or 'NONE'}", i)
-    links = []
     sec_nr = np.array([x["nr"] for x in secs], dtype=np.int64)
     sec_nid = np.array([-1 if x["nid"] is None else x["nid"] for x in secs], dtype=np.int64)
+    frames: list[Mark] = []
+    vruns: list[Mark] = []
     for g, (s, e) in enumerate(mgroups):
         grp = runs[s:e]
         lo = min(r["phys"] for r in grp)
@@ -368,29 +410,38 @@ def build_model(docs: dict, check: dict | None = None, title: str = "vmemdbg map
         tip = (f"memmap {'run' if e - s == 1 else f'group of {e - s} runs'}: {r0['level'].upper()} {prot}, "
                f"backed by node {r0['nid']} at {lo:#x}-{hi - 1:#x}, describes pfn {r0['start_pfn']:#x}-"
                f"{grp[-1]['end_pfn']:#x}{' (off-node)' if off else ''}")
-        cls = f"memmap node{(r0['nid'] or 0) % 8}" + (" offnode" if off else "")
-        add("memmap", phys_axis, lo, hi, cls, tip, g)
-        xs0, xs1 = phys_axis.at([r0["start_pfn"] << 12, grp[-1]["end_pfn"] << 12]).tolist()
-        xm0, xm1 = phys_axis.at([lo, hi]).tolist()
-        links.append((xm0, xm1, xs0, xs1, "link offnode" if off else "link", tip))
-        vcls = f"vrun level-{r0['level']} {'rw' if r0['writable'] else 'ro'}" + (" hvo" if hvo else "")
+        xm0, xm1, xs0, xs1 = phys_axis.at([lo, hi, r0["start_pfn"] << 12, grp[-1]["end_pfn"] << 12]).tolist()
+        frames.append(Mark("memmap", xm0, xm1, f"memmap node{(r0['nid'] or 0) % 8}" + (" offnode" if off else ""),
+                           tip, g, target=(xs0, xs1)))
         vtip = (f"vmemmap {grp[0]['start']:#x}-{grp[-1]['end']:#x}: {r0['level'].upper()} {prot}"
                 f"{' HVO' if hvo else ''}, {e - s} run(s), provenance {r0.get('provenance', 'boot')}")
-        add("vmemmap", virt_axis, grp[0]["start"] - base, grp[-1]["end"] - base, vcls, vtip, g)
+        vx0, vx1 = virt_axis.at([grp[0]["start"] - base, grp[-1]["end"] - base]).tolist()
+        vruns.append(Mark("vmemmap", vx0, vx1, f"vrun level-{r0['level']} {'rw' if r0['writable'] else 'ro'}"
+                          + (" hvo" if hvo else ""), vtip, g))
+    frames.sort(key=lambda m: m.x0)
+    marks += [_aggregate(b, "memmap groups") for b in _bins(frames)]
+    links = [(m.x0, m.x1, m.target[0], m.target[1], "link offnode" if "offnode" in m.cls else "link", m.tip)
+             for m in marks if m.track == "memmap"]
+    marks += [_aggregate(b, "vmemmap run groups") for b in _bins(vruns)]
+
+    fmarks: dict[str, list[Mark]] = {"pfindings": [], "vfindings": []}
+
+    def fadd(track: str, axis: Axis, a: int, b: int, i: int, f: dict) -> None:
+        x0, x1 = axis.at([a, b]).tolist()
+        fmarks[track].append(Mark(track, x0, x1, f"finding {f['source']}", f"{f['source']} {f['kind']}: {f['text']}",
+                                  i, f"finding-{i}", members=[i]))
 
     for i, f in enumerate(findings):
-        fid = f"finding-{i}"
-        label = f"{f['source']} {f['kind']}: {f['text']}"
         if f.get("va"):
-            add("vfindings", virt_axis, f["va"][0] - base, f["va"][1] - base, f"finding {f['source']}", label, i, fid)
-            pa = (f["va"][0] - base) // sps << 12
-            pb = -(-(f["va"][1] - base) // sps) << 12
-            add("pfindings", phys_axis, pa, pb, f"finding {f['source']}", label, i, fid)
+            fadd("vfindings", virt_axis, f["va"][0] - base, f["va"][1] - base, i, f)
+            fadd("pfindings", phys_axis, (f["va"][0] - base) // sps << 12, -(-(f["va"][1] - base) // sps) << 12, i, f)
         if f.get("phys"):
-            add("pfindings", phys_axis, f["phys"][0], f["phys"][1], f"finding {f['source']}", label, i, fid)
+            fadd("pfindings", phys_axis, f["phys"][0], f["phys"][1], i, f)
         if f.get("section") is not None and not f.get("phys") and not f.get("va"):
-            add("pfindings", phys_axis, f["section"] << sbits, (f["section"] + 1) << sbits,
-                f"finding {f['source']}", label, i, fid)
+            fadd("pfindings", phys_axis, f["section"] << sbits, (f["section"] + 1) << sbits, i, f)
+    for track, items in fmarks.items():
+        items.sort(key=lambda m: m.x0)
+        marks += [_aggregate(b, "findings") for b in _bins(items)]
 
     k = summ["kernel"]
     subtitle = (f"{k['release']}  {len(secs)} present sections in {len(sruns)} runs, {len(nodes)} node(s), "
@@ -399,7 +450,10 @@ def build_model(docs: dict, check: dict | None = None, title: str = "vmemdbg map
     data = {
         "title": title, "subtitle": subtitle, "section_size_bits": sbits, "sections_per_root": summ["sparse"]["sections_per_root"],
         "phys": phys_axis.to_json(), "virt": virt_axis.to_json(), "vmemmap_base": f"{base:x}",
-        "sections": _sections_data(secs, prov), "memmap": mdata, "findings": findings,
+        "sections": _sections_data(secs, prov), "memmap": mdata,
+        "findings": [{"source": f["source"], "kind": f["kind"], "text": f["text"],
+                      "va": [f["va"][0] - base, f["va"][1] - base] if f.get("va") else None,  # offsets: exact in JS
+                      "phys": f.get("phys"), "section": f.get("section")} for f in findings],
         "present": len(secs), "runs": len(runs),
     }
     counts = {"section_runs": len(sruns), "nodes": len(nodes), "reserved": len(reserved), "e820": len(e820),
