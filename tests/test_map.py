@@ -147,6 +147,24 @@ def test_provenance_colours_and_hvo() -> None:
     assert vclasses == ["vrun level-pmd rw", "vrun level-pte ro hvo", "vrun level-pmd rw"]
 
 
+def test_memmap_inside_hot_added_sections_is_self_hosted() -> None:
+    """Without a provenance key: a run that describes only non-early sections and is backed by
+    frames inside them is memmap_on_memory's self-hosted memmap; a boot run never is."""
+    docs = copy.deepcopy(map_docs(_kernel(real_dump(SIX))))
+    for s in docs["sections"]["sections"]:
+        if 36 <= s["nr"] <= 39:
+            s["flags"] = [f for f in s["flags"] if f != "IS_EARLY"]
+    r = docs["vmemmap"]["runs"][1]  # pfn 0x100000-0x140000 (sections 32-39), backed at 0x13ee00000
+    r.update(start=r["start"] + 0x20000 * 64, start_pfn=0x120000, phys=0x120000000)
+    classes = [(m.get("class"), _title(m).split(":")[0]) for m in _track(_svg(docs), "sections")]
+    assert classes == [("section-run prov-boot", "sections 0-15 (16), node 0, boot"),
+                       ("section-run prov-boot", "sections 32-35 (4), node 0, boot"),
+                       ("section-run prov-self_hosted", "sections 36-39 (4), node 0, self_hosted"),
+                       ("section-run prov-boot", "sections 40-63 (24), node 1, boot")]
+    r["phys"] = 0x7c000000  # the same hot-added sections with their memmap in boot memory: hot-added
+    assert [m.get("class") for m in _track(_svg(docs), "sections")][2] == "section-run prov-hotplug"
+
+
 def test_offnode_memmap_is_drawn_red() -> None:
     docs = copy.deepcopy(map_docs(_kernel(real_dump(SIX))))
     docs["vmemmap"]["runs"][2]["nid"] = 0  # node 1's sections described by node-0 memory

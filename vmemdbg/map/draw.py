@@ -11,7 +11,8 @@ from importlib import resources
 
 import drawsvg as dw
 
-from .model import HOLE_PX, MapModel, Mark, human
+from ..render import human
+from .model import HOLE_PX, MapModel, Mark
 
 #: Vertical layout: track -> (top, height).
 TRACKS: dict[str, tuple[float, float]] = {

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import VmemdbgError
+from ..render import human
 
 #: Section provenance classes, in the order of precedence when several apply.
 PROVENANCES = ("self_hosted", "hotplug", "boot")
@@ -150,19 +151,6 @@ class MapModel:
     counts: dict = field(default_factory=dict)
 
 
-def _hex(v: int) -> str:
-    return f"{v:#x}"
-
-
-def human(n: int) -> str:
-    """Bytes as the text views print them (1 decimal, binary units)."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n} B" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError
-
-
 def affine_groups(columns: list[np.ndarray], cats: list[np.ndarray],
                   breaks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Split rows into groups in which every uint64 column is ``base + k * stride`` (mod 2**64) and
@@ -210,20 +198,39 @@ def _u64(values) -> np.ndarray:
 
 
 def section_provenance(secs: list[dict], runs: list[dict], pfn_shift: int) -> np.ndarray:
-    """Provenance index (into :data:`PROVENANCES`) of each present section: self-hosted or
-    hot-added when a vmemmap run describing its pfns says so (``provenance``), hot-added when it
-    lacks SECTION_IS_EARLY (sparse_add_section of memory hotplug), boot otherwise."""
+    """Provenance index (into :data:`PROVENANCES`) of each present section.
+
+    * self-hosted: a vmemmap run describing its pfns says ``provenance == "self_hosted"``, or (runs
+      without the key) the run describes only hot-added sections and its backing frames lie inside
+      them: memmap_on_memory places a hot-added block's memmap at the block's start (the altmap of
+      mhp_supports_memmap_on_memory / memory_block_memmap_on_memory, mm/memory_hotplug.c);
+    * hot-added: a run says ``"hotplug"``, or the section lacks SECTION_IS_EARLY (only
+      sparse_init_nid marks sections early; sparse_add_section, the hotplug path, does not);
+    * boot otherwise.
+    """
     nrs = np.array([s["nr"] for s in secs], dtype=np.int64)
     prov = np.full(len(secs), PROVENANCES.index("boot"), dtype=np.int8)
     not_early = np.array(["IS_EARLY" not in s["flags"] and "EARLY" not in s["flags"] for s in secs], dtype=bool)
     prov[not_early] = PROVENANCES.index("hotplug")
+    if not runs or not len(secs):
+        return prov
+    spfn = np.array([r["start_pfn"] for r in runs], dtype=np.int64)
+    epfn = np.array([r["end_pfn"] for r in runs], dtype=np.int64)
+    lo = np.searchsorted(nrs, spfn >> pfn_shift)
+    hi = np.searchsorted(nrs, (epfn - 1) >> pfn_shift, side="right")
+    early_before = np.concatenate([[0], np.cumsum(~not_early)])
+    only_hot = (hi > lo) & (early_before[hi] == early_before[lo])
+    phys = np.array([r["phys"] for r in runs], dtype=np.int64)
+    size = np.array([r["end"] - r["start"] for r in runs], dtype=np.int64)
+    shift = pfn_shift + 12
+    inside = (phys >= (spfn >> pfn_shift) << shift) & (phys + size <= (((epfn - 1) >> pfn_shift) + 1) << shift)
+    keyed = np.array(["provenance" in r for r in runs], dtype=bool)
+    derived = np.where(~keyed & only_hot & inside, "self_hosted", "boot")
+    given = np.array([r.get("provenance", "boot") for r in runs])
+    kind = np.where(keyed, given, derived)
     for want in ("hotplug", "self_hosted"):  # self_hosted applied last: it wins
-        for r in runs:
-            if r.get("provenance", "boot") != want:
-                continue
-            lo = int(np.searchsorted(nrs, r["start_pfn"] >> pfn_shift))
-            hi = int(np.searchsorted(nrs, (r["end_pfn"] - 1) >> pfn_shift, side="right"))
-            prov[lo:hi] = PROVENANCES.index(want)
+        for i in np.flatnonzero(kind == want).tolist():
+            prov[lo[i]:hi[i]] = PROVENANCES.index(want)
     return prov
 
 
