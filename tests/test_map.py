@@ -165,6 +165,24 @@ def test_memmap_inside_hot_added_sections_is_self_hosted() -> None:
     assert [m.get("class") for m in _track(_svg(docs), "sections")][2] == "section-run prov-hotplug"
 
 
+def test_offnode_memmap_of_a_simulated_machine(tmp_path: Path) -> None:
+    """fixtures/machines/offnode-tiny-node1.toml: node 1 owns 2 MiB, so its memmap (section 48,
+    pfn 0x180000-0x188000) is allocated on node 0. Exactly that memmap is drawn off-node, where
+    the census audit reports it."""
+    elf = tmp_path / "off.elf"
+    assert main(["simulate", str(ROOT / "fixtures" / "machines" / "offnode-tiny-node1.toml"), "-o", str(elf)]) == 0
+    out = tmp_path / "off.svg"
+    assert main(["map", str(elf), "-o", str(out)]) == 0
+    root = ET.parse(out).getroot()
+    off = [_title(r) for r in _track(root, "memmap") if "offnode" in r.get("class")]
+    assert off == ["memmap run: PMD RW, backed by node 0 at 0x17bc00000-0x17bdfffff, describes pfn 0x180000-0x188000 (off-node)"]
+    audit = [a for a in views.vmemmap(_kernel(elf))["audit"] if a["kind"] == "offnode"]
+    assert [a["detail"].split("(pfn ")[1].split(")")[0] for a in audit] == ["0x180000-0x188000"]
+    assert [p.get("class") for p in root.findall(f".//{SVG}g[@id='links']/{SVG}path")].count("link offnode") == 1
+    assert [_title(r).split(":")[0] for r in _track(root, "sections")] == \
+        ["sections 0-15 (16), node 0, boot", "sections 32-47 (16), node 0, boot", "sections 48-48 (1), node 1, boot"]
+
+
 def test_offnode_memmap_is_drawn_red() -> None:
     docs = copy.deepcopy(map_docs(_kernel(real_dump(SIX))))
     docs["vmemmap"]["runs"][2]["nid"] = 0  # node 1's sections described by node-0 memory
@@ -452,3 +470,27 @@ def test_many_small_runs_aggregate_then_show_on_zoom(browser, tmp_path: Path) ->
         f"backed by phys {ro['phys']:#x}-{ro['phys'] + 0xfff:#x} on node 1",
         f"struct pages of pfn {ro['start_pfn']:#x}-{ro['end_pfn']:#x}"]
     assert errors == []
+
+
+def test_before_sparse_init_draws_what_exists(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """mem_section NULL and nothing mapped in the vmemmap (a kernel stopped before sparse_init):
+    e820 and memblock are drawn, no section or memmap mark is made up."""
+    import re
+
+    from conftest import rewrite_dump
+    from vmemdbg.elfcore import ElfCoreSource
+
+    src = ElfCoreSource(real_dump("1g-nokaslr"))
+    kernel = Kernel(src)
+    pgd_entry = kernel.kimg_to_phys(kernel.init_top_pgt) + 8 * (kernel.vmemmap_base >> 39 & 511)
+    note = re.sub(rb"SYMBOL\(mem_section\)=[0-9a-f]+", b"SYMBOL(mem_section)=0", src.vmcoreinfo())
+    src.close()
+    dump = rewrite_dump(real_dump("1g-nokaslr"), tmp_path / "early.elf", patch={pgd_entry: bytes(8)}, vmcoreinfo=note)
+    out = tmp_path / "early.svg"
+    assert main(["map", str(dump), "-o", str(out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["command"], doc["format"], doc["section_runs"], doc["memmap_groups"]) == ("map", "svg", 0, 0)
+    assert doc["bytes"] == out.stat().st_size
+    root = ET.parse(out).getroot()
+    assert _track(root, "sections") == [] and _track(root, "memmap") == [] and _track(root, "vmemmap") == []
+    assert len(_track(root, "e820")) == len(real_truth("1g-nokaslr")["e820"]) == doc["e820"]

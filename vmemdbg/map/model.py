@@ -393,12 +393,14 @@ def build_model(docs: dict, check: dict | None = None, title: str = "vmemdbg map
         add("sections", phys_axis, a, b, f"section-run prov-{p}",
             f"sections {first['nr']}-{last['nr']} ({e - s}), node {first['nid']}, {p}: "
             f"{a:#x}-{b - 1:#x} ({human(b - a)})", i)
+    trust = (mb.get("reserved") or {}).get("trust", "unknown") if "error" not in mb else "unknown"
+    untrusted = trust in ("dangling", "corrupt")  # drawn, but marked: the array may hold stale entries
     for i, r in enumerate(reserved):
         nid = r["nid"]
-        add("reserved", phys_axis, r["base"], r["base"] + r["size"], "reserved",
+        add("reserved", phys_axis, r["base"], r["base"] + r["size"], "reserved untrusted" if untrusted else "reserved",
             f"memblock.reserved[{i}]: {r['base']:#x}-{r['base'] + r['size'] - 1:#x} ({human(r['size'])}) "
             f"nid {nid}{' (MAX_NUMNODES: after NUMA setup)' if nid == 1024 else ''} "
-            f"flags {'|'.join(r.get('flag_names') or []) or 'NONE'}", i)
+            f"flags {'|'.join(r.get('flag_names') or []) or 'NONE'}; array {trust}", i)
     sec_nr = np.array([x["nr"] for x in secs], dtype=np.int64)
     sec_nid = np.array([-1 if x["nid"] is None else x["nid"] for x in secs], dtype=np.int64)
     frames: list[Mark] = []
