@@ -12,7 +12,7 @@ from importlib import resources
 import drawsvg as dw
 
 from ..render import human
-from .model import HOLE_PX, MapModel, Mark
+from .model import HOLE_PX, Axis, MapModel, Mark
 
 #: Vertical layout: track -> (top, height).
 TRACKS: dict[str, tuple[float, float]] = {
@@ -53,13 +53,14 @@ def _rect(m: Mark, min_w: float) -> dw.Rectangle:
     return r
 
 
-def _ribbon(xm0: float, xm1: float, xs0: float, xs1: float) -> str:
-    """Path data of the band from memmap frames [xm0, xm1] up to the sections [xs0, xs1]."""
+def _ribbon(xm0: float, xm1: float, xs0: float, xs1: float, **attrs: object) -> dw.Path:
+    """The band from memmap frames [xm0, xm1] up to the sections [xs0, xs1] they describe."""
     ym = TRACKS["memmap"][0]
     ys = TRACKS["sections"][0] + TRACKS["sections"][1]
     mid = (ym + ys) / 2
-    return (f"M{xm0:.2f},{ym} C{xm0:.2f},{mid} {xs0:.2f},{mid} {xs0:.2f},{ys} "
-            f"L{xs1:.2f},{ys} C{xs1:.2f},{mid} {xm1:.2f},{mid} {xm1:.2f},{ym} Z")
+    p = dw.Path(data_ym=ym, data_ys=ys, **attrs)
+    p.M(xm0, ym).C(xm0, mid, xs0, mid, xs0, ys).L(xs1, ys).C(xs1, mid, xm1, mid, xm1, ym).Z()
+    return p
 
 
 def _axis_labels(g: dw.Group, knots_a: list[int], knots_x: list[float], y: float, base: int = 0) -> None:
@@ -74,9 +75,10 @@ def _axis_labels(g: dw.Group, knots_a: list[int], knots_x: list[float], y: float
         last = x
 
 
-def _holes(g: dw.Group, model_axis, top: float, bottom: float) -> None:
-    xs = model_axis.x
-    for i, (a, b) in enumerate(model_axis.holes):
+def _holes(g: dw.Group, axis: Axis, top: float, bottom: float) -> None:
+    """A grey, dashed box over each collapsed hole of ``axis``."""
+    xs = axis.x
+    for i, (a, b) in enumerate(axis.holes):
         x1 = xs[2 * i + 2]  # the hole ends where the next stretch starts
         x0 = x1 - HOLE_PX
         h = dw.Rectangle(x0 + 3, top, HOLE_PX - 6, bottom - top, class_="hole", data_x0=f"{x0 + 3:.3f}",
@@ -113,7 +115,7 @@ def draw(model: MapModel, *, interactive: bool = False) -> dw.Drawing:
         if name == "phys":
             links = dw.Group(id="links")
             for xm0, xm1, xs0, xs1, cls, tip in model.links:
-                p = dw.Path(d=_ribbon(xm0, xm1, xs0, xs1), class_=cls, data_xm0=f"{xm0:.3f}", data_xm1=f"{xm1:.3f}",
+                p = _ribbon(xm0, xm1, xs0, xs1, class_=cls, data_xm0=f"{xm0:.3f}", data_xm1=f"{xm1:.3f}",
                             data_xs0=f"{xs0:.3f}", data_xs1=f"{xs1:.3f}")
                 p.append_title(tip)
                 links.append(p)

@@ -218,8 +218,7 @@
       for (const el of p.el.querySelectorAll("path[data-xm0]")) {
         const d = el.dataset;
         const [m0, m1, s0, s1] = [d.xm0, d.xm1, d.xs0, d.xs1].map((v) => clamp(toScreen(p, +v)).toFixed(2));
-        const old = el.getAttribute("d").match(/^M[^,]+,([\d.]+) C[^,]+,([\d.]+) [^ ]+ [^,]+,([\d.]+)/);
-        const ym = old[1], mid = old[2], ys = old[3];
+        const ym = +d.ym, ys = +d.ys, mid = (ym + ys) / 2;
         el.setAttribute("d", `M${m0},${ym} C${m0},${mid} ${s0},${mid} ${s0},${ys} L${s1},${ys} ` +
                              `C${s1},${mid} ${m1},${mid} ${m1},${ym} Z`);
       }

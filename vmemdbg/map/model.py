@@ -15,9 +15,13 @@ Marks per track (docs/map.md):
 * reserved: one per ``memblock.reserved`` region;
 * memmap: one per group of vmemmap runs whose fields progress affinely (for instance node 5 of a
   big machine whose 2 MiB leaves were allocated top-down), drawn at the physical frames backing
-  them with a link to the sections they describe;
+  them with a ribbon to the sections they describe;
 * vmemmap: the same groups on the virtual axis, coloured by leaf level and protection;
-* findings: one per vmemmap audit finding and per ``check`` difference.
+* findings: one per vmemmap audit finding and per ``check`` difference, on each axis it has a
+  place on.
+
+On the memmap, vmemmap and findings tracks, marks that together are narrower than
+:data:`BIN_PX` are drawn as one aggregate mark (the page separates them again when zoomed in).
 """
 
 from __future__ import annotations
@@ -373,9 +377,9 @@ def build_model(docs: dict, check: dict | None = None, title: str = "vmemdbg map
 
     marks: list[Mark] = []
 
-    def add(track: str, axis: Axis, a: int, b: int, cls: str, tip: str, index: int = -1, link: str | None = None) -> None:
+    def add(track: str, axis: Axis, a: int, b: int, cls: str, tip: str, index: int) -> None:
         x0, x1 = axis.at([a, b]).tolist()
-        marks.append(Mark(track, x0, x1, cls, tip, index, link))
+        marks.append(Mark(track, x0, x1, cls, tip, index))
 
     for i, n in enumerate(nodes):
         a, b = n["start_pfn"] << 12, (n["start_pfn"] + n["spanned_pages"]) << 12
