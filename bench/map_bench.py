@@ -30,6 +30,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--machine", default=str(ROOT / "fixtures" / "machines" / "64t-8node.toml"))
     ap.add_argument("--out", default="/tmp/map-bench")
+    ap.add_argument("--screenshot", metavar="PNG", help="also save the map at zoom 1, hovering that section")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -60,6 +61,10 @@ def main() -> None:
         page.goto((out / "map.html").as_uri())
         page.wait_for_function("window.vmemdbgMap !== undefined")
         print(f"Chromium: script ready after {time.perf_counter() - t:.2f} s, errors {errors}")
+        if args.screenshot:
+            pt = page.evaluate(f"window.vmemdbgMap.sectionPoint({s['nr']})")
+            page.mouse.move(pt["x"], pt["y"])
+            page.locator("#vmemdbg-map").screenshot(path=args.screenshot)
         t = time.perf_counter()
         page.evaluate(f"window.vmemdbgMap.zoomTo('phys', {s['nr'] << 27}, {(s['nr'] + 3) << 27})")
         print(f"zoom to 3 sections: {(time.perf_counter() - t) * 1000:.0f} ms")

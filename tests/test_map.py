@@ -197,7 +197,9 @@ CHECK = {"schema": "vmemdbg/1", "command": "check", "consistent": False, "differ
     {"kind": "reserved", "explained": True, "mechanism": "crashkernel", "text": "64 MiB reserved late",
      "va": None, "phys": [0x7bed1000, 0x7fed1000], "section": None},
     {"kind": "section_flags", "explained": False, "mechanism": None, "text": "section 3 flags differ",
-     "va": None, "phys": None, "section": 3}]}
+     "va": None, "phys": None, "section": 3},
+    {"kind": "direct_map", "explained": False, "mechanism": None, "text": "a direct-map page",
+     "va": [0xffff8ce100000000, 0xffff8ce100001000], "phys": None, "section": None}]}
 
 
 def test_check_differences_are_marked_where_they_are(tmp_path: Path) -> None:
@@ -207,7 +209,9 @@ def test_check_differences_are_marked_where_they_are(tmp_path: Path) -> None:
     assert main(["map", str(real_dump(SIX)), "-o", str(out), "--check", str(check)]) == 0
     root = ET.parse(out).getroot()
     texts = root.findall(f".//{SVG}g[@id='findings']/{SVG}a/{SVG}text")
-    assert [t.get("id") for t in texts] == [f"finding-{i}" for i in range(4)]
+    assert [t.get("id") for t in texts] == [f"finding-{i}" for i in range(5)]
+    assert texts[4].text == ("4. check direct_map: a direct-map page (va 0xffff8ce100000000-0xffff8ce100001000 "
+                             "is outside the vmemmap: not placed) [unexplained]")
     assert texts[0].text.startswith("0. audit hole_mapped: section 0:")
     assert texts[2].text == "2. check reserved: 64 MiB reserved late [explained: crashkernel]"
     assert texts[3].text == "3. check section_flags: section 3 flags differ [unexplained]"
@@ -226,7 +230,9 @@ def test_check_differences_are_marked_where_they_are(tmp_path: Path) -> None:
     ids = {a.get("id") for a in root.iter(f"{SVG}a") if a.get("id")}
     assert ids == {f"mark-finding-{i}" for i in range(4)}
     assert [a.get("href") for a in root.findall(f".//{SVG}g[@id='findings']/{SVG}a")] == \
-        [f"#mark-finding-{i}" for i in range(4)]  # each text links to its mark, each mark to its text
+        [f"#mark-finding-{i}" for i in range(4)] + ["#finding-4"]  # each text links to its mark, each mark to its text
+    assert "#finding-4" not in where  # not placed anywhere, and the vmemmap axis is not stretched for it
+    assert model.virt.addr[0] == 0 and model.virt.addr[-1] == 0x8000000
 
 
 @pytest.mark.parametrize("content,message", [

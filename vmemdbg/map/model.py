@@ -361,6 +361,11 @@ def build_model(docs: dict, check: dict | None = None, title: str = "vmemdbg map
     mgroups, mdata = _memmap_groups(runs, base, sps)
     findings = [{"source": "audit", "kind": a["kind"], "text": a["detail"], "va": [a["start"], a["end"]],
                  "phys": None, "section": None} for a in vmm.get("audit", [])] + _check_findings(check)
+    vm_end = base + (sps << (summ["sparse"]["max_physmem_bits"] - 12))
+    for f in findings:  # a difference at a virtual address outside the vmemmap has no place on its axis
+        if f.get("va") and not base <= f["va"][0] < f["va"][1] <= vm_end:
+            f["text"] += f" (va {f['va'][0]:#x}-{f['va'][1]:#x} is outside the vmemmap: not placed)"
+            f["va"] = None
 
     # -- axes -----------------------------------------------------------------------------------
     pspans = [(e["addr"], e["addr"] + e["size"]) for e in e820 if e["type"] == 1]
