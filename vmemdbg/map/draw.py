@@ -48,7 +48,7 @@ def _css() -> str:
 def _rect(m: Mark, min_w: float) -> dw.Rectangle:
     top, h = TRACKS[m.track]
     r = dw.Rectangle(m.x0, top, max(m.x1 - m.x0, min_w), h, class_=m.cls, data_x0=f"{m.x0:.3f}",
-                     data_x1=f"{m.x1:.3f}", data_track=m.track, data_i=m.index)
+                     data_x1=f"{m.x1:.3f}", data_track=m.track)
     r.append_title(m.tip)
     return r
 

@@ -227,11 +227,9 @@
       virtDetail();
     }
     ticks(name);
-    const zoom = p.geom.width / (p.u1 - p.u0);
     document.getElementById("zoom").textContent = "  zoom: physical " +
       (panels.phys.geom.width / (panels.phys.u1 - panels.phys.u0)).toFixed(1) + "x, vmemmap " +
       (panels.virt.geom.width / (panels.virt.u1 - panels.virt.u0)).toFixed(1) + "x";
-    return zoom;
   }
   function setView(name, u0, u1) {
     const p = panels[name];

@@ -124,16 +124,14 @@ class Axis:
 
 @dataclass
 class Mark:
-    """One drawn rectangle: ``[x0, x1)`` on its axis, the track it belongs to, its CSS class,
-    its tooltip text, and the index of its record in the page data (``-1`` if none, or if the mark
-    aggregates several records)."""
+    """One drawn rectangle: ``[x0, x1)`` on its axis, the track it belongs to, its CSS class and
+    its tooltip text; a finding's mark links to its text (``link``)."""
 
     track: str
     x0: float
     x1: float
     cls: str
     tip: str
-    index: int = -1
     link: str | None = None
     target: tuple[float, float] | None = None  # memmap frames: x range of the sections they describe
     members: list[int] = field(default_factory=list)  # findings: the finding indices this mark stands for
@@ -338,7 +336,7 @@ def _aggregate(bucket: list[Mark], noun: str) -> Mark:
     target = None
     if first.target is not None:
         target = (min(m.target[0] for m in bucket), max(m.target[1] for m in bucket))
-    return Mark(first.track, min(m.x0 for m in bucket), max(m.x1 for m in bucket), cls, tip, -1, first.link,
+    return Mark(first.track, min(m.x0 for m in bucket), max(m.x1 for m in bucket), cls, tip, first.link,
                 target, [i for m in bucket for i in m.members])
 
 
@@ -382,26 +380,26 @@ def build_model(docs: dict, check: dict | None = None, title: str = "vmemdbg map
 
     marks: list[Mark] = []
 
-    def add(track: str, axis: Axis, a: int, b: int, cls: str, tip: str, index: int) -> None:
+    def add(track: str, axis: Axis, a: int, b: int, cls: str, tip: str) -> None:
         x0, x1 = axis.at([a, b]).tolist()
-        marks.append(Mark(track, x0, x1, cls, tip, index))
+        marks.append(Mark(track, x0, x1, cls, tip))
 
-    for i, n in enumerate(nodes):
+    for n in nodes:
         a, b = n["start_pfn"] << 12, (n["start_pfn"] + n["spanned_pages"]) << 12
         add("nodes", phys_axis, a, b, f"node node{n['nid'] % 8}",
             f"node {n['nid']}: pfn {n['start_pfn']:#x}-{n['start_pfn'] + n['spanned_pages']:#x} "
-            f"({human(n['spanned_pages'] << 12)} spanned), pglist_data {n['pgdat']:#x}", i)
-    for i, e in enumerate(e820):
+            f"({human(n['spanned_pages'] << 12)} spanned), pglist_data {n['pgdat']:#x}")
+    for e in e820:
         kind = "ram" if e["type"] == 1 else "other"
         add("e820", phys_axis, e["addr"], e["addr"] + e["size"], f"e820 e820-{kind}",
-            f"e820 {e['name']}: {e['addr']:#x}-{e['addr'] + e['size'] - 1:#x} ({human(e['size'])})", i)
-    for i, (s, e) in enumerate(sruns):
+            f"e820 {e['name']}: {e['addr']:#x}-{e['addr'] + e['size'] - 1:#x} ({human(e['size'])})")
+    for s, e in sruns:
         first, last = secs[s], secs[e - 1]
         p = PROVENANCES[int(prov[s])]
         a, b = first["nr"] << sbits, (last["nr"] + 1) << sbits
         add("sections", phys_axis, a, b, f"section-run prov-{p}",
             f"sections {first['nr']}-{last['nr']} ({e - s}), node {first['nid']}, {p}: "
-            f"{a:#x}-{b - 1:#x} ({human(b - a)})", i)
+            f"{a:#x}-{b - 1:#x} ({human(b - a)})")
     trust = (mb.get("reserved") or {}).get("trust", "unknown") if "error" not in mb else "unknown"
     untrusted = trust in ("dangling", "corrupt")  # drawn, but marked: the array may hold stale entries
     for i, r in enumerate(reserved):
@@ -409,12 +407,12 @@ def build_model(docs: dict, check: dict | None = None, title: str = "vmemdbg map
         add("reserved", phys_axis, r["base"], r["base"] + r["size"], "reserved untrusted" if untrusted else "reserved",
             f"memblock.reserved[{i}]: {r['base']:#x}-{r['base'] + r['size'] - 1:#x} ({human(r['size'])}) "
             f"nid {nid}{' (MAX_NUMNODES: after NUMA setup)' if nid == 1024 else ''} "
-            f"flags {'|'.join(r.get('flag_names') or []) or 'NONE'}; array {trust}", i)
+            f"flags {'|'.join(r.get('flag_names') or []) or 'NONE'}; array {trust}")
     sec_nr = np.array([x["nr"] for x in secs], dtype=np.int64)
     sec_nid = np.array([-1 if x["nid"] is None else x["nid"] for x in secs], dtype=np.int64)
     frames: list[Mark] = []
     vruns: list[Mark] = []
-    for g, (s, e) in enumerate(mgroups):
+    for s, e in mgroups:
         grp = runs[s:e]
         lo = min(r["phys"] for r in grp)
         hi = max(r["phys"] + r["end"] - r["start"] for r in grp)
@@ -430,12 +428,12 @@ def build_model(docs: dict, check: dict | None = None, title: str = "vmemdbg map
                f"{grp[-1]['end_pfn']:#x}{' (off-node)' if off else ''}")
         xm0, xm1, xs0, xs1 = phys_axis.at([lo, hi, r0["start_pfn"] << 12, grp[-1]["end_pfn"] << 12]).tolist()
         frames.append(Mark("memmap", xm0, xm1, f"memmap node{(r0['nid'] or 0) % 8}" + (" offnode" if off else ""),
-                           tip, g, target=(xs0, xs1)))
+                           tip, target=(xs0, xs1)))
         vtip = (f"vmemmap {grp[0]['start']:#x}-{grp[-1]['end']:#x}: {r0['level'].upper()} {prot}"
                 f"{' HVO' if hvo else ''}, {e - s} run(s), provenance {r0.get('provenance', 'boot')}")
         vx0, vx1 = virt_axis.at([grp[0]["start"] - base, grp[-1]["end"] - base]).tolist()
         vruns.append(Mark("vmemmap", vx0, vx1, f"vrun level-{r0['level']} {'rw' if r0['writable'] else 'ro'}"
-                          + (" hvo" if hvo else ""), vtip, g))
+                          + (" hvo" if hvo else ""), vtip))
     frames.sort(key=lambda m: m.x0)
     marks += [_aggregate(b, "memmap groups") for b in _bins(frames)]
     links = [(m.x0, m.x1, m.target[0], m.target[1], "link offnode" if "offnode" in m.cls else "link", m.tip)
@@ -447,7 +445,7 @@ def build_model(docs: dict, check: dict | None = None, title: str = "vmemdbg map
     def fadd(track: str, axis: Axis, a: int, b: int, i: int, f: dict) -> None:
         x0, x1 = axis.at([a, b]).tolist()
         fmarks[track].append(Mark(track, x0, x1, f"finding {f['source']}", f"{f['source']} {f['kind']}: {f['text']}",
-                                  i, f"finding-{i}", members=[i]))
+                                  f"finding-{i}", members=[i]))
 
     for i, f in enumerate(findings):
         if f.get("va"):
