@@ -204,10 +204,11 @@ def section_provenance(secs: list[dict], runs: list[dict], pfn_shift: int) -> np
 
     * self-hosted: a vmemmap run describing its pfns says ``provenance == "self_hosted"``, or (runs
       without the key) the run describes only hot-added sections and its backing frames lie inside
-      them: memmap_on_memory places a hot-added block's memmap at the block's start (the altmap of
-      mhp_supports_memmap_on_memory / memory_block_memmap_on_memory, mm/memory_hotplug.c);
+      them: with MHP_MEMMAP_ON_MEMORY, add_memory_resource sets the altmap's base_pfn to the
+      block's start, so the block hosts its own memmap (mm/memory_hotplug.c, 6.1);
     * hot-added: a run says ``"hotplug"``, or the section lacks SECTION_IS_EARLY (only
-      sparse_init_nid marks sections early; sparse_add_section, the hotplug path, does not);
+      sparse_init_nid passes it to sparse_init_one_section; sparse_add_section, the hotplug path,
+      passes 0: mm/sparse.c, 6.1);
     * boot otherwise.
     """
     nrs = np.array([s["nr"] for s in secs], dtype=np.int64)
