@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="ADDR is pfn:N, a physical address, a direct-map address or a struct page address")
     _add_source_args(e)
     e.add_argument("addrs", nargs="+", metavar="ADDR")
+    m = sub.add_parser("map", help="draw physical memory and the vmemmap into an HTML or SVG file",
+                       description="write an interactive .html (self-contained) or a static .svg map (docs/map.md)")
+    _add_source_args(m)
+    m.add_argument("-o", "--output", required=True, metavar="FILE", help="map.html or map.svg")
+    m.add_argument("--check", metavar="FILE", help="JSON of `vmemdbg check --json` whose differences to highlight")
     x = sub.add_parser("extract", help="write a minimal vmcore holding only what the views read")
     _add_source_args(x)
     x.add_argument("-o", "--output", required=True, metavar="SMALL", help="output ELF vmcore")
@@ -91,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         kernel = Kernel(src, **kw)
         ns = argparse.Namespace(view=args.command, addrs=getattr(args, "addrs", []), verbose=args.verbose,
-                                json=args.json, nr=getattr(args, "nr", None))
+                                json=args.json, nr=getattr(args, "nr", None),
+                                output=getattr(args, "output", None),
+                                check=getattr(args, "check", None))
         print(command_output(kernel, ns))
     finally:
         src.close()

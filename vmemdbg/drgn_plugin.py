@@ -128,6 +128,14 @@ def explain(prog: drgn.Program, addr: str) -> dict:
     return views.explain(kernel_from_prog(prog), addr)
 
 
+def write_map(prog: drgn.Program, output: str, check: str | None = None) -> dict:
+    """Draw the map of ``prog`` into ``output`` (``.html`` or ``.svg``, docs/map.md); ``check`` is a
+    ``vmemdbg check --json`` file whose differences to highlight. Returns what was written."""
+    from .map import write_map as _write
+
+    return _write(kernel_from_prog(prog), output, check=check)
+
+
 def _is_kernel(prog: drgn.Program) -> bool:
     return bool(prog.flags & drgn.ProgramFlags.IS_LINUX_KERNEL)
 
@@ -148,4 +156,4 @@ def _cmd_vmemdbg(prog: drgn.Program, name: str, args: argparse.Namespace, **kwar
 
 
 __all__ = ["CACHE_KEY", "DrgnSymbols", "explain", "kernel_from_prog", "memory_blocks", "sections", "summary",
-           "vmemmap"]
+           "vmemmap", "write_map"]

@@ -29,8 +29,8 @@ VIEWS: dict[str, tuple[Callable[..., dict], Callable[[dict, bool], str], str]] =
     "audit": (views.audit, render.render_audit, "everything at once: summary, sections, vmemmap census, memblock, e820"),
 }
 
-#: The command's first argument: every view, and explain.
-VIEW_NAMES: tuple[str, ...] = (*VIEWS, "explain")
+#: The command's first argument: every view, explain, and map (writes a file, docs/map.md).
+VIEW_NAMES: tuple[str, ...] = (*VIEWS, "explain", "map")
 
 #: ``add_argument`` calls of the command, as (positional names, keyword arguments).
 ARGUMENTS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
@@ -40,6 +40,8 @@ ARGUMENTS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("-v", "--verbose"), {"action": "store_true", "help": "more detail (layout reasons, migratetypes, notes)"}),
     (("--json",), {"action": "store_true", "help": "print JSON (schema vmemdbg/1, docs/json.md)"}),
     (("--nr",), {"metavar": "A[-B]", "default": None, "help": "sections: only section numbers A to B"}),
+    (("-o", "--output"), {"metavar": "FILE", "default": None, "help": "map: write the map to FILE (.html or .svg)"}),
+    (("--check",), {"metavar": "FILE", "default": None, "help": "map: highlight the differences of `vmemdbg check --json` FILE"}),
 )
 
 
@@ -85,6 +87,10 @@ def command_output(kernel: Kernel, args: argparse.Namespace) -> str:
         if args.json:
             return json.dumps(docs[0] if len(docs) == 1 else views._doc("explain", results=docs), indent=1)
         return "\n\n".join(render.render_explain(d, args.verbose) for d in docs)
+    if args.view == "map":
+        return map_output(kernel, args)
+    if getattr(args, "output", None) or getattr(args, "check", None):
+        raise VmemdbgError(f"-o/--check apply to map, not {args.view}")
     if args.addrs:
         raise VmemdbgError(f"{args.view} takes no ADDR (got {' '.join(args.addrs)})")
     view, text, _ = VIEWS[args.view]
@@ -100,3 +106,23 @@ def command_output(kernel: Kernel, args: argparse.Namespace) -> str:
         kwargs["nr_range"] = parse_nr_range(args.nr)
     doc = view(kernel, **kwargs)
     return json.dumps(doc, indent=1) if args.json else text(doc, args.verbose)
+
+
+def map_output(kernel: Kernel, args: argparse.Namespace) -> str:
+    """``map -o FILE [--check FILE]``: write the map, say what was written."""
+    try:
+        from .map import write_map  # drawsvg is imported only when a map is drawn
+    except ImportError as e:
+        raise VmemdbgError(f"map needs the drawsvg package ({e}): pip install drawsvg "
+                           "(in gdb: VMEMDBG_SITE=<its site-packages>)") from None
+
+    if not getattr(args, "output", None):
+        raise VmemdbgError("map needs -o FILE (.html or .svg)")
+    if args.addrs:
+        raise VmemdbgError(f"map takes no ADDR (got {' '.join(args.addrs)})")
+    st = write_map(kernel, args.output, check=getattr(args, "check", None))
+    if args.json:
+        return json.dumps(views._doc("map", **st), indent=1)
+    return (f"wrote {st['output']}: {render.human(st['bytes'])}, {st['section_runs']} present-section runs, "
+            f"{st['nodes']} nodes, {st['reserved']} reserved regions, {st['memmap_groups']} memmap groups, "
+            f"{st['findings']} findings")
