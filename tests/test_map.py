@@ -136,7 +136,7 @@ def test_provenance_colours_and_hvo() -> None:
             s["flags"] = [f for f in s["flags"] if f != "IS_EARLY"]
     runs = docs["vmemmap"]["runs"]
     runs[2]["provenance"] = "self_hosted"          # node 1's memmap: sections 40-63
-    runs[1].update(level="pte", writable=False)     # pfn 0x100000-0x140000 through read-only PTEs
+    runs[1].update(level="pte", writable=False, provenance="hvo")  # pfn 0x100000-0x140000: HVO's read-only PTEs
     root = _svg(docs)
     assert [(r.get("class"), _title(r).split(":")[0]) for r in _track(root, "sections")] == [
         ("section-run prov-boot", "sections 0-15 (16), node 0, boot"),
@@ -147,23 +147,23 @@ def test_provenance_colours_and_hvo() -> None:
     assert vclasses == ["vrun level-pmd rw", "vrun level-pte ro hvo", "vrun level-pmd rw"]
 
 
-def test_memmap_inside_hot_added_sections_is_self_hosted() -> None:
-    """Without a provenance key: a run that describes only non-early sections and is backed by
-    frames inside them is memmap_on_memory's self-hosted memmap; a boot run never is."""
-    docs = copy.deepcopy(map_docs(_kernel(real_dump(SIX))))
-    for s in docs["sections"]["sections"]:
-        if 36 <= s["nr"] <= 39:
-            s["flags"] = [f for f in s["flags"] if f != "IS_EARLY"]
-    r = docs["vmemmap"]["runs"][1]  # pfn 0x100000-0x140000 (sections 32-39), backed at 0x13ee00000
-    r.update(start=r["start"] + 0x20000 * 64, start_pfn=0x120000, phys=0x120000000)
-    classes = [(m.get("class"), _title(m).split(":")[0]) for m in _track(_svg(docs), "sections")]
-    assert classes == [("section-run prov-boot", "sections 0-15 (16), node 0, boot"),
-                       ("section-run prov-boot", "sections 32-35 (4), node 0, boot"),
-                       ("section-run prov-self_hosted", "sections 36-39 (4), node 0, self_hosted"),
-                       ("section-run prov-boot", "sections 40-63 (24), node 1, boot")]
-    r["phys"] = 0x7c000000  # the same hot-added sections with their memmap in boot memory: hot-added
-    assert [m.get("class") for m in _track(_svg(docs), "sections")][2] == "section-run prov-hotplug"
-
+@pytest.mark.parametrize("case, provenance", [("6.1-memmap-on-memory", "self_hosted"), ("6.1-hotplug", "hotplug"),
+                                             ("6.12-memmap-on-memory", "self_hosted"), ("6.12-hotplug", "hotplug")])
+def test_hot_added_sections_coloured_as_drgn_says(case: str, provenance: str) -> None:
+    """On the real hot-add fixtures the sections drgn sees without SECTION_IS_EARLY are drawn hot-added
+    or self-hosted (memmap_on_memory), exactly those, and the other present sections boot."""
+    truth = real_truth(case)
+    hot = sorted(s["nr"] for s in truth["sections"] if "IS_EARLY" not in s["flags"])
+    assert hot, "the fixture has hot-added sections"
+    drawn = {}
+    for m in _track(_svg(map_docs(_kernel(real_dump(case)))), "sections"):
+        title = _title(m).split(":")[0]          # "sections A-B (n), node N, provenance"
+        a, b = title.split()[1].split("-") if "-" in title.split()[1] else (title.split()[1], title.split()[1])
+        for nr in range(int(a), int(b) + 1):
+            drawn[nr] = m.get("class").removeprefix("section-run prov-")
+    assert sorted(drawn) == sorted(s["nr"] for s in truth["sections"])
+    assert sorted(nr for nr, p in drawn.items() if p != "boot") == hot
+    assert {drawn[nr] for nr in hot} == {provenance}
 
 def test_offnode_memmap_of_a_simulated_machine(tmp_path: Path) -> None:
     """fixtures/machines/offnode-tiny-node1.toml: node 1 owns 2 MiB, so its memmap (section 48,
@@ -438,9 +438,10 @@ def _hvo_docs() -> tuple[dict, list[dict]]:
         for folio in range(64):
             v, p, pfn = va + folio * 0x8000, phys + folio * 0x8000, old["start_pfn"] + slot * 0x8000 + folio * 0x200
             runs.append({"start": v, "end": v + 0x1000, "level": "pte", "writable": True, "phys": p, "nid": 1,
-                         "start_pfn": pfn, "end_pfn": pfn + 64})
+                         "start_pfn": pfn, "end_pfn": pfn + 64, "provenance": "hvo"})
             runs += [{"start": v + 0x1000 * t, "end": v + 0x1000 * (t + 1), "level": "pte", "writable": False,
-                      "phys": p, "nid": 1, "start_pfn": pfn + 64 * t, "end_pfn": pfn + 64 * (t + 1)} for t in range(1, 8)]
+                      "phys": p, "nid": 1, "start_pfn": pfn + 64 * t, "end_pfn": pfn + 64 * (t + 1), "provenance": "hvo"}
+                     for t in range(1, 8)]
     docs["vmemmap"]["runs"] += runs
     return docs, runs
 
@@ -472,7 +473,7 @@ def test_many_small_runs_aggregate_then_show_on_zoom(browser, tmp_path: Path) ->
     pt = page.evaluate(f"window.vmemdbgMap.point('virt', {ro['start'] - base + 0x800}, 'vmemmap')")
     page.mouse.move(pt["x"], pt["y"])
     assert page.inner_text("#tip").splitlines()[:4] == [
-        f"vmemmap run {ro['start']:#x}-{ro['end']:#x} (4.0 KiB)", "PTE leaf RO, provenance boot (HVO-remapped)",
+        f"vmemmap run {ro['start']:#x}-{ro['end']:#x} (4.0 KiB)", "PTE leaf RO, provenance hvo (HVO-remapped)",
         f"backed by phys {ro['phys']:#x}-{ro['phys'] + 0xfff:#x} on node 1",
         f"struct pages of pfn {ro['start_pfn']:#x}-{ro['end_pfn']:#x}"]
     assert errors == []

@@ -202,13 +202,11 @@ def _u64(values) -> np.ndarray:
 def section_provenance(secs: list[dict], runs: list[dict], pfn_shift: int) -> np.ndarray:
     """Provenance index (into :data:`PROVENANCES`) of each present section.
 
-    * self-hosted: a vmemmap run describing its pfns says ``provenance == "self_hosted"``, or (runs
-      without the key) the run describes only hot-added sections and its backing frames lie inside
-      them: with MHP_MEMMAP_ON_MEMORY, add_memory_resource sets the altmap's base_pfn to the
-      block's start, so the block hosts its own memmap (mm/memory_hotplug.c, 6.1);
-    * hot-added: a run says ``"hotplug"``, or the section lacks SECTION_IS_EARLY (only
-      sparse_init_nid passes it to sparse_init_one_section; sparse_add_section, the hotplug path,
-      passes 0: mm/sparse.c, 6.1);
+    * self-hosted or hot-added: a vmemmap run describing its pfns says so (the census' provenance,
+      docs/after-boot.md);
+    * hot-added also when the section lacks SECTION_IS_EARLY (only sparse_init_nid passes it to
+      sparse_init_one_section; sparse_add_section, the hotplug path, passes 0: mm/sparse.c, 6.1),
+      even where its memmap could not be read;
     * boot otherwise.
     """
     nrs = np.array([s["nr"] for s in secs], dtype=np.int64)
@@ -221,16 +219,7 @@ def section_provenance(secs: list[dict], runs: list[dict], pfn_shift: int) -> np
     epfn = np.array([r["end_pfn"] for r in runs], dtype=np.int64)
     lo = np.searchsorted(nrs, spfn >> pfn_shift)
     hi = np.searchsorted(nrs, (epfn - 1) >> pfn_shift, side="right")
-    early_before = np.concatenate([[0], np.cumsum(~not_early)])
-    only_hot = (hi > lo) & (early_before[hi] == early_before[lo])
-    phys = np.array([r["phys"] for r in runs], dtype=np.int64)
-    size = np.array([r["end"] - r["start"] for r in runs], dtype=np.int64)
-    shift = pfn_shift + 12
-    inside = (phys >= (spfn >> pfn_shift) << shift) & (phys + size <= (((epfn - 1) >> pfn_shift) + 1) << shift)
-    keyed = np.array(["provenance" in r for r in runs], dtype=bool)
-    derived = np.where(~keyed & only_hot & inside, "self_hosted", "boot")
-    given = np.array([r.get("provenance", "boot") for r in runs])
-    kind = np.where(keyed, given, derived)
+    kind = np.array([r["provenance"] for r in runs])
     for want in ("hotplug", "self_hosted"):  # self_hosted applied last: it wins
         for i in np.flatnonzero(kind == want).tolist():
             prov[lo[i]:hi[i]] = PROVENANCES.index(want)
@@ -258,7 +247,7 @@ def _memmap_groups(runs: list[dict], base: int, sps: int) -> tuple[list[tuple[in
     phys = _u64([r["phys"] for r in runs])
     spfn = _u64([r["start_pfn"] for r in runs])
     epfn = _u64([r["end_pfn"] for r in runs])
-    cats = [np.array([f"{r['level']}|{r['writable']}|{r['nid']}|{r.get('provenance', 'boot')}" for r in runs])]
+    cats = [np.array([f"{r['level']}|{r['writable']}|{r['nid']}|{r['provenance']}" for r in runs])]
     cols = [start, size, phys, spfn, epfn]
     # a group's backing must be one block of frames (ascending or, top-down allocation, descending)
     apart = np.zeros(len(runs), dtype=bool)
@@ -270,7 +259,7 @@ def _memmap_groups(runs: list[dict], base: int, sps: int) -> tuple[list[tuple[in
     groups = []
     for (s, e), row in zip(zip(starts.tolist(), ends.tolist()), enc):
         r = runs[s]
-        groups.append([e - s, r["level"], bool(r["writable"]), r["nid"], r.get("provenance", "boot"), *row])
+        groups.append([e - s, r["level"], bool(r["writable"]), r["nid"], r["provenance"], *row])
     return list(zip(starts.tolist(), ends.tolist())), {"groups": groups, "base": f"{base:x}", "struct_page": sps}
 
 
@@ -423,7 +412,7 @@ def build_model(docs: dict, check: dict | None = None, title: str = "vmemdbg map
         off = grp[0]["nid"] is not None and any(n != grp[0]["nid"] for n in dnids)
         r0 = grp[0]
         prot = "RW" if r0["writable"] else "RO"
-        hvo = r0.get("provenance", "boot") == "hvo" or (r0["level"] == "pte" and not r0["writable"])
+        hvo = r0["provenance"] == "hvo"
         tip = (f"memmap {'run' if e - s == 1 else f'group of {e - s} runs'}: {r0['level'].upper()} {prot}, "
                f"backed by node {r0['nid']} at {lo:#x}-{hi - 1:#x}, describes pfn {r0['start_pfn']:#x}-"
                f"{grp[-1]['end_pfn']:#x}{' (off-node)' if off else ''}")
@@ -431,7 +420,7 @@ def build_model(docs: dict, check: dict | None = None, title: str = "vmemdbg map
         frames.append(Mark("memmap", xm0, xm1, f"memmap node{(r0['nid'] or 0) % 8}" + (" offnode" if off else ""),
                            tip, target=(xs0, xs1)))
         vtip = (f"vmemmap {grp[0]['start']:#x}-{grp[-1]['end']:#x}: {r0['level'].upper()} {prot}"
-                f"{' HVO' if hvo else ''}, {e - s} run(s), provenance {r0.get('provenance', 'boot')}")
+                f"{' HVO' if hvo else ''}, {e - s} run(s), provenance {r0['provenance']}")
         vx0, vx1 = virt_axis.at([grp[0]["start"] - base, grp[-1]["end"] - base]).tolist()
         vruns.append(Mark("vmemmap", vx0, vx1, f"vrun level-{r0['level']} {'rw' if r0['writable'] else 'ro'}"
                           + (" hvo" if hvo else ""), vtip))
