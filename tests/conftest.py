@@ -15,19 +15,35 @@ REAL_CASES = ("1g-nokaslr", "6g-2node-kaslr", "1000m")
 sys.path.insert(0, str(ROOT / "tests" / "realkernel"))
 
 
+#: every committed real-kernel fixture: "<case>" (Debian 6.1.0-56) and "6.12/<case>" (6.12.107)
+ALL_REAL_CASES = REAL_CASES + tuple(f"6.12/{c}" for c in REAL_CASES)
+
+
+def real_dir(case: str) -> Path:
+    """Directory of a committed real-kernel fixture: fixtures/real/<case> or fixtures/real-6.12/<case>."""
+    kernel, _, name = case.rpartition("/")
+    return ROOT / "fixtures" / f"real-{kernel}" / name if kernel else REAL / name
+
+
 def real_dump(case: str) -> Path:
     """Path of the committed minimal dump of a real boot."""
-    return REAL / case / "vmcore.elf"
+    return real_dir(case) / "vmcore.elf"
 
 
 def real_truth(case: str) -> dict:
     """drgn's truth for that boot (tests/realkernel/drgn_truth.py on the full dump)."""
-    return json.loads((REAL / case / "truth.json").read_text())
+    return json.loads((real_dir(case) / "truth.json").read_text())
 
 
 @pytest.fixture(params=REAL_CASES)
 def real_case(request: pytest.FixtureRequest) -> str:
     """Each committed real-kernel case."""
+    return request.param
+
+
+@pytest.fixture(params=ALL_REAL_CASES)
+def any_real_case(request: pytest.FixtureRequest) -> str:
+    """Each committed real-kernel case of both kernels."""
     return request.param
 
 

@@ -200,3 +200,50 @@ class X86Defaults:
 X86 = X86Defaults()
 START_KERNEL_MAP = 0xFFFFFFFF80000000
 KERNEL_IMAGE_SIZE = 1 << 30
+
+
+# ---------------------------------------------------------------------------------------------
+# Early-boot placement rules the simulator replays (vmemdbg/sim), per kernel series.
+
+
+@dataclass(frozen=True)
+class BootRules:
+    """The rules of one kernel series that move sparse_init's memblock placements.
+
+    Everything else the simulator replays (memblock top-down search, memory_present, the usage
+    arrays next to the pgdat, the sparse buffer, vmemmap_populate_hugepages and its table pages)
+    is the same in 6.1 and 6.12; sizes (``sizeof(pg_data_t)``, ``struct page``, ``mem_section``)
+    are build facts read from VMCOREINFO / DWARF, not rules.
+    """
+
+    series: str
+    #: alloc_node_data rounds sizeof(pg_data_t) up to this many bytes before allocating it.
+    node_data_round: int
+    origin: str
+
+
+BOOT_RULES: dict[str, BootRules] = {
+    "6.1": BootRules(
+        "6.1", 4096,
+        "arch/x86/mm/numa.c alloc_node_data (v6.1): nd_size = roundup(sizeof(pg_data_t), PAGE_SIZE)"),
+    "6.12": BootRules(
+        "6.12", 64,
+        "mm/numa.c alloc_node_data (v6.12, 'arch, mm: pull out allocation of NODE_DATA to generic "
+        "code', numa_memblks series): nd_size = roundup(sizeof(pg_data_t), SMP_CACHE_BYTES); every "
+        "later sparse_init allocation (roots array, sparse_index_alloc, usage arrays, vmemmap "
+        "table pages) lands below a NODE_DATA that no longer ends on a page boundary"),
+}
+
+
+def boot_rules(release: str) -> BootRules:
+    """The simulator rules for a release string (``6.12.107+deb12-cloud-amd64`` → 6.12).
+
+    A series without rules raises ``ValueError`` naming the supported ones: the simulator never
+    replays one kernel's algorithm for another.
+    """
+    v = KernelVersion.parse(release)
+    series = f"{v.major}.{v.minor}"
+    if series not in BOOT_RULES:
+        raise ValueError(f"kernel {release!r} (series {series}) has no simulator profile; "
+                         f"supported: {', '.join(BOOT_RULES)}")
+    return BOOT_RULES[series]

@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--case", action="append", choices=CASES, help="only these cases (default: all)")
     ap.add_argument("--vmlinux", type=Path, default=Path("/usr/lib/debug/boot/vmlinux-6.1.0-56-cloud-amd64"),
                     help="the -dbg vmlinux, for crash")
+    ap.add_argument("--no-crash", action="store_true",
+                    help="skip crash's kmem -n (crash 8.0 of bookworm cannot read 6.12 dumps)")
     args = ap.parse_args(argv)
     failed = False
     for case in args.case or CASES:
@@ -75,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             diffs.append(f"fixture is {st['bytes']} bytes, over the {MAX_FIXTURE} limit")
         shutil.copy(d / "truth.json", out / "truth.json")
         shutil.copy(d / "serial.log", out / "serial.log")
-        (out / "crash-kmem-n.txt").write_text(kmem_n_table(d / "vmcore.elf", args.vmlinux))
+        if not args.no_crash:
+            (out / "crash-kmem-n.txt").write_text(kmem_n_table(d / "vmcore.elf", args.vmlinux))
         for line in diffs[:40]:
             print("   ", line)
         failed |= bool(diffs)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import VmemdbgError
+from ..versions import BOOT_RULES, BootRules, KernelVersion
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -73,7 +74,7 @@ class Profile:
 
     #: OSRELEASE written to VMCOREINFO (synthetic so drgn never matches a distro quirk).
     release: str = "6.1.0-sim"
-    #: Algorithm version replayed; only the 6.1 line is modelled.
+    #: Kernel series whose placement rules are replayed (vmemdbg.versions.BOOT_RULES: 6.1, 6.12).
     version: str = "6.1"
     section_size_bits: int = 27
     struct_page_size: int = 64
@@ -172,9 +173,16 @@ class Profile:
         return -(-self.struct_page_size * self.pages_per_section // PMD_SIZE) * PMD_SIZE
 
     @property
+    def rules(self) -> BootRules:
+        """The placement rules of this profile's kernel series (vmemdbg/versions.py)."""
+        return BOOT_RULES[self.version]
+
+    @property
     def nd_size(self) -> int:
-        """alloc_node_data size: roundup(sizeof(pg_data_t), PAGE_SIZE) (arch/x86/mm/numa.c, 6.1)."""
-        return -(-self.pglist_data_size // PAGE_SIZE) * PAGE_SIZE
+        """alloc_node_data size: sizeof(pg_data_t) rounded per the series (PAGE_SIZE in 6.1,
+        SMP_CACHE_BYTES in 6.12; BootRules.node_data_round)."""
+        r = self.rules.node_data_round
+        return -(-self.pglist_data_size // r) * r
 
 
 #: Named kernel profiles; a machine may pick one and override single fields.
@@ -183,6 +191,11 @@ PROFILES: dict[str, Profile] = {
     # Debian 6.1 cloud-amd64: no CONFIG_PAGE_EXTENSION (16-byte mem_section) [truth.json of
     # the 1g-nokaslr capture: SIZE(mem_section)=16, usage 56].
     "debian-6.1-cloud": Profile(mem_section_size=16),
+    # Debian 6.12.107+deb12-cloud-amd64 (bookworm-backports kernel): VMCOREINFO of the real boots
+    # (fixtures/real-6.12/*/truth.json): SIZE(pglist_data)=174464, SIZE(mem_section)=16, the
+    # pglist_data offsets below, usage 56 bytes; NODES_SHIFT 10 (node_data has 1024 entries).
+    "debian-6.12-cloud": Profile(release="6.12.0-sim", version="6.12", mem_section_size=16,
+                                 pglist_data_size=174464),
 }
 
 
@@ -360,12 +373,25 @@ def _parse_profile(data: dict[str, Any]) -> tuple[Profile, int]:
             elif not isinstance(v, str):
                 raise MachineError(f"kernel.{f.name}: expected a string, got {v!r}")
             overrides[f.name] = v
-    prof = dataclasses.replace(PROFILES[name], **overrides)
+    base = PROFILES[name]
+    if "release" in overrides:
+        rel = KernelVersion.parse(overrides["release"])
+        series = f"{rel.major}.{rel.minor}"
+        if series not in BOOT_RULES:
+            raise MachineError(f"kernel.release: {overrides['release']!r} (series {series}) has no simulator "
+                               f"profile; supported: {', '.join(BOOT_RULES)}")
+        want = overrides.get("version", base.version)
+        if series != want:
+            raise MachineError(f"kernel.release: {overrides['release']!r} is a {series} kernel but profile "
+                               f"{name!r} replays {want}; pick a {series} profile "
+                               f"({', '.join(n for n, p in PROFILES.items() if p.version == series) or 'none'})")
+    prof = dataclasses.replace(base, **overrides)
     levels = _parse_int(data.get("paging_levels", 4), "kernel.paging_levels")
     if levels not in (4, 5):
         raise MachineError(f"kernel.paging_levels: must be 4 or 5, got {levels}")
-    if prof.version != "6.1":
-        raise MachineError(f"kernel.version: only the 6.1 algorithm is modelled, got {prof.version!r}")
+    if prof.version not in BOOT_RULES:
+        raise MachineError(f"kernel.version: no simulator profile for {prof.version!r}; "
+                           f"supported: {', '.join(BOOT_RULES)}")
     if prof.section_size_bits != 27:
         raise MachineError(f"kernel.section_size_bits: x86-64 uses 27, got {prof.section_size_bits}")
     if prof.mem_section_size not in (16, 32):
