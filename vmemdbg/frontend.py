@@ -25,6 +25,8 @@ VIEWS: dict[str, tuple[Callable[..., dict], Callable[[dict, bool], str], str]] =
     "memblock": (views.memblock, render.render_memblock, "memblock memory/reserved regions and whether they can be trusted"),
     "e820": (views.e820, render.render_e820, "the kernel's e820 tables (modified, firmware, kexec)"),
     "audit": (views.audit, render.render_audit, "everything at once: summary, sections, vmemmap census, memblock, e820"),
+    "describe": (views.describe, render.render_describe, "the machine description (simulate's TOML) the dump implies"),
+    "check": (views.check, render.render_check, "the dump against the simulator's replay of its boot: every difference explained or flagged"),
 }
 
 #: The command's first argument: every view, and explain.

@@ -220,6 +220,10 @@ class BootRules:
     #: alloc_node_data rounds sizeof(pg_data_t) up to this many bytes before allocating it.
     node_data_round: int
     origin: str
+    #: HVO maps the head vmemmap page to a newly allocated copy (else it keeps its own frame and
+    #: the tails alias it): mm/hugetlb_vmemmap.c, "mm/hugetlb_vmemmap: remap head page to newly
+    #: allocated page" (v6.2). Only the simulated events after boot use it.
+    hvo_new_head: bool = False
 
 
 BOOT_RULES: dict[str, BootRules] = {
@@ -231,7 +235,7 @@ BOOT_RULES: dict[str, BootRules] = {
         "mm/numa.c alloc_node_data (v6.12, 'arch, mm: pull out allocation of NODE_DATA to generic "
         "code', numa_memblks series): nd_size = roundup(sizeof(pg_data_t), SMP_CACHE_BYTES); every "
         "later sparse_init allocation (roots array, sparse_index_alloc, usage arrays, vmemmap "
-        "table pages) lands below a NODE_DATA that no longer ends on a page boundary"),
+        "table pages) lands below a NODE_DATA that no longer ends on a page boundary", hvo_new_head=True),
 }
 
 

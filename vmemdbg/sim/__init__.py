@@ -19,6 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from .boot import BootState, boot
+from .events import apply_events
 from .debuginfo import DebugInfo, build
 from .image import Image, build_image
 from .machine import Machine, MachineError, load_machine
@@ -168,6 +169,7 @@ def simulate(machine: Machine | str | os.PathLike[str], out: str | os.PathLike[s
         st = boot(m)
     except MemblockPanic as e:
         raise MachineError(f"boot: the kernel would panic: {e}") from None
+    st.messages.extend(apply_events(st))
     t1 = time.perf_counter()
     dbg = build(m.profile)
     t2 = time.perf_counter()

@@ -53,6 +53,8 @@ class BootState:
     vmemmap: Vmemmap
     init_top_pgt: int
     messages: list[str] = field(default_factory=list)
+    #: pfn ranges hot-added after boot: (start, end, nid) (events.py)
+    hotplug: list[tuple[int, int, int]] = field(default_factory=list)
 
 
 def e820_sanitize(entries: list[E820Entry]) -> list[E820Entry]:

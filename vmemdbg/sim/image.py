@@ -269,7 +269,7 @@ class ImageBuilder:
         n = self.st.sparse.nr_sections
         sub = np.zeros(n, np.uint64)
         pb = np.zeros(n, np.uint64)
-        for s, e, _ in self.st.memblock.mem_pfn_ranges():
+        for s, e, _ in [*self.st.memblock.mem_pfn_ranges(), *self.st.hotplug]:
             _set_units(sub, s >> 9, ((e - 1) >> 9) + 1)
             _set_units(pb, (s + 511) >> 9, (e + 511) >> 9)
         pbf = np.empty((n, 4), np.uint64)

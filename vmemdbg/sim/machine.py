@@ -251,6 +251,26 @@ class ExtraAlloc:
 
 
 @dataclass(frozen=True)
+class Event:
+    """An event after boot (vmemdbg/sim/events.py), applied in file order.
+
+    kind "hot-add": [start, end) whole sections on ``node``, memmap from the range itself when
+    ``memmap_on_memory``, onlined when ``online``; "online"/"offline": [start, end);
+    "hugetlb": ``pages`` huge pages of ``size`` bytes on ``node``, HVO'd when ``free_vmemmap``.
+    """
+
+    kind: str
+    start: int = 0
+    end: int = 0
+    node: int = 0
+    memmap_on_memory: bool = False
+    online: bool = True
+    size: int = 0
+    pages: int = 0
+    free_vmemmap: bool = True
+
+
+@dataclass(frozen=True)
 class Layout:
     """Runtime virtual layout and kernel-image placement."""
 
@@ -285,6 +305,7 @@ class Machine:
     crashkernel: tuple[int, bool] | None = None
     pmd_alloc_fail: frozenset[int] = frozenset()
     description: str = ""
+    events: tuple[Event, ...] = ()
 
     @property
     def max_physmem_bits(self) -> int:
@@ -420,7 +441,7 @@ def load_machine(path: str | os.PathLike[str]) -> Machine:
 def machine_from_dict(data: dict[str, Any], default_name: str = "machine") -> Machine:
     """Build and validate a :class:`Machine` from parsed TOML data."""
     _check_keys(data, {"name", "description", "kernel", "cpu", "layout", "e820", "node",
-                       "reserve", "alloc", "boot", "inject"}, "machine")
+                       "reserve", "alloc", "boot", "inject", "event"}, "machine")
     prof, levels = _parse_profile(data.get("kernel", {}))
     max_phys = 1 << (52 if levels == 5 else 46)
 
@@ -589,13 +610,58 @@ def machine_from_dict(data: dict[str, Any], default_name: str = "machine") -> Ma
             s, e, rest = _parse_range(r, f"inject.pmd_alloc_fail[{i}]")
             fail.update(range(s, e))
 
+    events = _parse_events(data.get("event", []), prof, nodes, max_phys)
     name = data.get("name", default_name)
     return Machine(name=str(name), profile=prof, paging_levels=levels, gbpages=gbpages, pse=pse,
                    e820=tuple(e820), nodes=tuple(sorted(nodes, key=lambda n: n.nid)),
                    reservations=tuple(reservations), allocs=tuple(allocs), layout=layout,
                    crashkernel=crash, pmd_alloc_fail=frozenset(fail),
-                   description=str(data.get("description", "")))
+                   description=str(data.get("description", "")), events=events)
 
 
-__all__ = ["Machine", "MachineError", "Profile", "PROFILES", "E820Entry", "Node", "Reservation",
+def _parse_events(raw: list[dict[str, Any]], prof: Profile, nodes: list[Node], max_phys: int) -> tuple[Event, ...]:
+    """[[event]] tables (docs/machine-format.md "Events after boot")."""
+    out = []
+    sec = 1 << prof.section_size_bits
+    nids = {n.nid for n in nodes}
+    for i, ev in enumerate(raw):
+        fname = f"event[{i}]"
+        kind = ev.get("kind")
+        if kind in ("hot-add", "online", "offline"):
+            _check_keys(ev, {"kind", "range", "node", "memmap_on_memory", "online"} if kind == "hot-add"
+                        else {"kind", "range"}, fname)
+            s, e, rest = _parse_range(ev.get("range"), f"{fname}.range")
+            if s % sec or e % sec:
+                raise MachineError(f"{fname}.range: {s:#x}-{e - 1:#x} is not whole {sec >> 20} MiB sections")
+            if e > max_phys:
+                raise MachineError(f"{fname}.range: ends past MAX_PHYSMEM_BITS ({max_phys:#x})")
+            node = _parse_int(ev.get("node", 0), f"{fname}.node")
+            if kind == "hot-add" and node not in nids:
+                raise MachineError(f"{fname}.node: node {node} has no memory at boot (not modelled)")
+            flags = {}
+            for k in ("memmap_on_memory", "online"):
+                if k in ev:
+                    if not isinstance(ev[k], bool):
+                        raise MachineError(f"{fname}.{k}: expected true/false")
+                    flags[k] = ev[k]
+            out.append(Event(kind, s, e, node, **flags))
+        elif kind == "hugetlb":
+            _check_keys(ev, {"kind", "size", "pages", "node", "free_vmemmap"}, fname)
+            size = parse_size(ev.get("size", "2M"), f"{fname}.size")
+            if size not in (2 << 20, 1 << 30):
+                raise MachineError(f"{fname}.size: x86-64 huge pages are 2M or 1G, got {size:#x}")
+            pages = _parse_int(ev.get("pages", 1), f"{fname}.pages")
+            node = _parse_int(ev.get("node", 0), f"{fname}.node")
+            if pages < 1 or node not in nids:
+                raise MachineError(f"{fname}: need pages >= 1 on a node with memory")
+            fv = ev.get("free_vmemmap", True)
+            if not isinstance(fv, bool):
+                raise MachineError(f"{fname}.free_vmemmap: expected true/false")
+            out.append(Event("hugetlb", node=node, size=size, pages=pages, free_vmemmap=fv))
+        else:
+            raise MachineError(f"{fname}.kind: must be hot-add, online, offline or hugetlb, got {kind!r}")
+    return tuple(out)
+
+
+__all__ = ["Machine", "MachineError", "Profile", "PROFILES", "E820Entry", "Event", "Node", "Reservation",
            "ExtraAlloc", "Layout", "load_machine", "machine_from_dict", "parse_size"]
