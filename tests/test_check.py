@@ -49,6 +49,19 @@ def test_real_fixture_is_consistent(any_real_case: str) -> None:
     assert doc["rules"] == truth["summary"]["kernel"]["release"][:4].rstrip(".")
 
 
+#: every committed real-kernel dump, whatever its directory (fixtures/real*/<case>/vmcore.elf), so
+#: after-boot scenarios (hot-add, memmap_on_memory, HVO boots) are checked as soon as they exist
+ALL_REAL_DUMPS = sorted(Path(__file__).resolve().parent.parent.glob("fixtures/real*/*/vmcore.elf"))
+
+
+@pytest.mark.parametrize("dump", ALL_REAL_DUMPS, ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}")
+def test_every_real_dump_is_consistent(dump: Path) -> None:
+    """Exit 0, every difference explained, exact placement compared on every node."""
+    rc, doc = _check(dump)
+    assert rc == 0, [d["text"] for d in doc["differences"] if not d["explained"]]
+    assert all(p["determined"] for p in doc["placement"].values())
+
+
 def test_check_text_exit_0(capsys) -> None:
     assert cli.main(["check", str(real_dump("6.12/1g-nokaslr"))]) == 0
     out = capsys.readouterr().out

@@ -55,6 +55,8 @@ class BootState:
     messages: list[str] = field(default_factory=list)
     #: pfn ranges hot-added after boot: (start, end, nid) (events.py)
     hotplug: list[tuple[int, int, int]] = field(default_factory=list)
+    #: huge pages reserved after boot: (phys, size, nid, HVO'd) (events.py)
+    hugetlb: list[tuple[int, int, int, bool]] = field(default_factory=list)
 
 
 def e820_sanitize(entries: list[E820Entry]) -> list[E820Entry]:

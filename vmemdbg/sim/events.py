@@ -12,8 +12,9 @@ Replayed in file order on the booted state, the way the kernel builds it:
   is a PMD at the block's own start. Without it the blocks and any new table pages come from the
   page allocator (``vmemmap_alloc_block`` → ``alloc_pages_node``).
 * ``online`` / ``offline`` — ``online_pages`` sets SECTION_IS_ONLINE (``online_mem_sections``) and
-  grows the node span (``move_pfn_range_to_zone``); ``offline_pages`` clears it
-  (``offline_mem_sections``).
+  grows the node span (``move_pfn_range_to_zone`` → ``resize_pgdat_range``); ``offline_pages``
+  clears it (``offline_mem_sections``) and trims the span when the range was at its edge
+  (``remove_pfn_range_from_zone`` → ``update_pgdat_span``).
 * ``hugetlb`` — N huge pages of one size on a node, optimised by HVO (``hugetlb_free_vmemmap=on``,
   mm/hugetlb_vmemmap.c ``hugetlb_vmemmap_optimize`` → ``vmemmap_remap_free``): every PMD leaf
   over the folio's struct pages is split into 512 RW PTEs (``split_vmemmap_huge_pmd``, a PTE table
@@ -152,8 +153,18 @@ def _online(st: BootState, start: int, end: int, online: bool) -> str:
         if not w & SECTION_MARKED_PRESENT:
             raise MachineError(f"event {'online' if online else 'offline'}: section {nr} is not present")
         sp.words[nr] = np.uint64(w | SECTION_IS_ONLINE if online else w & ~SECTION_IS_ONLINE)
+        a, b = nr << p.nr_section_bits, (nr + 1) << p.nr_section_bits
+        nid = int(sp.early_nid[nr])
         if online:
-            _span(st, int(sp.early_nid[nr]), nr << p.nr_section_bits, (nr + 1) << p.nr_section_bits)
+            _span(st, nid, a, b)
+        elif nid in st.node_spans:  # remove_pfn_range_from_zone → update_pgdat_span: trim an edge
+            start, spanned, present = st.node_spans[nid]
+            end = start + spanned
+            if b >= end > a:
+                end = a
+            elif a <= start < b:
+                start = b
+            st.node_spans[nid] = (start, max(0, end - start), max(0, present - (b - a)))
     return f"{'online' if online else 'offline'} [{start:#x}-{end - 1:#x}]: sections {s0}-{s1 - 1}"
 
 
@@ -197,6 +208,7 @@ def _hugetlb(st: BootState, rt: Runtime, ev: Event) -> str:
     for _ in range(ev.pages):
         folio = rt.alloc(ev.size, ev.size, ev.node, f"hugetlb {ev.size >> 20} MiB page")
         done.append(folio)
+        st.hugetlb.append((folio, ev.size, ev.node, ev.free_vmemmap))
         if not ev.free_vmemmap:
             continue
         head = m.layout.vmemmap_base + (folio >> 12) * p.struct_page_size
