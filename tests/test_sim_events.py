@@ -142,3 +142,30 @@ def test_hot_add_over_present_memory_refused(tmp_path) -> None:
     data["event"] = [{"kind": "hot-add", "range": "0x100000000-0x107ffffff", "node": 0}]
     with pytest.raises(MachineError, match="section 32 is already present"):
         simulate(machine_from_dict(data), None)
+
+
+def test_folio_struct_pages_and_iomem(after_boot) -> None:
+    """What an HVO/hot-add reader needs besides the page tables: each huge page's head has PG_head
+    (NUMBER(PG_head_mask)) and HPG_vmemmap_optimized (bit 4 of page->private), page[1] holds the
+    order (6.1: byte OFFSET(page.compound_order) = 17; 6.12: the low byte of page[1].flags); the
+    hot-added ranges are "System RAM" children of iomem_resource (register_memory_resource)."""
+    series, r, k = after_boot
+    head_mask = k.info.number("PG_head_mask")
+    for folio, size, _, _ in r.state.hugetlb:
+        va = k.vmemmap_base + (folio >> 12) * 64
+        head, tail = k.read(va, 64), k.read(va + 64, 64)
+        assert int.from_bytes(head[:8], "little") & head_mask
+        assert int.from_bytes(head[40:48], "little") == 1 << 4
+        order = tail[17] if series == "6.1" else tail[0]
+        assert order == (size >> 12).bit_length() - 1
+    assert (k.info.offset("page.compound_order") == 17) == (series == "6.1")
+    ptr = k.read_u64(k.symbols["iomem_resource"] + 56)
+    ram = []
+    while ptr:
+        raw = k.read(ptr, 64)
+        start, end, flags = (int.from_bytes(raw[o:o + 8], "little") for o in (0, 8, 24))
+        assert flags & 0x01000000  # IORESOURCE_SYSRAM
+        ram.append((start, end))
+        ptr = int.from_bytes(raw[48:56], "little")
+    assert ram[-2:] == [(0x200000000, 0x207FFFFFF), (0x208000000, 0x20FFFFFFF)]
+    assert (0x100000000, 0x1FFFFFFFF) in ram

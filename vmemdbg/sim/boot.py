@@ -57,6 +57,8 @@ class BootState:
     hotplug: list[tuple[int, int, int]] = field(default_factory=list)
     #: huge pages reserved after boot: (phys, size, nid, HVO'd) (events.py)
     hugetlb: list[tuple[int, int, int, bool]] = field(default_factory=list)
+    #: vmemmap pages HVO remapped read-only onto the head's page (their struct pages read as the head's)
+    hvo_tails: set[int] = field(default_factory=set)
 
 
 def e820_sanitize(entries: list[E820Entry]) -> list[E820Entry]:

@@ -224,6 +224,8 @@ def _hugetlb(st: BootState, rt: Runtime, ev: Event) -> str:
             st.pagetables.set(ptable, index(st.pagetables.levels, "pte", va),
                               head_frame | (PAGE_KERNEL if off == 0 else PAGE_KERNEL_RO))
             st.vmemmap.state.pte[va] = head_frame
+            if off:
+                st.hvo_tails.add(va)
     return (f"hugetlb: {ev.pages} x {ev.size >> 20} MiB on node {ev.node}"
             + (" with HVO" if ev.free_vmemmap else "") + f" at {', '.join(f'{f:#x}' for f in done)}")
 
