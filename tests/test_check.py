@@ -162,3 +162,26 @@ def test_unsupported_release_refused(tmp_path: Path) -> None:
     assert rc == 2
     assert err.getvalue() == ("vmemdbg: error: kernel '6.6.0-56-cloud-amd64' (series 6.6) has no simulator "
                               "profile; supported: 6.1, 6.12\n")
+
+
+def test_simulated_offnode_is_expected_not_a_difference(tmp_path: Path) -> None:
+    """offnode-tiny-node1: node 1 is too small for its sparse buffer, so its memmap falls back to
+    node 0 memory (vmemmap_alloc_block_buf → memblock, any node). The replay predicts it: consistent,
+    with the mechanism named in the notes."""
+    out = tmp_path / "o.elf"
+    simulate(Path(__file__).resolve().parent.parent / "fixtures" / "machines" / "offnode-tiny-node1.toml", out)
+    rc, doc = _check(out)
+    assert rc == 0 and doc["differences"] == []
+    assert any("off-node fallback" in n for n in doc["notes"])
+    assert any("sparse buffer exhausted" in n for n in doc["notes"])
+
+
+def test_unpredicted_pte_fallback_is_unexplained(tmp_path: Path) -> None:
+    """kaslr-3node-5level injects a failed 2 MiB block for section 70: the dump has 512 PTEs where
+    the replay (with memory to spare) installs a PMD — one unexplained difference, exit 1."""
+    out = tmp_path / "k.elf"
+    simulate(Path(__file__).resolve().parent.parent / "fixtures" / "machines" / "kaslr-3node-5level.toml", out)
+    rc, doc = _check(out)
+    assert rc == 1
+    (d,) = doc["differences"]
+    assert d["kind"] == "vmemmap_level" and d["section"] == 70 and not d["explained"]

@@ -232,8 +232,8 @@ BOOT_RULES: dict[str, BootRules] = {
         "arch/x86/mm/numa.c alloc_node_data (v6.1): nd_size = roundup(sizeof(pg_data_t), PAGE_SIZE)"),
     "6.12": BootRules(
         "6.12", 64,
-        "mm/numa.c alloc_node_data (v6.12, 'arch, mm: pull out allocation of NODE_DATA to generic "
-        "code', numa_memblks series): nd_size = roundup(sizeof(pg_data_t), SMP_CACHE_BYTES); every "
+        "mm/numa.c alloc_node_data (v6.12: the generic alloc_node_data of the numa_memblks series, "
+        "which replaced arch/x86/mm/numa.c's): nd_size = roundup(sizeof(pg_data_t), SMP_CACHE_BYTES); every "
         "later sparse_init allocation (roots array, sparse_index_alloc, usage arrays, vmemmap "
         "table pages) lands below a NODE_DATA that no longer ends on a page boundary", hvo_new_head=True),
 }

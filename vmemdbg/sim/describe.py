@@ -118,8 +118,8 @@ def _profile_for(kernel: "Kernel", d: Description) -> dict:
                  "usage_rcu_head": secs.usage_layout.struct_size == 24,
                  "zone_device": "TAINT_ZONE_DEVICE" in dict(secs.flag_layout.bits),
                  "nodes_shift": kernel.nodes_shift}
-    d.derived.append(("kernel.profile", f"OSRELEASE {release} → series {series} ({name}; rules: "
-                                        f"{BOOT_RULES[series].origin.split(':')[0]})"))
+    d.derived.append(("kernel.profile", f"OSRELEASE {release} → series {series} ({name}; placement rules: "
+                                        f"vmemdbg/versions.py BOOT_RULES[{series!r}])"))
     d.derived.append(("kernel.struct_page_size, mem_section_size, paging_levels, nodes_shift",
                       "VMCOREINFO SIZE(page), SIZE(mem_section), NUMBER(pgtable_l5_enabled), LENGTH(node_data)"))
     d.derived.append(("kernel.usage_rcu_head, zone_device", f"{secs.usage_reason}; {secs.flag_reason}"))
