@@ -169,3 +169,21 @@ def test_folio_struct_pages_and_iomem(after_boot) -> None:
         ptr = int.from_bytes(raw[48:56], "little")
     assert ram[-2:] == [(0x200000000, 0x207FFFFFF), (0x208000000, 0x20FFFFFFF)]
     assert (0x100000000, 0x1FFFFFFFF) in ram
+
+
+def test_altmap_frame_is_compared(after_boot, tmp_path) -> None:
+    """The altmap determines the memmap_on_memory frame (the block's first 2 MiB): the same PMD
+    pointed 2 MiB further into the hot-added block is one unexplained vmemmap_phys difference."""
+    from conftest import rewrite_dump
+
+    _, r, k = after_boot
+    va = k.vmemmap_base + 65 * (SECTION >> 12) * 64
+    step = next(s for s in k.translate(va).path if s.level == "pmd")
+    entry = step.entry + (2 << 20)
+    bad = rewrite_dump(r.fixture, tmp_path / "bad.elf", patch={step.table + 8 * step.index: entry.to_bytes(8, "little")})
+    rc, out = _run("check", str(bad), "--json")
+    doc = json.loads(out)
+    unexplained = [d for d in doc["differences"] if not d["explained"]]
+    assert rc == 1 and len(unexplained) == 1
+    assert unexplained[0]["kind"] == "vmemmap_phys" and unexplained[0]["section"] == 65
+    assert "the altmap of block 0x208000000 puts it at 0x208000000" in unexplained[0]["text"]

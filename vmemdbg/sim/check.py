@@ -125,7 +125,8 @@ def check(kernel: "Kernel") -> dict:
     """Describe, replay and compare; the ``check`` document (docs/json.md)."""
     d = describe(kernel)
     try:
-        machine = machine_from_dict(d.machine, default_name="described")
+        # events after boot are not replayed: check compares them by mechanism (docs/check.md)
+        machine = machine_from_dict({k: v for k, v in d.machine.items() if k != "event"}, default_name="described")
         st = boot(machine)
     except (MachineError, MemblockPanic) as e:
         raise VmemdbgError(f"the derived machine cannot be replayed: {e}") from None
@@ -227,6 +228,9 @@ def check(kernel: "Kernel") -> dict:
 
     # leaves the replay did not install
     hot = set(d.hotplug_sections)
+    block_size, block_note = _memory_block_size(kernel)
+    if hot:
+        notes.append(block_note)
     extra = np.flatnonzero(~covered).tolist()
     for run in _runs(extra, d_va, d_shift, kernel):
         i0, i1 = run[0], run[-1]
@@ -237,10 +241,26 @@ def check(kernel: "Kernel") -> dict:
         if sec in hot or p in ("hotplug", "self_hosted"):
             lo = sec << (kernel.pfn_section_shift + 12)
             self_hosted = p == "self_hosted" or _in_hotplug_range(ph0, d, kernel)
-            mech = ALTMAP if self_hosted else HOTPLUG
+            if self_hosted:  # the altmap: the block's memmap from the block's own first pages
+                block = lo // block_size * block_size
+                base_va = kernel.vmemmap_base + (block >> 12) * kernel.struct_page_size
+                wrong = [i for i in run if d_phys[i] != block + d_va[i] - base_va]
+                if wrong:
+                    i = wrong[0]
+                    diffs.append(_diff("vmemmap_phys", f"memmap_on_memory leaf at {d_va[i]:#x} is backed by "
+                                       f"{d_phys[i]:#x}; the altmap of block {block:#x} puts it at "
+                                       f"{block + d_va[i] - base_va:#x}", va=(d_va[i], d_va[i] + (1 << d_shift[i])),
+                                       phys=(d_phys[i], d_phys[i] + (1 << d_shift[i])), section=sec))
+                    continue
+                mech = ALTMAP
+            else:
+                got = nodes.of(ph0)
+                want = _section_nid(kernel, sec)
+                mech = OFFNODE if got >= 0 and want >= 0 and got != want else HOTPLUG
             diffs.append(_diff("vmemmap_extra", f"{len(run)} leaves at {va0:#x}-{va1:#x} map the memmap of "
                                f"hot-added section {sec} (pfn {lo >> 12:#x})"
-                               + (", backed by the hot-added memory itself" if self_hosted else ""),
+                               + (", backed by the hot-added memory itself" if self_hosted else "")
+                               + (f", on node {nodes.of(ph0)} (alloc_pages_node fell back)" if mech == OFFNODE else ""),
                                explained=True, mechanism=mech, va=(va0, va1), phys=(ph0, ph0 + (1 << d_shift[i0])),
                                section=sec))
         else:
@@ -279,6 +299,28 @@ def _runs(idx: list[int], va: list[int], shift: list[int], kernel: "Kernel") -> 
         else:
             out.append([i])
     return out
+
+
+def _section_nid(kernel: "Kernel", nr: int) -> int:
+    """The node in the struct pages of section ``nr``'s first pfn (-1 if unknown)."""
+    i = kernel.sections.index_of(np.array([nr]))[0]
+    return int(kernel.sections.nid[i]) if i >= 0 else -1
+
+
+def _memory_block_size(kernel: "Kernel") -> tuple[int, str]:
+    """memory_block_size_bytes(): x86's ``memory_block_size_probed`` (arch/x86/mm/init_64.c) when
+    kallsyms has it, else one section (what probe_memory_block_size picks below 64 GiB)."""
+    sec = 1 << (kernel.pfn_section_shift + 12)
+    sym = kernel.symbol("memory_block_size_probed")
+    if sym is not None:
+        try:
+            v = kernel.read_u64(sym)
+        except (MemoryFault, VmemdbgError):
+            v = 0
+        if v and v % sec == 0 and v & (v - 1) == 0:
+            return v, f"memory blocks of {v >> 20} MiB (memory_block_size_probed)"
+    return sec, (f"memory block size assumed {sec >> 20} MiB (one section; memory_block_size_probed "
+                 "is not in the dump): memmap_on_memory frames are compared against it")
 
 
 def _in_hotplug_range(phys: int, d: Description, kernel: "Kernel") -> bool:

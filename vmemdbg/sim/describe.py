@@ -354,6 +354,15 @@ def describe(kernel: "Kernel") -> Description:
     d.hotplug_sections = secs.nr[hot].tolist()
     if d.hotplug_sections:
         m["event"] = _hotplug_events(kernel, hot)
+        known = {n["id"] for n in m["node"]}
+        for ev in m["event"]:
+            if ev["node"] not in known:
+                start = int(ev["range"].split("-")[0], 16)
+                near = min(known, key=lambda nid: min(abs(int(r.split("-")[0], 16) - start)
+                                                      for r in next(n for n in m["node"] if n["id"] == nid)["ranges"]))
+                d.assumed.append((f"event {ev['range']}", f"the node in its struct pages is unreadable "
+                                                          f"({ev['node']}): node {near}, the nearest"))
+                ev["node"] = near
         d.derived.append(("event", "hot-add: sections present with a memmap but without SECTION_IS_EARLY "
                                    "(sparse_add_section); memmap_on_memory when the memmap lies in the section"))
         d.assumed.append(("event", "HVO of huge pages is not derived (the folios are not in the minimal dump); "
