@@ -187,3 +187,18 @@ def test_altmap_frame_is_compared(after_boot, tmp_path) -> None:
     assert rc == 1 and len(unexplained) == 1
     assert unexplained[0]["kind"] == "vmemmap_phys" and unexplained[0]["section"] == 65
     assert "the altmap of block 0x208000000 puts it at 0x208000000" in unexplained[0]["text"]
+
+
+def test_hugetlb_events_from_cmdline() -> None:
+    """describe turns the real HVO boot's command line (issue-10's scenario) into hugetlb events:
+    hugepagesz= applies to the following hugepages= (mm/hugetlb.c), pages spread over the nodes."""
+    from vmemdbg.sim.describe import _hugetlb_events
+
+    line = ("console=ttyS0 memblock=debug nokaslr hugetlb_free_vmemmap=on hugepagesz=1G hugepages=1 "
+            "hugepagesz=2M hugepages=16")
+    assert _hugetlb_events(line, [0]) == [
+        {"kind": "hugetlb", "size": "1G", "pages": 1, "node": 0, "free_vmemmap": True},
+        {"kind": "hugetlb", "size": "2M", "pages": 16, "node": 0, "free_vmemmap": True}]
+    assert _hugetlb_events("hugepages=3", [0, 1]) == [
+        {"kind": "hugetlb", "size": "2M", "pages": 2, "node": 0, "free_vmemmap": False},
+        {"kind": "hugetlb", "size": "2M", "pages": 1, "node": 1, "free_vmemmap": False}]

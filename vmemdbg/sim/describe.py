@@ -346,6 +346,12 @@ def describe(kernel: "Kernel") -> Description:
         for opt in cmdline.split():
             if opt.startswith("crashkernel="):
                 m["boot"] = {"crashkernel": opt.split("=", 1)[1]}
+        huge = _hugetlb_events(cmdline, [n["id"] for n in m["node"]])
+        if huge:
+            m.setdefault("event", []).extend(huge)
+            d.derived.append(("event", "hugetlb: hugepages=/hugepagesz=/hugetlb_free_vmemmap= of saved_command_line"))
+            d.assumed.append(("event hugetlb", "pages spread round-robin over the nodes (hstate_next_node_to_alloc); "
+                                               "their frames come from the page allocator, not replayed"))
     d.assumed.append(("alloc", "no other memblock allocations between init_mem_mapping and sparse_init "
                                "(none on the Debian kernels without crashkernel=)"))
 
@@ -391,6 +397,25 @@ def _hotplug_events(kernel: "Kernel", hot: np.ndarray) -> list[dict]:
         out.append({"_start": nr, "_end": nr + 1, "node": nid, "online": on, "memmap_on_memory": self_hosted})
     return [{"kind": "hot-add", "range": _range(e["_start"] << shift, e["_end"] << shift), "node": e["node"],
              "memmap_on_memory": e["memmap_on_memory"], "online": e["online"]} for e in out]
+
+
+def _hugetlb_events(cmdline: str, nodes: list[int]) -> list[dict]:
+    """hugetlb [[event]]s of ``hugepagesz=S hugepages=N`` pairs (mm/hugetlb.c hugepages_setup,
+    hugepagesz_setup; default 2M) with ``hugetlb_free_vmemmap=on`` (mm/hugetlb_vmemmap.c)."""
+    size, out = "2M", []
+    free = any(o in ("hugetlb_free_vmemmap=on", "hugetlb_free_vmemmap=1", "hugetlb_free_vmemmap=y")
+               for o in cmdline.split())
+    for opt in cmdline.split():
+        key, _, val = opt.partition("=")
+        if key in ("hugepagesz", "default_hugepagesz") and val.upper() in ("2M", "1G"):
+            size = val.upper()
+        elif key == "hugepages" and val.isdigit() and int(val):
+            n = int(val)
+            for k, nid in enumerate(nodes):
+                share = n // len(nodes) + (1 if k < n % len(nodes) else 0)
+                if share:
+                    out.append({"kind": "hugetlb", "size": size, "pages": share, "node": nid, "free_vmemmap": free})
+    return out
 
 
 def _cmdline(kernel: "Kernel") -> str | None:
