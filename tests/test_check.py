@@ -185,3 +185,21 @@ def test_unpredicted_pte_fallback_is_unexplained(tmp_path: Path) -> None:
     assert rc == 1
     (d,) = doc["differences"]
     assert d["kind"] == "vmemmap_level" and d["section"] == 70 and not d["explained"]
+
+
+@pytest.mark.parametrize("symbols, message", [
+    (("e820_table", "e820_table_firmware"), "no e820 table readable (e820_table_firmware, e820_table): "
+                                            "cannot tell the RAM layout"),
+    (("node_data",), "no node spans readable (node_data / pglist_data): cannot tell the NUMA layout"),
+])
+def test_missing_inputs_one_line(symbols, message, tmp_path: Path) -> None:
+    """A dump without what describe cannot assume: one line, exit 2, for describe and check."""
+    k = _kernel("1g-nokaslr")
+    bad = rewrite_dump(real_dump("1g-nokaslr"), tmp_path / "bad.elf",
+                       drop_pages=[k.kimg_to_phys(k.symbols[s]) for s in symbols])
+    for cmd in (["check", str(bad)], ["describe", str(bad), "-o", str(tmp_path / "m.toml")]):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            rc, out = _cli(*cmd)
+        assert (rc, out, err.getvalue()) == (2, "", f"vmemdbg: error: {message}\n")
+    assert not (tmp_path / "m.toml").exists()
