@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ALL_REAL_CASES, real_dump, real_truth, rewrite_dump
+from conftest import real_dump, real_truth, rewrite_dump
 
 from vmemdbg import cli
 from vmemdbg.dump import open_dump

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -93,7 +93,7 @@ def expected_leaves(st: BootState) -> list[Leaf]:
     return out
 
 
-def _group_node(st: BootState):
+def _group_node(st: BootState) -> Callable[[int], int]:
     """vmemmap VA → the nid of the sparse_init_nid group that populated it."""
     p = st.machine.profile
     vbase = st.machine.layout.vmemmap_base
@@ -341,7 +341,7 @@ def _provenance(kernel: "Kernel", d_va: list[int]) -> list[str]:
 
 
 def _table_pages(kernel: "Kernel", st: BootState, exp: list[Leaf], per_table: dict, mismatched: dict,
-                 determined) -> tuple[list[dict], set[int]]:
+                 determined: Callable[[int], bool]) -> tuple[list[dict], set[int]]:
     """Compare the table page at each level of each expected leaf's path with the dump's."""
     diffs: list[dict] = []
     swallowed: set[int] = set()
@@ -376,7 +376,8 @@ def _table_pages(kernel: "Kernel", st: BootState, exp: list[Leaf], per_table: di
     return diffs, swallowed
 
 
-def _sections(kernel: "Kernel", st: BootState, d: Description, leaf_bad_va: set[int], determined) -> list[dict]:
+def _sections(kernel: "Kernel", st: BootState, d: Description, leaf_bad_va: set[int],
+              determined: Callable[[int], bool]) -> list[dict]:
     """present / online / early, nid and usage of every section."""
     secs = kernel.sections
     po = kernel.page_offset_base
