@@ -224,3 +224,18 @@ def test_truth_subsection_maps(case):
         assert cli.main(["sections", str(r.fixture), "--json"]) == 0
     got = {s["nr"]: s["subsection_map"] for s in json.loads(buf.getvalue())["sections"]}
     assert got == {s["nr"]: s["subsection_map"] for s in t["sections"]}
+
+
+def test_memblock_nids_as_the_kernel_left_them(case):
+    """memblock.memory (with nids) and the reserved regions below 16 MiB (never touched after NUMA
+    init) equal the dump's frozen memblock: in 6.1 [0, 1M) is one node-0 region; in 6.12
+    numa_memblks_init resets nids to NUMA_NO_NODE and numa_cleanup_meminfo starts at
+    memblock_start_of_DRAM() (0x1000), so [0, 4K) keeps no node."""
+    _, _, t, r = case
+    mb = t["memblock"]
+    low = [(x["base"], x["size"], x["nid"]) for x in mb["reserved"]["regions"] if x["base"] < 1 << 24]
+    assert [(b, s, n) for b, s, _, n in r.memblock_regions("reserved") if b < 1 << 24] == low
+    assert [(b, s, n) for b, s, _, n in r.memblock_regions("memory")] == \
+        [(x["base"], x["size"], x["nid"]) for x in mb["memory"]["regions"]]
+    six12 = t["summary"]["kernel"]["release"].startswith("6.12.")
+    assert low[0] == ((0, 4096, -1) if six12 else (0, 1 << 20, 0))

@@ -224,6 +224,11 @@ class BootRules:
     #: the tails alias it): mm/hugetlb_vmemmap.c, "mm/hugetlb_vmemmap: remap head page to newly
     #: allocated page" (v6.2). Only the simulated events after boot use it.
     hvo_new_head: bool = False
+    #: NUMA init resets memblock nids to NUMA_NO_NODE and numa_cleanup_meminfo clips node blocks to
+    #: [memblock_start_of_DRAM(), memblock_end_of_DRAM()) (mm/numa_memblks.c, 6.12); 6.1 resets to
+    #: MAX_NUMNODES and clips to [0, max_pfn) (arch/x86/mm/numa.c). Moves no allocation; it decides
+    #: which memblock.reserved regions carry a node ([0, 4K) has none in 6.12).
+    numa_memblks: bool = False
 
 
 BOOT_RULES: dict[str, BootRules] = {
@@ -235,7 +240,8 @@ BOOT_RULES: dict[str, BootRules] = {
         "mm/numa.c alloc_node_data (v6.12: the generic alloc_node_data of the numa_memblks series, "
         "which replaced arch/x86/mm/numa.c's): nd_size = roundup(sizeof(pg_data_t), SMP_CACHE_BYTES); every "
         "later sparse_init allocation (roots array, sparse_index_alloc, usage arrays, vmemmap "
-        "table pages) lands below a NODE_DATA that no longer ends on a page boundary", hvo_new_head=True),
+        "table pages) lands below a NODE_DATA that no longer ends on a page boundary", hvo_new_head=True,
+        numa_memblks=True),
 }
 
 
