@@ -18,13 +18,23 @@ REAL_CASES = ("1g-nokaslr", "6g-2node-kaslr", "1000m")
 sys.path.insert(0, str(ROOT / "tests" / "realkernel"))
 
 
+#: every committed real-kernel fixture: "<case>" (Debian 6.1.0-56) and "6.12/<case>" (6.12.107)
+ALL_REAL_CASES = REAL_CASES + tuple(f"6.12/{c}" for c in REAL_CASES)
+
+
+def real_dir(case: str) -> Path:
+    """Directory of a committed real-kernel fixture: fixtures/real/<case> or fixtures/real-6.12/<case>."""
+    kernel, _, name = case.rpartition("/")
+    return ROOT / "fixtures" / f"real-{kernel}" / name if kernel else REAL / name
+
+
 def real_dump(case: str) -> Path:
     """Path of the committed minimal dump of a real boot.
 
     A fixture over the size limit is committed xz-compressed (``vmcore.elf.xz``: 7.x kernels'
     kallsyms alone is 3.3 MiB) and unpacked once into the temporary directory.
     """
-    plain = REAL / case / "vmcore.elf"
+    plain = real_dir(case) / "vmcore.elf"
     packed = plain.with_name("vmcore.elf.xz")
     if plain.exists() or not packed.exists():
         return plain
@@ -39,12 +49,18 @@ def real_dump(case: str) -> Path:
 
 def real_truth(case: str) -> dict:
     """drgn's truth for that boot (tests/realkernel/drgn_truth.py on the full dump)."""
-    return json.loads((REAL / case / "truth.json").read_text())
+    return json.loads((real_dir(case) / "truth.json").read_text())
 
 
 @pytest.fixture(params=REAL_CASES)
 def real_case(request: pytest.FixtureRequest) -> str:
     """Each committed real-kernel case."""
+    return request.param
+
+
+@pytest.fixture(params=ALL_REAL_CASES)
+def any_real_case(request: pytest.FixtureRequest) -> str:
+    """Each committed real-kernel case of both kernels."""
     return request.param
 
 

@@ -105,7 +105,7 @@ def test_errors_are_one_line() -> None:
     errors = [line for line in res.stderr.splitlines() if line.startswith("vmemdbg:")]
     assert errors == ["vmemdbg: explain needs at least one ADDR",
                       "vmemdbg: argument view: invalid choice: 'bogus' (choose from 'summary', 'sections', 'vmemmap', "
-                      "'memblock', 'e820', 'memory-blocks', 'audit', 'explain', 'map')",
+                      "'memblock', 'e820', 'memory-blocks', 'audit', 'describe', 'check', 'explain', 'map')",
                       "vmemdbg: summary takes no ADDR (got 0x1000)"]
 
 

@@ -61,3 +61,29 @@ def test_cli_toml_syntax_error(tmp_path, capsys):
     bad.write_text("e820 = [\n")
     assert main(["simulate", str(bad), "-o", str(tmp_path / "x.elf")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("kernel, message", [
+    # a release of a series without rules: one line naming the supported series
+    ({"release": "6.6.87-amd64"}, "kernel.release: '6.6.87-amd64' (series 6.6) has no simulator profile; "
+                                  "supported: 6.1, 6.12"),
+    # a 6.12 release on a 6.1 profile is not replayed with the 6.1 rules
+    ({"profile": "debian-6.1-cloud", "release": "6.12.107+deb12-cloud-amd64"},
+     "kernel.release: '6.12.107+deb12-cloud-amd64' is a 6.12 kernel but profile 'debian-6.1-cloud' replays "
+     "6.1; pick a 6.12 profile (debian-6.12-cloud)"),
+    ({"version": "5.10"}, "kernel.version: no simulator profile for '5.10'; supported: 6.1, 6.12"),
+])
+def test_unsupported_kernel_refused(kernel, message):
+    d = _base()
+    d["kernel"].update(kernel)
+    with pytest.raises(MachineError) as ei:
+        machine_from_dict(d)
+    assert str(ei.value) == message
+
+
+def test_release_selects_nothing_silently():
+    """A 6.12 release on the 6.12 profile replays the 6.12 rules (NODE_DATA cache-line sized)."""
+    d = _base()
+    d["kernel"].update({"profile": "debian-6.12-cloud", "release": "6.12.57"})
+    p = machine_from_dict(d).profile
+    assert (p.version, p.nd_size, p.release) == ("6.12", 174464, "6.12.57")

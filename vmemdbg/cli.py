@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_source_args(sp)
         if name == "sections":
             sp.add_argument("--nr", metavar="A[-B]", help="only section numbers A to B (e.g. 32-47)")
+        if name == "describe":
+            sp.add_argument("-o", "--output", metavar="MACHINE.toml", help="write the machine file here")
     e = sub.add_parser("explain", help="section, pageblock, struct page and page-table path of addresses",
                        description="ADDR is pfn:N, a physical address, a direct-map address or a struct page address")
     _add_source_args(e)
@@ -95,6 +97,20 @@ def run(args: argparse.Namespace) -> int:
     src = open_dump(args.dump)
     try:
         kernel = Kernel(src, **kw)
+        if args.command == "check":  # exit status 1 when unexplained differences exist
+            doc = views.check(kernel)
+            _emit(doc, args, render.render_check)
+            return 0 if doc["consistent"] else 1
+        if args.command == "describe" and args.output:
+            doc = views.describe(kernel)
+            try:
+                with open(args.output, "w") as f:
+                    f.write(doc["toml"])
+            except OSError as e:
+                raise VmemdbgError(f"{args.output}: cannot write: {e.strerror}") from None
+            _emit(doc, args, lambda d, v: f"wrote {args.output}: {len(d['derived'])} fields derived, "
+                  f"{len(d['assumed'])} assumed:\n" + "\n".join(f"  {a['field']}: {a['assumption']}" for a in d["assumed"]))
+            return 0
         ns = argparse.Namespace(view=args.command, addrs=getattr(args, "addrs", []), verbose=args.verbose,
                                 json=args.json, nr=getattr(args, "nr", None),
                                 output=getattr(args, "output", None),

@@ -27,6 +27,8 @@ VIEWS: dict[str, tuple[Callable[..., dict], Callable[[dict, bool], str], str]] =
     "memory-blocks": (views.memory_blocks, render.render_memory_blocks,
                       "memory blocks as /sys/devices/system/memory shows them (state, zone, nid, phys_index)"),
     "audit": (views.audit, render.render_audit, "everything at once: summary, sections, vmemmap census, memblock, e820"),
+    "describe": (views.describe, render.render_describe, "the machine description (simulate's TOML) the dump implies"),
+    "check": (views.check, render.render_check, "the dump against the simulator's replay of its boot: every difference explained or flagged"),
 }
 
 #: The command's first argument: every view, explain, and map (writes a file, docs/map.md).

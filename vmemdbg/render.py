@@ -238,3 +238,39 @@ def render_audit(doc: dict, verbose: bool = False) -> str:
         parts += ["", f"memblock: discarded={mb['discarded']} ({mb['discarded_reason']}); "
                       f"memory {mb['memory']['trust']}, reserved {mb['reserved']['trust']}"]
     return "\n".join(parts)
+
+
+def render_describe(doc: dict, verbose: bool = False) -> str:
+    """``describe`` view: the machine TOML (derived and assumed fields are its leading comments)."""
+    return doc["toml"].rstrip("\n")
+
+
+def render_check(doc: dict, verbose: bool = False) -> str:
+    """``check`` view: verdict, differences, where placement was compared, overhead per node."""
+    c = doc["counts"]
+    out = [f"check: {doc['release']} replayed with the {doc['rules']} rules: "
+           + ("consistent" if doc["consistent"] else f"{c['unexplained']} unexplained difference(s)")
+           + f" ({c['differences']} difference(s); {c['sections']} sections, {c['dump_leaves']} vmemmap leaves "
+           f"in the dump, {c['expected_leaves']} expected, {c['expected_tables']} expected table pages)"]
+    if doc["differences"]:
+        out.append("")
+        rows = [["UNEXPLAINED" if not d["explained"] else "explained", d["kind"], d["mechanism"] or "-", d["text"]]
+                for d in doc["differences"]]
+        out.append(table(["VERDICT", "KIND", "MECHANISM", "DETAIL"], rows))
+    out.append("")
+    out.append("exact placement (frames, usage arrays, table pages):")
+    for nid, p in doc["placement"].items():
+        out.append(f"  node {nid}: {'compared' if p['determined'] else 'NOT compared'}: {p['reason']}")
+    out.append("")
+    out.append(table(["NODE", "MEMMAP EXPECTED", "ACTUAL", "EXPLAINED EXTRA"],
+                     [["-" if r["nid"] is None else str(r["nid"]), human(r["expected_bytes"]), human(r["actual_bytes"]),
+                       human(r["explained_bytes"])] for r in doc["overhead"]["nodes"]]))
+    assumed = doc["describe"]["assumed"]
+    if assumed:
+        out.append("")
+        out.append("assumed (not in the dump):")
+        out += [f"  {a['field']}: {a['assumption']}" for a in assumed]
+    if verbose:
+        out += ["", "derived:"] + [f"  {a['field']}: {a['source']}" for a in doc["describe"]["derived"]]
+        out += [f"note: {n}" for n in doc["notes"]]
+    return "\n".join(out)

@@ -384,3 +384,57 @@ needs this table changed."""
 def zones_shift(nr_zones: int) -> int:
     """ZONES_SHIFT for MAX_NR_ZONES zones (0 for one zone, 1 for two, 2 up to 4, 3 up to 8)."""
     return 0 if nr_zones <= 1 else (nr_zones - 1).bit_length()
+# Early-boot placement rules the simulator replays (vmemdbg/sim), per kernel series.
+
+
+@dataclass(frozen=True)
+class BootRules:
+    """The rules of one kernel series that move sparse_init's memblock placements.
+
+    Everything else the simulator replays (memblock top-down search, memory_present, the usage
+    arrays next to the pgdat, the sparse buffer, vmemmap_populate_hugepages and its table pages)
+    is the same in 6.1 and 6.12; sizes (``sizeof(pg_data_t)``, ``struct page``, ``mem_section``)
+    are build facts read from VMCOREINFO / DWARF, not rules.
+    """
+
+    series: str
+    #: alloc_node_data rounds sizeof(pg_data_t) up to this many bytes before allocating it.
+    node_data_round: int
+    origin: str
+    #: HVO maps the head vmemmap page to a newly allocated copy (else it keeps its own frame and
+    #: the tails alias it): mm/hugetlb_vmemmap.c, "mm/hugetlb_vmemmap: remap head page to newly
+    #: allocated page" (v6.2). Only the simulated events after boot use it.
+    hvo_new_head: bool = False
+    #: NUMA init resets memblock nids to NUMA_NO_NODE and numa_cleanup_meminfo clips node blocks to
+    #: [memblock_start_of_DRAM(), memblock_end_of_DRAM()) (mm/numa_memblks.c, 6.12); 6.1 resets to
+    #: MAX_NUMNODES and clips to [0, max_pfn) (arch/x86/mm/numa.c). Moves no allocation; it decides
+    #: which memblock.reserved regions carry a node ([0, 4K) has none in 6.12).
+    numa_memblks: bool = False
+
+
+BOOT_RULES: dict[str, BootRules] = {
+    "6.1": BootRules(
+        "6.1", 4096,
+        "arch/x86/mm/numa.c alloc_node_data (v6.1): nd_size = roundup(sizeof(pg_data_t), PAGE_SIZE)"),
+    "6.12": BootRules(
+        "6.12", 64,
+        "mm/numa.c alloc_node_data (v6.12: the generic alloc_node_data of the numa_memblks series, "
+        "which replaced arch/x86/mm/numa.c's): nd_size = roundup(sizeof(pg_data_t), SMP_CACHE_BYTES); every "
+        "later sparse_init allocation (roots array, sparse_index_alloc, usage arrays, vmemmap "
+        "table pages) lands below a NODE_DATA that no longer ends on a page boundary", hvo_new_head=True,
+        numa_memblks=True),
+}
+
+
+def boot_rules(release: str) -> BootRules:
+    """The simulator rules for a release string (``6.12.107+deb12-cloud-amd64`` → 6.12).
+
+    A series without rules raises ``ValueError`` naming the supported ones: the simulator never
+    replays one kernel's algorithm for another.
+    """
+    v = KernelVersion.parse(release)
+    series = f"{v.major}.{v.minor}"
+    if series not in BOOT_RULES:
+        raise ValueError(f"kernel {release!r} (series {series}) has no simulator profile; "
+                         f"supported: {', '.join(BOOT_RULES)}")
+    return BOOT_RULES[series]

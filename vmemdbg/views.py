@@ -240,3 +240,18 @@ def audit(kernel: "Kernel", *, with_sections: bool = True, with_migratetypes: bo
 def all_views(kernel: "Kernel") -> dict:
     """Every view with every optional part (what ``extract`` must preserve)."""
     return {**audit(kernel, with_migratetypes=True), "memory_blocks": memory_blocks(kernel)}
+
+
+def describe(kernel: "Kernel") -> dict:
+    """The machine description the dump implies (vmemdbg/sim/describe.py), with its TOML text."""
+    from .sim.describe import describe as derive, to_toml
+
+    d = derive(kernel)
+    return _doc("describe", **d.as_dict(), toml=to_toml(d))
+
+
+def check(kernel: "Kernel") -> dict:
+    """The dump against the replay of its derived machine (vmemdbg/sim/check.py)."""
+    from .sim.check import check as run
+
+    return run(kernel)

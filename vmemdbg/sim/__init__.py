@@ -1,4 +1,4 @@
-"""Simulator of the Linux 6.1 x86-64 early boot memory layout: memblock, sparse_init, vmemmap.
+"""Simulator of the Linux 6.1 and 6.12 x86-64 early boot memory layout: memblock, sparse_init, vmemmap.
 
 ``simulate(machine, out)`` replays setup_arch up to sparse_init for a machine description
 (docs/machine-format.md), writes a fixture ELF vmcore holding exactly the memory a real kernel
@@ -19,6 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from .boot import BootState, boot
+from .events import apply_events
 from .debuginfo import DebugInfo, build
 from .image import Image, build_image
 from .machine import Machine, MachineError, load_machine
@@ -168,6 +169,7 @@ def simulate(machine: Machine | str | os.PathLike[str], out: str | os.PathLike[s
         st = boot(m)
     except MemblockPanic as e:
         raise MachineError(f"boot: the kernel would panic: {e}") from None
+    st.messages.extend(apply_events(st))
     t1 = time.perf_counter()
     dbg = build(m.profile)
     t2 = time.perf_counter()
@@ -200,7 +202,7 @@ def _run(args: argparse.Namespace) -> int:
 def add_simulate_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Register ``simulate MACHINE.toml -o FIXTURE.elf [--trace T] [--debuginfo D]``."""
     p = subparsers.add_parser("simulate", help="replay sparse_init for a machine description and write a fixture vmcore",
-                              description="Replay Linux 6.1 x86-64 early boot (memblock, sparse_init, vmemmap) "
+                              description="Replay Linux 6.1 or 6.12 x86-64 early boot (memblock, sparse_init, vmemmap) "
                                           "for MACHINE.toml (docs/machine-format.md) and write an ELF vmcore fixture.")
     p.add_argument("machine", metavar="MACHINE.toml")
     p.add_argument("-o", "--output", required=True, metavar="FIXTURE.elf")

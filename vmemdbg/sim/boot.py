@@ -53,6 +53,12 @@ class BootState:
     vmemmap: Vmemmap
     init_top_pgt: int
     messages: list[str] = field(default_factory=list)
+    #: pfn ranges hot-added after boot: (start, end, nid) (events.py)
+    hotplug: list[tuple[int, int, int]] = field(default_factory=list)
+    #: huge pages reserved after boot: (phys, size, nid, HVO'd) (events.py)
+    hugetlb: list[tuple[int, int, int, bool]] = field(default_factory=list)
+    #: vmemmap pages HVO remapped read-only onto the head's page (their struct pages read as the head's)
+    hvo_tails: set[int] = field(default_factory=set)
 
 
 def e820_sanitize(entries: list[E820Entry]) -> list[E820Entry]:
@@ -85,13 +91,15 @@ def e820_range_update(entries: list[E820Entry], start: int, end: int, old: int, 
     return e820_sanitize(out)
 
 
-def _numa_cleanup_meminfo(mb: Memblock, blocks: list[tuple[int, int, int]], high: int) -> list[list[int]]:
-    """numa_cleanup_meminfo() (arch/x86/mm/numa.c, 6.1): trim to max_pfn and merge same-node blocks."""
+def _numa_cleanup_meminfo(mb: Memblock, blocks: list[tuple[int, int, int]], low: int,
+                          high: int) -> list[list[int]]:
+    """numa_cleanup_meminfo(): trim to [low, high) and merge same-node blocks ([0, max_pfn) in
+    arch/x86/mm/numa.c 6.1, [memblock_start_of_DRAM, memblock_end_of_DRAM) in mm/numa_memblks.c 6.12)."""
     mi: list[list[int]] = []
     for s, e, nid in blocks:
         if not any(max(s, r.base) < min(e, r.end) for r in mb.memory.regions if r.size):
             continue  # moved to numa_reserved_meminfo
-        s, e = max(s, 0), min(e, high)
+        s, e = max(s, low), min(e, high)
         if s < e:
             mi.append([s, e, nid])
     i = 0
@@ -169,21 +177,24 @@ def boot(machine: Machine, log: Callable[[str], None] | None = None) -> BootStat
     _extra_allocs(mb, machine, "before_numa")
 
     # 7. initmem_init → numa_init → numa_register_memblks
-    mb.set_node(0, PHYS_ADDR_MAX, mb.memory, prof.max_numnodes)
-    mb.set_node(0, PHYS_ADDR_MAX, mb.reserved, prof.max_numnodes)
+    rules = prof.rules
+    reset = NUMA_NO_NODE if rules.numa_memblks else prof.max_numnodes
+    mb.set_node(0, PHYS_ADDR_MAX, mb.memory, reset)
+    mb.set_node(0, PHYS_ADDR_MAX, mb.reserved, reset)
     mb.setclr_flag(0, PHYS_ADDR_MAX, False, MEMBLOCK_HOTPLUG)
     for n in machine.nodes:
         if n.hotplug:
             for s, e in n.ranges:
                 mb.setclr_flag(s, e - s, True, MEMBLOCK_HOTPLUG)
     mb.bottom_up = False
-    mi = _numa_cleanup_meminfo(mb, [(s, e, n.nid) for n in machine.nodes for s, e in n.ranges],
-                               max_pfn << 12)
+    mem = [r for r in mb.memory.regions if r.size]
+    low, high = (mem[0].base, mem[-1].base + mem[-1].size) if rules.numa_memblks else (0, max_pfn << 12)
+    mi = _numa_cleanup_meminfo(mb, [(s, e, n.nid) for n in machine.nodes for s, e in n.ranges], low, high)
     for s, e, nid in mi:
         mb.set_node(s, e - s, mb.memory, nid)
     for s, e, nid in mi:
         mb.set_node(s, e - s, mb.reserved, nid)
-    kernel_nodes = {r.nid for r in mb.reserved.regions if r.size and r.nid != prof.max_numnodes}
+    kernel_nodes = {r.nid for r in mb.reserved.regions if r.size and r.nid not in (prof.max_numnodes, NUMA_NO_NODE)}
     for s, e, nid in mi:
         if nid in kernel_nodes:
             mb.setclr_flag(s, e - s, False, MEMBLOCK_HOTPLUG)

@@ -185,6 +185,12 @@ struct e820_table {{ u32 nr_entries; struct e820_entry entries[{nr_e820}]; }} __
 
 struct mm_struct {{ unsigned long __sim_head[10]; pgd_t *pgd; unsigned long __sim_tail[8]; }};
 
+struct resource {{
+	u64 start; u64 end; const char *name; unsigned long flags; unsigned long desc;
+	struct resource *parent; struct resource *sibling; struct resource *child;
+}};
+_Static_assert(sizeof(struct resource) == 64, "resource size");
+
 typedef struct {{ unsigned long bits[{(nodes + 63) // 64}]; }} nodemask_t;
 enum node_states {{
 \tN_POSSIBLE, N_ONLINE, N_NORMAL_MEMORY, N_HIGH_MEMORY = N_NORMAL_MEMORY, N_MEMORY, N_CPU,
@@ -219,6 +225,7 @@ struct e820_table *e820_table = 0;
 struct e820_table *e820_table_kexec = 0;
 struct e820_table *e820_table_firmware = 0;
 struct mm_struct init_mm = {{ {{ 0 }} }};
+struct resource iomem_resource = {{ 0 }};
 const char linux_banner[] = "Linux version {p.release} (vmemdbg-sim) #1 SMP PREEMPT_DYNAMIC\\n";
 
 int vmemmap_populate(unsigned long start, unsigned long end, int node, void *altmap)

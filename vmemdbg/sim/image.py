@@ -17,15 +17,17 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .boot import BootState
-from .debuginfo import KALLSYMS_AREA, LAYOUT, PG_RESERVED, DebugInfo
+from .debuginfo import KALLSYMS_AREA, LAYOUT, PG_RESERVED, DebugInfo, pageflags
 from .kallsyms_image import KallsymsBlob, encode
-from .machine import LINK_TEXT, PAGE_SIZE, PMD_SIZE, SZ_16M, E820Entry
+from .machine import E820_RAM, E820_RESERVED_KERN, LINK_TEXT, PAGE_SIZE, PMD_SIZE, SZ_16M, E820Entry
 from .memblock import MemblockType
 from .pagetables import PAGE_KERNEL_LARGE_EXEC, PAGE_TABLE
 from .sparse import SECTION_HAS_MEM_MAP
 
 _KERNPG_TABLE = 0x63
 SYSTEM_RUNNING = 3
+#: struct resource flags (include/linux/ioport.h)
+IORESOURCE_MEM, IORESOURCE_SYSRAM, IORESOURCE_BUSY = 0x200, 0x01000000, 0x80000000
 N_POSSIBLE, N_ONLINE, N_NORMAL_MEMORY, N_MEMORY, N_CPU = 0, 1, 2, 3, 4
 NR_NODE_STATES = 6
 ZONE_DMA_END_PFN, ZONE_DMA32_END_PFN = SZ_16M >> 12, (4 << 30) >> 12
@@ -205,7 +207,7 @@ class ImageBuilder:
 
         blobs = {"e820_table": table(st.e820_table), "e820_table_kexec": table(st.e820_firmware),
                  "e820_table_firmware": table(st.e820_firmware)}
-        total = sum((len(b) + 63) & ~63 for b in blobs.values())
+        total = sum((len(b) + 63) & ~63 for b in blobs.values()) + 64 * (len(st.e820_table) + len(st.hotplug))
         base = next(s for s, e in st.memblock.free_ranges(-1, reverse=False)
                     if s >= SZ_16M and e - ((s + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)) >= total)
         addr = (base + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
@@ -213,7 +215,24 @@ class ImageBuilder:
             self.chunks.append((addr, b))
             self.put_sym(name, struct.pack("<Q", self.po + addr))
             addr += (len(b) + 63) & ~63
+        self._iomem(addr)
         return (base + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+
+    def _iomem(self, addr: int) -> None:
+        """iomem_resource's top-level "System RAM" children (kernel/resource.c): boot RAM from
+        e820__reserve_resources, hot-added RAM from register_memory_resource (memory_hotplug.c)."""
+        ram = [(e.start, e.end) for e in self.st.e820_table if e.type in (E820_RAM, E820_RESERVED_KERN)]
+        ram += [(s << 12, e << 12) for s, e, _ in self.st.hotplug]
+        ram.sort()
+        root = self.sym("iomem_resource")
+        flags = IORESOURCE_MEM | IORESOURCE_SYSRAM | IORESOURCE_BUSY
+        res = []
+        for i, (s, e) in enumerate(ram):
+            sib = self.po + addr + (i + 1) * 64 if i + 1 < len(ram) else 0
+            res.append(struct.pack("<QQQQQQQQ", s, e - 1, 0, flags, 0, root, sib, 0))
+        self.chunks.append((addr, b"".join(res)))
+        self.put_sym("iomem_resource", struct.pack("<QQQQQQQQ", 0, (1 << 52) - 1, 0, IORESOURCE_MEM, 0, 0, 0,
+                                                   self.po + addr if ram else 0))
 
     def node_data(self) -> None:
         """pglist_data fields VMCOREINFO exports (node_start_pfn, present, spanned, node_id, nr_zones)."""
@@ -269,7 +288,7 @@ class ImageBuilder:
         n = self.st.sparse.nr_sections
         sub = np.zeros(n, np.uint64)
         pb = np.zeros(n, np.uint64)
-        for s, e, _ in self.st.memblock.mem_pfn_ranges():
+        for s, e, _ in [*self.st.memblock.mem_pfn_ranges(), *self.st.hotplug]:
             _set_units(sub, s >> 9, ((e - 1) >> 9) + 1)
             _set_units(pb, (s + 511) >> 9, (e + 511) >> 9)
         pbf = np.empty((n, 4), np.uint64)
@@ -294,7 +313,13 @@ class ImageBuilder:
             valid_secs.astype(np.int64) << p.nr_section_bits,
             np.frombuffer(vm.pmd_phys, np.uint64).astype(np.int64) >> 12,
             np.fromiter(vm.pte.values(), np.int64, len(vm.pte)) >> 12,
-            np.array([ph for ph, _, _ in vm.tables], np.int64) >> 12]))
+            np.array([ph for ph, _, _ in vm.tables], np.int64) >> 12,
+            np.array([ph >> 12 for ph, _, _, _ in st.hugetlb] + [(ph >> 12) + 1 for ph, _, _, _ in st.hugetlb],
+                     np.int64)]))
+        if st.hvo_tails:  # an HVO tail's struct pages are the head page's: never written through it
+            page_va = (np.uint64(self.lay.vmemmap_base) + pfns.astype(np.uint64) * np.uint64(p.struct_page_size)) \
+                & ~np.uint64(PAGE_SIZE - 1)
+            pfns = pfns[~np.isin(page_va, np.array(sorted(st.hvo_tails), np.uint64))]
         secs = pfns >> p.nr_section_bits
         pfns = pfns[(secs < sp.nr_sections) & ((sp.words[np.minimum(secs, sp.nr_sections - 1)]
                                                  & np.uint64(SECTION_HAS_MEM_MAP)) != 0)]
@@ -349,10 +374,35 @@ class ImageBuilder:
         if p.nodes_shift:
             flags |= nid.astype(np.uint64) << np.uint64(nodes_shift)
         rows = np.zeros((len(pfns), p.struct_page_size), np.uint8)
+        if self.st.hugetlb:
+            flags = self._hugetlb_rows(pfns, flags, rows)
         rows[:, 0:8] = flags.astype("<u8").view(np.uint8).reshape(-1, 8)
         rows[:, 48:52] = np.full(len(pfns), -1, "<i4").view(np.uint8).reshape(-1, 4)
         rows[:, 52:56] = reserved.astype("<i4").view(np.uint8).reshape(-1, 4)
         return rows
+
+    def _hugetlb_rows(self, pfns: np.ndarray, flags: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Head and first tail of each huge page reserved by an event (include/linux/page-flags.h,
+        mm/hugetlb.c): PG_head on the head, HPG_vmemmap_optimized (bit 4 of page->private) when HVO'd,
+        the folio order in page[1] — byte 17 (OFFSET(page.compound_order), 6.1) or the low byte of
+        page[1].flags (folio->_flags_1, 6.6+)."""
+        heads = np.array([ph >> 12 for ph, _, _, _ in self.st.hugetlb], np.int64)
+        orders = np.array([(size >> 12).bit_length() - 1 for _, size, _, _ in self.st.hugetlb], np.uint64)
+        hvo = np.array([h for _, _, _, h in self.st.hugetlb], bool)
+        head_bit = pageflags(self.p).index("PG_head")
+        is_head = np.isin(pfns, heads)
+        flags = np.where(is_head, flags | np.uint64(1 << head_bit), flags)
+        at = {int(h): k for k, h in enumerate(heads)}
+        for r, pfn in enumerate(pfns.tolist()):
+            if pfn in at and hvo[at[pfn]]:
+                rows[r, 40] = 1 << 4
+            if pfn - 1 in at:
+                order = int(orders[at[pfn - 1]])
+                if self.p.version == "6.1":
+                    rows[r, 17] = order
+                else:
+                    flags[r] = (int(flags[r]) & ~0xFF) | order
+        return flags
 
     def _regions(self, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(base, end, nid) arrays of the non-empty final memblock.memory or .reserved regions."""

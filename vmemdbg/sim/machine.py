@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import VmemdbgError
+from ..versions import BOOT_RULES, BootRules, KernelVersion
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -73,7 +74,7 @@ class Profile:
 
     #: OSRELEASE written to VMCOREINFO (synthetic so drgn never matches a distro quirk).
     release: str = "6.1.0-sim"
-    #: Algorithm version replayed; only the 6.1 line is modelled.
+    #: Kernel series whose placement rules are replayed (vmemdbg.versions.BOOT_RULES: 6.1, 6.12).
     version: str = "6.1"
     section_size_bits: int = 27
     struct_page_size: int = 64
@@ -172,9 +173,16 @@ class Profile:
         return -(-self.struct_page_size * self.pages_per_section // PMD_SIZE) * PMD_SIZE
 
     @property
+    def rules(self) -> BootRules:
+        """The placement rules of this profile's kernel series (vmemdbg/versions.py)."""
+        return BOOT_RULES[self.version]
+
+    @property
     def nd_size(self) -> int:
-        """alloc_node_data size: roundup(sizeof(pg_data_t), PAGE_SIZE) (arch/x86/mm/numa.c, 6.1)."""
-        return -(-self.pglist_data_size // PAGE_SIZE) * PAGE_SIZE
+        """alloc_node_data size: sizeof(pg_data_t) rounded per the series (PAGE_SIZE in 6.1,
+        SMP_CACHE_BYTES in 6.12; BootRules.node_data_round)."""
+        r = self.rules.node_data_round
+        return -(-self.pglist_data_size // r) * r
 
 
 #: Named kernel profiles; a machine may pick one and override single fields.
@@ -183,6 +191,11 @@ PROFILES: dict[str, Profile] = {
     # Debian 6.1 cloud-amd64: no CONFIG_PAGE_EXTENSION (16-byte mem_section) [truth.json of
     # the 1g-nokaslr capture: SIZE(mem_section)=16, usage 56].
     "debian-6.1-cloud": Profile(mem_section_size=16),
+    # Debian 6.12.107+deb12-cloud-amd64 (bookworm-backports kernel): VMCOREINFO of the real boots
+    # (fixtures/real-6.12/*/truth.json): SIZE(pglist_data)=174464, SIZE(mem_section)=16, the
+    # pglist_data offsets below, usage 56 bytes; NODES_SHIFT 10 (node_data has 1024 entries).
+    "debian-6.12-cloud": Profile(release="6.12.0-sim", version="6.12", mem_section_size=16,
+                                 pglist_data_size=174464),
 }
 
 
@@ -238,6 +251,26 @@ class ExtraAlloc:
 
 
 @dataclass(frozen=True)
+class Event:
+    """An event after boot (vmemdbg/sim/events.py), applied in file order.
+
+    kind "hot-add": [start, end) whole sections on ``node``, memmap from the range itself when
+    ``memmap_on_memory``, onlined when ``online``; "online"/"offline": [start, end);
+    "hugetlb": ``pages`` huge pages of ``size`` bytes on ``node``, HVO'd when ``free_vmemmap``.
+    """
+
+    kind: str
+    start: int = 0
+    end: int = 0
+    node: int = 0
+    memmap_on_memory: bool = False
+    online: bool = True
+    size: int = 0
+    pages: int = 0
+    free_vmemmap: bool = True
+
+
+@dataclass(frozen=True)
 class Layout:
     """Runtime virtual layout and kernel-image placement."""
 
@@ -272,6 +305,7 @@ class Machine:
     crashkernel: tuple[int, bool] | None = None
     pmd_alloc_fail: frozenset[int] = frozenset()
     description: str = ""
+    events: tuple[Event, ...] = ()
 
     @property
     def max_physmem_bits(self) -> int:
@@ -360,12 +394,25 @@ def _parse_profile(data: dict[str, Any]) -> tuple[Profile, int]:
             elif not isinstance(v, str):
                 raise MachineError(f"kernel.{f.name}: expected a string, got {v!r}")
             overrides[f.name] = v
-    prof = dataclasses.replace(PROFILES[name], **overrides)
+    base = PROFILES[name]
+    if "release" in overrides:
+        rel = KernelVersion.parse(overrides["release"])
+        series = f"{rel.major}.{rel.minor}"
+        if series not in BOOT_RULES:
+            raise MachineError(f"kernel.release: {overrides['release']!r} (series {series}) has no simulator "
+                               f"profile; supported: {', '.join(BOOT_RULES)}")
+        want = overrides.get("version", base.version)
+        if series != want:
+            raise MachineError(f"kernel.release: {overrides['release']!r} is a {series} kernel but profile "
+                               f"{name!r} replays {want}; pick a {series} profile "
+                               f"({', '.join(n for n, p in PROFILES.items() if p.version == series) or 'none'})")
+    prof = dataclasses.replace(base, **overrides)
     levels = _parse_int(data.get("paging_levels", 4), "kernel.paging_levels")
     if levels not in (4, 5):
         raise MachineError(f"kernel.paging_levels: must be 4 or 5, got {levels}")
-    if prof.version != "6.1":
-        raise MachineError(f"kernel.version: only the 6.1 algorithm is modelled, got {prof.version!r}")
+    if prof.version not in BOOT_RULES:
+        raise MachineError(f"kernel.version: no simulator profile for {prof.version!r}; "
+                           f"supported: {', '.join(BOOT_RULES)}")
     if prof.section_size_bits != 27:
         raise MachineError(f"kernel.section_size_bits: x86-64 uses 27, got {prof.section_size_bits}")
     if prof.mem_section_size not in (16, 32):
@@ -394,7 +441,7 @@ def load_machine(path: str | os.PathLike[str]) -> Machine:
 def machine_from_dict(data: dict[str, Any], default_name: str = "machine") -> Machine:
     """Build and validate a :class:`Machine` from parsed TOML data."""
     _check_keys(data, {"name", "description", "kernel", "cpu", "layout", "e820", "node",
-                       "reserve", "alloc", "boot", "inject"}, "machine")
+                       "reserve", "alloc", "boot", "inject", "event"}, "machine")
     prof, levels = _parse_profile(data.get("kernel", {}))
     max_phys = 1 << (52 if levels == 5 else 46)
 
@@ -563,13 +610,58 @@ def machine_from_dict(data: dict[str, Any], default_name: str = "machine") -> Ma
             s, e, rest = _parse_range(r, f"inject.pmd_alloc_fail[{i}]")
             fail.update(range(s, e))
 
+    events = _parse_events(data.get("event", []), prof, nodes, max_phys)
     name = data.get("name", default_name)
     return Machine(name=str(name), profile=prof, paging_levels=levels, gbpages=gbpages, pse=pse,
                    e820=tuple(e820), nodes=tuple(sorted(nodes, key=lambda n: n.nid)),
                    reservations=tuple(reservations), allocs=tuple(allocs), layout=layout,
                    crashkernel=crash, pmd_alloc_fail=frozenset(fail),
-                   description=str(data.get("description", "")))
+                   description=str(data.get("description", "")), events=events)
 
 
-__all__ = ["Machine", "MachineError", "Profile", "PROFILES", "E820Entry", "Node", "Reservation",
+def _parse_events(raw: list[dict[str, Any]], prof: Profile, nodes: list[Node], max_phys: int) -> tuple[Event, ...]:
+    """[[event]] tables (docs/machine-format.md "Events after boot")."""
+    out = []
+    sec = 1 << prof.section_size_bits
+    nids = {n.nid for n in nodes}
+    for i, ev in enumerate(raw):
+        fname = f"event[{i}]"
+        kind = ev.get("kind")
+        if kind in ("hot-add", "online", "offline"):
+            _check_keys(ev, {"kind", "range", "node", "memmap_on_memory", "online"} if kind == "hot-add"
+                        else {"kind", "range"}, fname)
+            s, e, rest = _parse_range(ev.get("range"), f"{fname}.range")
+            if s % sec or e % sec:
+                raise MachineError(f"{fname}.range: {s:#x}-{e - 1:#x} is not whole {sec >> 20} MiB sections")
+            if e > max_phys:
+                raise MachineError(f"{fname}.range: ends past MAX_PHYSMEM_BITS ({max_phys:#x})")
+            node = _parse_int(ev.get("node", 0), f"{fname}.node")
+            if kind == "hot-add" and node not in nids:
+                raise MachineError(f"{fname}.node: node {node} has no memory at boot (not modelled)")
+            flags = {}
+            for k in ("memmap_on_memory", "online"):
+                if k in ev:
+                    if not isinstance(ev[k], bool):
+                        raise MachineError(f"{fname}.{k}: expected true/false")
+                    flags[k] = ev[k]
+            out.append(Event(kind, s, e, node, **flags))
+        elif kind == "hugetlb":
+            _check_keys(ev, {"kind", "size", "pages", "node", "free_vmemmap"}, fname)
+            size = parse_size(ev.get("size", "2M"), f"{fname}.size")
+            if size not in (2 << 20, 1 << 30):
+                raise MachineError(f"{fname}.size: x86-64 huge pages are 2M or 1G, got {size:#x}")
+            pages = _parse_int(ev.get("pages", 1), f"{fname}.pages")
+            node = _parse_int(ev.get("node", 0), f"{fname}.node")
+            if pages < 1 or node not in nids:
+                raise MachineError(f"{fname}: need pages >= 1 on a node with memory")
+            fv = ev.get("free_vmemmap", True)
+            if not isinstance(fv, bool):
+                raise MachineError(f"{fname}.free_vmemmap: expected true/false")
+            out.append(Event("hugetlb", node=node, size=size, pages=pages, free_vmemmap=fv))
+        else:
+            raise MachineError(f"{fname}.kind: must be hot-add, online, offline or hugetlb, got {kind!r}")
+    return tuple(out)
+
+
+__all__ = ["Machine", "MachineError", "Profile", "PROFILES", "E820Entry", "Event", "Node", "Reservation",
            "ExtraAlloc", "Layout", "load_machine", "machine_from_dict", "parse_size"]

@@ -49,6 +49,7 @@ def vmcoreinfo_text(st: BootState, dbg: DebugInfo, img: Image) -> str:
         "OFFSET(page._mapcount)=48",
         "OFFSET(page.private)=40",
         "OFFSET(page.compound_head)=8",
+        *(["OFFSET(page.compound_order)=17"] if p.version == "6.1" else []),
         "OFFSET(pglist_data.node_zones)=0",
         f"OFFSET(pglist_data.nr_zones)={p.off_nr_zones}",
         f"OFFSET(pglist_data.node_start_pfn)={p.off_node_start_pfn}",
