@@ -5,7 +5,8 @@ Inside a QEMU guest (Debian 6.1.0-56-cloud-amd64, 1 GiB over two NUMA nodes, KAS
 under ``drgn -k`` with the -dbg vmlinux (Python API and ``vmemdbg`` command) and without debug info
 wrote the documents under ``fixtures/live/<case>/live/``. The host then dumped the guest's memory;
 ``vmcore.elf`` is that dump reduced by ``vmemdbg extract``. Here the dump side is recomputed with
-the current engine and compared with the live side, as live.py did with the full dump.
+the current engine and compared with the live side, as live.py did with the full dump; the dump
+side is checked against drgn's truth (drgn_truth.py on the full dump).
 Every fixture directory must be listed in RELEASES (checked below).
 
 If an engine change alters a view's values on purpose, re-run live.py (tests/realkernel/README.md).
@@ -19,6 +20,10 @@ import json
 import pytest
 from conftest import ROOT
 from livecmp import compare_all, dump_documents, explain_inputs, load_fixture
+from truthcmp import compare, engine_views
+
+from vmemdbg.dump import open_dump
+from vmemdbg.kernel import Kernel
 
 LIVE = ROOT / "fixtures" / "live"
 #: fixture directory -> the kernel release that ran in the guest
@@ -54,6 +59,15 @@ def test_live_equals_dump_as_recorded(case: str, live: dict, dump: dict) -> None
     assert result["problems"] == []
     recorded = json.loads((LIVE / case / "result.json").read_text())
     assert _strip_added(result) == _strip_added(recorded)
+
+
+def test_dump_equals_drgn_truth(case: str) -> None:
+    """The dump side itself equals drgn's helpers on the full dump (drgn_truth.py), so the live
+    views equal an independent oracle, not only vmemdbg's reading of a file."""
+    truth = json.loads((LIVE / case / "truth.json").read_text())
+    kernel = Kernel(open_dump(LIVE / case / "vmcore.elf"))
+    assert compare(engine_views(kernel, truth), truth) == []
+    assert truth["summary"]["counts"]["present"] == 8 and truth["vmemmap_pages"]["runs"]
 
 
 def test_live_run_covers_every_front_end(case: str, live: dict) -> None:

@@ -14,13 +14,14 @@
    and ``vmemdbg`` command, an interactive ``%vmemdbg`` session under a pseudo-terminal, and the
    Python API once more without debug info (kallsyms decoded from live memory). The outputs are
    written as a tar archive to a second (raw) disk, then the guest prints boot.py's ``VMEMDBG-READY``.
-4. boot.py's ``run_case`` stops the guest at that marker and takes a ``dump-guest-memory`` ELF dump, runs the
-   same views on it and compares them with :mod:`livecmp`: every field that cannot change between
-   the two moments must be equal.
+4. boot.py's ``run_case`` stops the guest at that marker and takes a ``dump-guest-memory`` ELF
+   dump. The same views run on the dump and :mod:`livecmp` compares them: every field that cannot
+   change between the two moments must be equal. The dump's own views are checked against drgn's truth (drgn_truth.py with the -dbg vmlinux), so
+   the chain is: live views == dump views == drgn's helpers on the dump.
 5. ``--fixture DIR`` extracts a minimal dump (``vmemdbg extract``) and writes it with the live JSON
-   outputs, so that tests/test_live_kernel.py recomputes the dump side offline.
+   outputs and the truth, so that tests/test_live_kernel.py recomputes the dump side offline.
 
-    python3 tests/realkernel/live.py --out /work/dumps/live [--fixture fixtures/live/6.1-1g-2node] \
+    python3 tests/realkernel/live.py --out /work/dumps/live [--fixture fixtures/live/6.1-1g-2node-kaslr] \
         [-o tests/realkernel/live.transcript.txt]
 
 Exit status 1 if a guest command failed or any stable field differs.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.metadata
+import json
 import io
 import os
 import re
@@ -40,23 +42,22 @@ import sys
 import tarfile
 from pathlib import Path
 
-import boot
-import livecmp
-
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import boot  # noqa: E402
+import livecmp  # noqa: E402
+import truthcmp  # noqa: E402
+
 SITE = "/opt/vmemdbg-live/site"
 GUEST_DIR = "/live"
 #: The guest: two NUMA nodes so that nodes and node-of-frame are exercised, KASLR on so that drgn's
 #: and the engine's relocation are.
 CASE = boot.Case(
     name="live-1g-2node-kaslr",
-    qemu_args=(
-        "-machine", "q35", "-m", "1G", "-smp", "2", "-cpu", "max,la57=off",
-        "-object", "memory-backend-ram,id=m0,size=512M",
-        "-numa", "node,nodeid=0,cpus=0,memdev=m0",
-        "-object", "memory-backend-ram,id=m1,size=512M",
-        "-numa", "node,nodeid=1,cpus=1,memdev=m1",
-    ),
+    qemu_args=("-machine", "q35", "-m", "1G", "-smp", "2", "-cpu", "max,la57=off",
+               *(arg for n in (0, 1) for arg in ("-object", f"memory-backend-ram,id=m{n},size=512M",
+                                                  "-numa", f"node,nodeid={n},cpus={n},memdev=m{n}"))),
     cmdline="",
     description="q35, 1 GiB over 2 NUMA nodes, KASLR on, 4-level; vmemdbg and drgn run inside",
 )
@@ -72,6 +73,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 for m in $(cat /lib/modules/order); do insmod /lib/modules/$m || echo "insmod $m failed"; done
+[ -e /sys/firmware/qemu_fw_cfg/by_name/etc/vmcoreinfo ] && echo "vmemdbg: fw_cfg etc/vmcoreinfo present"
 i=0
 while [ ! -b /dev/vda ] || [ ! -b /dev/vdb ]; do
   i=$((i+1)); [ $i -gt 100 ] && {{ echo "vmemdbg-live: no /dev/vda + /dev/vdb"; break; }}; sleep 0.1
@@ -132,6 +134,7 @@ doc = {{
     "sections": drgn_plugin.sections(prog),
     "vmemmap": drgn_plugin.vmemmap(prog),
     "explain": [drgn_plugin.explain(prog, a) for a in {explain!r}],
+    "table_pages": sorted(kernel.vmemmap.leaves.tables),
 }}
 with open(out + "-api.json", "w") as f:
     json.dump(doc, f)
@@ -214,8 +217,8 @@ def _copy_file(src: Path, dst: Path) -> None:
     shutil.copymode(src, dst)
 
 
-def stage_root(stage: Path, release: str, vmlinux: Path) -> dict[str, str]:
-    """Fill ``stage`` with everything the guest runs; return the guest paths used."""
+def stage_root(stage: Path, release: str, vmlinux: Path) -> None:
+    """Fill ``stage`` with everything the guest runs."""
     if stage.exists():
         shutil.rmtree(stage)
     for d in ("bin", "dev", "proc", "sys", "tmp", GUEST_DIR[1:]):
@@ -272,7 +275,6 @@ def stage_root(stage: Path, release: str, vmlinux: Path) -> dict[str, str]:
     (stage / GUEST_DIR[1:] / "guest.sh").write_text(GUEST_SH.format(**guest))
     (stage / GUEST_DIR[1:] / "drgn_api.py").write_text(DRGN_API.format(explain=list(EXPLAIN)))
     (stage / GUEST_DIR[1:] / "drgn_repl.py").write_text(DRGN_REPL)
-    return guest
 
 
 def make_disk(stage: Path, image: Path) -> None:
@@ -310,6 +312,14 @@ def read_outputs(outimg: Path) -> dict[str, bytes]:
 # --------------------------------------------------------------------------- report
 
 
+def dump_vs_truth(dump: Path, truth: dict) -> list[str]:
+    """Every view of ``dump`` compared with drgn's truth (as make_fixtures.py does)."""
+    from vmemdbg.dump import open_dump
+    from vmemdbg.kernel import Kernel
+
+    return truthcmp.compare(truthcmp.engine_views(Kernel(open_dump(dump)), truth), truth)
+
+
 def _section(title: str, body: str) -> str:
     return f"\n### {title}\n{body.rstrip()}\n"
 
@@ -322,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fixture", type=Path, help="write the live JSON outputs + an extracted dump here")
     ap.add_argument("-o", "--transcript", type=Path, help="write the transcript here too")
     ap.add_argument("--timeout", type=float, default=2400.0, help="seconds for the guest and for the dump")
+    ap.add_argument("--reanalyse", action="store_true",
+                    help="do not boot: compare the outputs and dump of the last run in --out again")
     args = ap.parse_args(argv)
     kernel = Path(f"/boot/vmlinuz-{args.release}")
     vmlinux = Path(f"/usr/lib/debug/boot/vmlinux-{args.release}")
@@ -331,19 +343,21 @@ def main(argv: list[str] | None = None) -> int:
             if not p.is_file():
                 raise boot.BootError(f"{p} not found (run setup.sh)")
         out.mkdir(parents=True, exist_ok=True)
-        rootimg = out / "root.img"
-        stage_root(out / "stage", args.release, vmlinux)
-        make_disk(out / "stage", rootimg)
-        shutil.rmtree(out / "stage")
-        boot.log(f"root disk {rootimg} ({rootimg.stat().st_size >> 20} MiB)")
-        initrd = boot.build_initramfs(out / "initramfs.cpio.gz", args.release, MODULES,
-                                      INITRAMFS_INIT.format(guest=GUEST_DIR, marker=boot.MARKER))
         outimg = out / "outputs.img"
-        with open(outimg, "wb") as f:
-            f.truncate(0)
-            f.truncate(64 << 20)
-        case = guest_case(rootimg, outimg)
-        res = boot.run_case(case, out, kernel, initrd, args.timeout)
+        if args.reanalyse:
+            res = json.loads((out / CASE.name / "boot-info.json").read_text())
+        else:
+            rootimg = out / "root.img"
+            stage_root(out / "stage", args.release, vmlinux)
+            make_disk(out / "stage", rootimg)
+            shutil.rmtree(out / "stage")
+            boot.log(f"root disk {rootimg} ({rootimg.stat().st_size >> 20} MiB)")
+            initrd = boot.build_initramfs(out / "initramfs.cpio.gz", args.release, MODULES,
+                                          INITRAMFS_INIT.format(guest=GUEST_DIR, marker=boot.MARKER))
+            with open(outimg, "wb") as f:
+                f.truncate(0)
+                f.truncate(64 << 20)
+            res = boot.run_case(guest_case(rootimg, outimg), out, kernel, initrd, args.timeout)
         files = read_outputs(outimg)
     except (boot.BootError, OSError, subprocess.SubprocessError, tarfile.TarError) as e:
         print(f"live.py: error: {e}", file=sys.stderr)
@@ -372,19 +386,31 @@ def main(argv: list[str] | None = None) -> int:
     dump_docs = livecmp.dump_documents(cdir / "vmcore.elf", livecmp.explain_inputs(live))
     result = livecmp.compare_all(live, dump_docs)
     w(_section("live vs dump (ELF dump of the same guest taken at the marker)", livecmp.format_result(result)))
+    truth_path = cdir / "truth.json"
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("drgn_truth.py")), "-q",
+                           str(cdir / "vmcore.elf"), str(vmlinux), "-o", str(truth_path)])
+    if proc.returncode:
+        print(f"live.py: error: drgn_truth.py failed on {cdir / 'vmcore.elf'}", file=sys.stderr)
+        return 1
+    truth = json.loads(truth_path.read_text())
+    truth_diffs = dump_vs_truth(cdir / "vmcore.elf", truth)
+    w(_section("the dump vs drgn's truth (drgn_truth.py with the -dbg vmlinux on the full dump, truthcmp.py)",
+               "\n".join(truth_diffs) or "no difference"))
+    result["problems"] += [f"dump vs drgn truth: {d}" for d in truth_diffs]
     if args.fixture:
         small = args.fixture / "vmcore.elf"
         args.fixture.mkdir(parents=True, exist_ok=True)
-        keep = [a for e in EXPLAIN for a in ("--keep", e)]
+        keep = [a for e in (*EXPLAIN, *(x["input"] for x in truth["explain"])) for a in ("--keep", e)]
         subprocess.run([sys.executable, "-m", "vmemdbg", "extract", str(cdir / "vmcore.elf"), "-o", str(small),
                         *keep], check=True, capture_output=True)
         small_result = livecmp.compare_all(live, livecmp.dump_documents(small, livecmp.explain_inputs(live)))
-        same = small_result == result
+        same = small_result == result and dump_vs_truth(small, truth) == truth_diffs
         w(_section("same comparison on the extracted dump (vmemdbg extract)",
                    f"{small.name}, {small.stat().st_size} bytes: {'identical result' if same else 'DIFFERENT result'}"))
         if not same:
             result["problems"].append("the extracted dump does not give the full dump's result")
         livecmp.write_fixture(args.fixture, files, result, serial)
+        shutil.copyfile(truth_path, args.fixture / "truth.json")
     text = transcript.getvalue()
     print(text)
     if args.transcript:

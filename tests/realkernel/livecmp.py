@@ -29,11 +29,13 @@ CLI_COMMANDS: dict[str, list[str]] = {
 }
 
 #: What each live document is compared with: live name -> [(sub-key of the live doc or None,
-#: dump document name, sub-key of it or None)]. drgn-api holds four views in one document.
+#: dump document name, sub-key of it or None)]. drgn-api holds four views in one document, and
+#: the vmemmap page-table pages (the engine's ``kernel.vmemmap.leaves.tables``).
 PAIRS: dict[str, list[tuple[str | None, str, str | None]]] = {
     **{name: [(None, name, None)] for name in CLI_COMMANDS},
     **{f"{p}-api": [("summary", "cli-summary-json", None), ("sections", "cli-sections-json", None),
-                    ("vmemmap", "cli-vmemmap-json", None), ("explain", "cli-explain-json", "results")]
+                    ("vmemmap", "cli-vmemmap-json", None), ("explain", "cli-explain-json", "results"),
+                    ("table_pages", "table_pages", None)]
        for p in ("drgn", "drgn-nodebug")},
     **{f"{p}-cmd-audit-json": [(None, "cli-audit-json", None)] for p in ("drgn", "drgn-nodebug")},
 }
@@ -79,6 +81,7 @@ def dump_documents(path: Path, explain: list[str]) -> dict[str, Any]:
         if name == "cli-explain-json":
             argv = ["explain", *explain, "--json"]
         docs[name] = json.loads(command_output(kernel, parser.parse_args(argv)))
+    docs["table_pages"] = sorted(kernel.vmemmap.leaves.tables)  # not in the JSON views
     return docs
 
 

@@ -8,7 +8,7 @@ set -eu
 
 KREL="${KREL:-6.1.0-56-cloud-amd64}"
 DRGN_VERSION="${DRGN_VERSION:-0.3.0}"
-PKGS="qemu-system-x86 busybox-static cpio binutils crash gdb python3 python3-pip \
+PKGS="qemu-system-x86 busybox-static cpio binutils crash gdb python3 python3-pip e2fsprogs \
 linux-image-${KREL} linux-image-${KREL}-dbg"
 
 die() { echo "setup.sh: error: $*" >&2; exit 1; }
