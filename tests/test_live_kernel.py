@@ -1,6 +1,6 @@
 """vmemdbg on a live kernel: the recorded guest run of tests/realkernel/live.py, checked offline.
 
-Inside a QEMU guest (Debian 6.1.0-56-cloud-amd64, 1 GiB over two NUMA nodes, KASLR),
+Inside a QEMU guest (Debian 6.1.0-56 and 6.12.107 cloud kernels, 1 GiB over two NUMA nodes, KASLR),
 ``vmemdbg ... /proc/kcore --json`` (the CLI reading through drgn's ``set_kernel``), the drgn plugin
 under ``drgn -k`` with the -dbg vmlinux (Python API and ``vmemdbg`` command) and without debug info
 wrote the documents under ``fixtures/live/<case>/live/``. The host then dumped the guest's memory;
@@ -27,7 +27,7 @@ from vmemdbg.kernel import Kernel
 
 LIVE = ROOT / "fixtures" / "live"
 #: fixture directory -> the kernel release that ran in the guest
-RELEASES = {"6.1-1g-2node-kaslr": "6.1.0-56-cloud-amd64"}
+RELEASES = {"6.1-1g-2node-kaslr": "6.1.0-56-cloud-amd64", "6.12-1g-2node-kaslr": "6.12.107+deb12-cloud-amd64"}
 
 
 @pytest.fixture(scope="module", params=sorted(RELEASES))
