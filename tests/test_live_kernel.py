@@ -2,8 +2,8 @@
 
 Inside a QEMU guest (Debian 6.1.0-56 and 6.12.107 cloud kernels, 1 GiB over two NUMA nodes, KASLR),
 ``vmemdbg ... /proc/kcore --json`` (the CLI reading through drgn's ``set_kernel``), the drgn plugin
-under ``drgn -k`` with the -dbg vmlinux (Python API and ``vmemdbg`` command) and without debug info
-wrote the documents under ``fixtures/live/<case>/live/``. The host then dumped the guest's memory;
+under ``drgn -k`` with the -dbg vmlinux (Python API, ``vmemdbg`` command, interactive ``%vmemdbg``)
+and without debug info wrote the documents under ``fixtures/live/<case>/live/``. The host then dumped the guest's memory;
 ``vmcore.elf`` is that dump reduced by ``vmemdbg extract``. Here the dump side is recomputed with
 the current engine and compared with the live side, as live.py did with the full dump; the dump
 side is checked against drgn's truth (drgn_truth.py on the full dump).
@@ -19,7 +19,7 @@ import json
 
 import pytest
 from conftest import ROOT
-from livecmp import compare_all, dump_documents, explain_inputs, load_fixture
+from livecmp import compare_all, dump_documents, load_fixture
 from truthcmp import compare, engine_views
 
 from vmemdbg.dump import open_dump
@@ -42,7 +42,7 @@ def live(case: str) -> dict:
 
 @pytest.fixture(scope="module")
 def dump(case: str, live: dict) -> dict:
-    return dump_documents(LIVE / case / "vmcore.elf", explain_inputs(live))
+    return dump_documents(LIVE / case / "vmcore.elf", live)
 
 
 def _strip_added(result: dict) -> dict:
@@ -75,6 +75,8 @@ def test_live_run_covers_every_front_end(case: str, live: dict) -> None:
     assert set(live) >= {"cli-audit-json", "cli-summary-json", "cli-sections-json", "cli-vmemmap-json",
                          "cli-memblock-json", "cli-e820-json", "cli-sections-v-json", "cli-explain-json",
                          "drgn-api", "drgn-cmd-audit-json", "drgn-nodebug-api", "drgn-nodebug-cmd-audit-json"}
+    assert set(live["drgn-repl"]) == {"vmemdbg summary", "vmemdbg vmemmap", "vmemdbg explain pfn:0x20000"}
+    assert live["cli-audit-text"] and live["drgn-cmd-audit-text"]
     assert live["drgn-api"]["debug_info"] is True
     assert live["drgn-nodebug-api"]["debug_info"] is False
     s = live["cli-summary-json"]
@@ -89,13 +91,17 @@ def test_live_run_covers_every_front_end(case: str, live: dict) -> None:
 
 
 def test_comparison_catches_a_changed_stable_field(live: dict, dump: dict) -> None:
-    """A moved vmemmap leaf is a problem; a changed pageblock migratetype word is allowed."""
+    """A moved vmemmap leaf or a changed line of %vmemdbg output is a problem; a changed pageblock
+    migratetype word is allowed."""
     bad = copy.deepcopy(live)
     bad["cli-vmemmap-json"]["runs"][0]["phys"] += 0x200000
     problems = compare_all(bad, dump)["problems"]
     assert problems == [f"cli-vmemmap-json vs dump cli-vmemmap-json: runs[0].phys: live "
                         f"{bad['cli-vmemmap-json']['runs'][0]['phys']!r} != dump "
                         f"{dump['cli-vmemmap-json']['runs'][0]['phys']!r}"]
+    typo = copy.deepcopy(live)
+    typo["drgn-repl"]["vmemdbg vmemmap"][1] += " "
+    assert compare_all(typo, dump)["problems"] == ["drgn-repl %vmemdbg vmemmap vs dump text: 11 lines, dump 11, 10 equal"]
     ok = copy.deepcopy(live)
     ok["cli-sections-json"]["sections"][3]["pageblock_flags"][0] ^= 1
     assert compare_all(ok, dump)["problems"] == []

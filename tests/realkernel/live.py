@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     w(_section("guest: drgn -k, run_command(prog, 'vmemdbg audit')", files.get("drgn-cmd-audit.out", b"").decode()))
 
     live = livecmp.live_documents(files)
-    dump_docs = livecmp.dump_documents(cdir / "vmcore.elf", livecmp.explain_inputs(live))
+    dump_docs = livecmp.dump_documents(cdir / "vmcore.elf", live)
     result = livecmp.compare_all(live, dump_docs)
     w(_section("live vs dump (ELF dump of the same guest taken at the marker)", livecmp.format_result(result)))
     truth_path = cdir / "truth.json"
@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         keep = [a for e in (*EXPLAIN, *(x["input"] for x in truth["explain"])) for a in ("--keep", e)]
         subprocess.run([sys.executable, "-m", "vmemdbg", "extract", str(cdir / "vmcore.elf"), "-o", str(small),
                         *keep], check=True, capture_output=True)
-        small_result = livecmp.compare_all(live, livecmp.dump_documents(small, livecmp.explain_inputs(live)))
+        small_result = livecmp.compare_all(live, livecmp.dump_documents(small, live))
         same = small_result == result and dump_vs_truth(small, truth) == truth_diffs
         w(_section("same comparison on the extracted dump (vmemdbg extract)",
                    f"{small.name}, {small.stat().st_size} bytes: {'identical result' if same else 'DIFFERENT result'}"))

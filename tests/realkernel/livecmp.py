@@ -40,6 +40,12 @@ PAIRS: dict[str, list[tuple[str | None, str, str | None]]] = {
     **{f"{p}-cmd-audit-json": [(None, "cli-audit-json", None)] for p in ("drgn", "drgn-nodebug")},
 }
 
+#: Text outputs (lines) of the guest compared with the dump's ``audit`` text: the CLI's, and the
+#: drgn command's through ``run_command``. The interactive ``%vmemdbg`` session (``drgn-repl``) is
+#: compared command by command.
+TEXT_PAIRS: dict[str, str] = {"cli-audit-text": "cli-audit.out", "drgn-cmd-audit-text": "drgn-cmd-audit.out"}
+PAIRS.update({name: [(None, "text audit", None)] for name in TEXT_PAIRS})
+
 #: Paths (regular expressions over ``a.b[3].c``) whose values may differ, and why.
 MAY_DIFFER: tuple[tuple[str, str], ...] = (
     (r"(^|\.)sections\[\d+\]\.(pageblock_flags|migratetypes)",
@@ -58,30 +64,49 @@ def explain_inputs(live: dict[str, Any]) -> list[str]:
     return [d["input"] for d in doc.get("results", [doc])]
 
 
+def repl_commands(text: str) -> dict[str, list[str]]:
+    """``%vmemdbg ...`` commands typed in the interactive drgn session, with their output lines."""
+    out: dict[str, list[str]] = {}
+    for chunk in text.split(">>> "):
+        first, _, rest = chunk.partition("\n")
+        if first.startswith("%vmemdbg "):
+            out[first[1:]] = rest.splitlines()
+    return out
+
+
 def live_documents(files: dict[str, bytes]) -> dict[str, Any]:
-    """The JSON outputs of the guest, by name (``cli-audit-json``, ``drgn-api``...)."""
+    """The outputs of the guest, by name: JSON documents (``cli-audit-json``, ``drgn-api``...),
+    text outputs as lists of lines, and ``drgn-repl`` (:func:`repl_commands`)."""
     docs: dict[str, Any] = {}
     for name, data in files.items():
         stem = re.sub(r"\.(out|json)$", "", name)
         if stem in PAIRS and (name.endswith(".json") or stem.endswith("-json")) and data.strip():
             docs[stem] = json.loads(data)
+    for name, fname in TEXT_PAIRS.items():
+        if files.get(fname, b"").strip():
+            docs[name] = files[fname].decode().splitlines()
+    if files.get("drgn-repl.out", b"").strip():
+        docs["drgn-repl"] = repl_commands(files["drgn-repl.out"].decode())
     return docs
 
 
-def dump_documents(path: Path, explain: list[str]) -> dict[str, Any]:
-    """The same CLI commands on a dump, computed in-process exactly as the CLI prints them."""
+def dump_documents(path: Path, live: dict[str, Any]) -> dict[str, Any]:
+    """The same commands on a dump, computed in-process exactly as the CLI prints them (the
+    explain addresses and interactive commands are those of the live run)."""
     from vmemdbg.dump import open_dump
     from vmemdbg.frontend import build_parser, command_output
     from vmemdbg.kernel import Kernel
 
     kernel = Kernel(open_dump(path))
     parser = build_parser()
-    docs = {}
+    docs: dict[str, Any] = {}
     for name, argv in CLI_COMMANDS.items():
         if name == "cli-explain-json":
-            argv = ["explain", *explain, "--json"]
+            argv = ["explain", *explain_inputs(live), "--json"]
         docs[name] = json.loads(command_output(kernel, parser.parse_args(argv)))
     docs["table_pages"] = sorted(kernel.vmemmap.leaves.tables)  # not in the JSON views
+    for cmd in ("vmemdbg audit", *live.get("drgn-repl", {})):
+        docs[f"text {cmd.removeprefix('vmemdbg ')}"] = command_output(kernel, parser.parse_args(cmd.split()[1:])).splitlines()
     return docs
 
 
@@ -137,6 +162,16 @@ def compare_all(live: dict[str, Any], dump: dict[str, Any]) -> dict[str, Any]:
             result["pairs"].append({"pair": label, "compared": acc["compared"],
                                     "equal": acc["compared"] - len(acc["diffs"]),
                                     "added_on_dump_side": acc["added"], "allowed": allowed})
+    if not live.get("drgn-repl"):
+        result["problems"].append("drgn-repl: no %vmemdbg command in the interactive session")
+    for cmd, lines in live.get("drgn-repl", {}).items():
+        theirs = dump[f"text {cmd.removeprefix('vmemdbg ')}"]
+        label = f"drgn-repl %{cmd} vs dump text"
+        same = sum(a == b for a, b in zip(lines, theirs))
+        if lines != theirs:
+            result["problems"].append(f"{label}: {len(lines)} lines, dump {len(theirs)}, {same} equal")
+        result["pairs"].append({"pair": label, "compared": len(lines), "equal": same,
+                                "added_on_dump_side": 0, "allowed": []})
     return result
 
 
