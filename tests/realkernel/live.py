@@ -24,7 +24,7 @@
     python3 tests/realkernel/live.py --out /work/dumps/live [--fixture fixtures/live/6.1-1g-2node-kaslr] \
         [-o tests/realkernel/live.transcript.txt]
 
-Exit status 1 if a guest command failed or any stable field differs.
+Exit status 1 if a guest command failed or any stable field differs (the fixture is then not written).
 """
 
 from __future__ import annotations
@@ -382,44 +382,49 @@ def main(argv: list[str] | None = None) -> int:
     w(_section("guest: drgn -k -s vmlinux, interactive %vmemdbg (pty)", files.get("drgn-repl.out", b"").decode()))
     w(_section("guest: drgn -k, run_command(prog, 'vmemdbg audit')", files.get("drgn-cmd-audit.out", b"").decode()))
 
+    if failed:
+        return _finish(transcript.getvalue(), args.transcript, [f"guest commands failed: {', '.join(failed)}"])
     live = livecmp.live_documents(files)
-    dump_docs = livecmp.dump_documents(cdir / "vmcore.elf", live)
-    result = livecmp.compare_all(live, dump_docs)
+    result = livecmp.compare_all(live, livecmp.dump_documents(cdir / "vmcore.elf", live))
     w(_section("live vs dump (ELF dump of the same guest taken at the marker)", livecmp.format_result(result)))
     truth_path = cdir / "truth.json"
     proc = subprocess.run([sys.executable, str(Path(__file__).with_name("drgn_truth.py")), "-q",
                            str(cdir / "vmcore.elf"), str(vmlinux), "-o", str(truth_path)])
     if proc.returncode:
-        print(f"live.py: error: drgn_truth.py failed on {cdir / 'vmcore.elf'}", file=sys.stderr)
-        return 1
+        return _finish(transcript.getvalue(), args.transcript, [f"drgn_truth.py failed on {cdir / 'vmcore.elf'}"])
     truth = json.loads(truth_path.read_text())
     truth_diffs = dump_vs_truth(cdir / "vmcore.elf", truth)
     w(_section("the dump vs drgn's truth (drgn_truth.py with the -dbg vmlinux on the full dump, truthcmp.py)",
                "\n".join(truth_diffs) or "no difference"))
-    result["problems"] += [f"dump vs drgn truth: {d}" for d in truth_diffs]
-    if args.fixture:
+    problems = result["problems"] + [f"dump vs drgn truth: {d}" for d in truth_diffs]
+    if args.fixture and not problems:
         small = args.fixture / "vmcore.elf"
         args.fixture.mkdir(parents=True, exist_ok=True)
         keep = [a for e in (*EXPLAIN, *(x["input"] for x in truth["explain"])) for a in ("--keep", e)]
         subprocess.run([sys.executable, "-m", "vmemdbg", "extract", str(cdir / "vmcore.elf"), "-o", str(small),
                         *keep], check=True, capture_output=True)
-        small_result = livecmp.compare_all(live, livecmp.dump_documents(small, live))
-        same = small_result == result and dump_vs_truth(small, truth) == truth_diffs
+        same = (livecmp.compare_all(live, livecmp.dump_documents(small, live)) == result
+                and dump_vs_truth(small, truth) == [])
         w(_section("same comparison on the extracted dump (vmemdbg extract)",
                    f"{small.name}, {small.stat().st_size} bytes: {'identical result' if same else 'DIFFERENT result'}"))
-        if not same:
-            result["problems"].append("the extracted dump does not give the full dump's result")
-        livecmp.write_fixture(args.fixture, files, result, serial)
-        shutil.copyfile(truth_path, args.fixture / "truth.json")
-    text = transcript.getvalue()
-    print(text)
-    if args.transcript:
-        args.transcript.write_text(text)
-    ok = not failed and not result["problems"]
-    if failed:
-        print(f"live.py: guest commands failed: {', '.join(failed)}", file=sys.stderr)
-    return 0 if ok else 1
+        if same:
+            livecmp.write_fixture(args.fixture, files, result, serial)
+            shutil.copyfile(truth_path, args.fixture / "truth.json")
+        else:
+            problems.append("the extracted dump does not give the full dump's result (fixture not written)")
+    return _finish(transcript.getvalue(), args.transcript, problems)
 
+
+def _finish(text: str, path: Path | None, problems: list[str]) -> int:
+    """Print (and save) the transcript; exit status 1 with one line if anything went wrong."""
+    print(text)
+    if path:
+        path.write_text(text)
+    if problems:
+        print(f"live.py: error: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+              file=sys.stderr)
+        return 1
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())
