@@ -236,8 +236,10 @@ done
 """
 
 
-def build_initramfs(dest: Path, release: str, root: Path = Path("/")) -> Path:
-    """Write a gzip'ed newc initramfs with busybox, /init and qemu_fw_cfg (+deps) to ``dest``.
+def build_initramfs(dest: Path, release: str, root: Path = Path("/"), modules: tuple[str, ...] = ("qemu_fw_cfg",),
+                    init: str = INIT_SCRIPT) -> Path:
+    """Write a gzip'ed newc initramfs with busybox, ``init`` as /init and ``modules`` (+deps,
+    loaded in order by /init) to ``dest``.
 
     Modules come from ``root``/lib/modules/``release`` (``root`` is a private unpack made by
     setup.sh for kernels of other suites).
@@ -247,7 +249,9 @@ def build_initramfs(dest: Path, release: str, root: Path = Path("/")) -> Path:
     if b"ELF" not in bb[:4] or b"ld-linux" in bb[:4096]:
         raise BootError(f"{busybox} does not look like a static busybox (install busybox-static)")
     moddir = root / "lib" / "modules" / release
-    mods = _module_closure(moddir, "qemu_fw_cfg")
+    mods: list[Path] = []
+    for name in modules:
+        mods += [m for m in _module_closure(moddir, name) if m not in mods]
     entries: list[tuple[str, int, bytes, int, int]] = [
         (d, 0o040755, b"", 0, 0)
         for d in ("bin", "dev", "proc", "sys", "tmp", "lib", "lib/modules")
@@ -261,7 +265,7 @@ def build_initramfs(dest: Path, release: str, root: Path = Path("/")) -> Path:
         entries.append((f"lib/modules/{fname}", 0o100644, _read_module(m), 0, 0))
         order.append(fname)
     entries.append(("lib/modules/order", 0o100644, ("\n".join(order) + "\n").encode(), 0, 0))
-    entries.append(("init", 0o100755, INIT_SCRIPT.encode(), 0, 0))
+    entries.append(("init", 0o100755, init.encode(), 0, 0))
     dest.write_bytes(gzip.compress(_cpio_newc(entries), 6))
     return dest
 

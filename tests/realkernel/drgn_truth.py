@@ -111,9 +111,9 @@ class Kernel:
         self.struct_page_size = drgn.sizeof(prog.type("struct page"))
         self.vmemmap_base = prog["vmemmap_base"].value_()
         self.page_offset_base = prog["page_offset_base"].value_()
-        # phys_base is defined in head_64.S: a symbol without DWARF type
-        # as a signed long, like VMCOREINFO's NUMBER(phys_base): with KASLR the image can sit
-        # physically below its link offset, e.g. -0x2a00000 on a 6.12 boot
+        # phys_base is defined in head_64.S: a symbol without DWARF type. It is negative when KASLR
+        # puts the kernel lower in physical memory than its link address: signed, as VMCOREINFO
+        # prints it ("NUMBER(%s)=%ld", include/linux/crash_core.h VMCOREINFO_NUMBER)
         raw = prog.read_u64(prog.symbol("phys_base").address)
         self.phys_base = raw - (1 << 64) if raw >> 63 else raw
         if "NUMBER(phys_base)" in self.vmci and int(self.vmci["NUMBER(phys_base)"]) != self.phys_base:

@@ -17,8 +17,11 @@ KREL="${KREL:-6.1.0-56-cloud-amd64}"
 DRGN_VERSION="${DRGN_VERSION:-0.3.0}"
 PRIVATE_KERNELS="${PRIVATE_KERNELS-bullseye:5.10.0-32-cloud-amd64 sid:7.2.13+deb14-cloud-amd64}"
 KROOT="${KROOT:-/var/tmp/vmemdbg-kernels}"
-MIRROR="${MIRROR:-http://deb.debian.org/debian}"
-PKGS="qemu-system-x86 busybox-static cpio binutils crash gdb python3 python3-pip \
+# the Debian archive this machine's own apt uses (first URIs: of its deb822 sources, else the
+# first deb line of sources.list); MIRROR= overrides it
+MIRROR="${MIRROR:-$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\).*/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)}"
+MIRROR="${MIRROR:-$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' /etc/apt/sources.list 2>/dev/null)}"
+PKGS="qemu-system-x86 busybox-static cpio binutils crash gdb python3 python3-pip e2fsprogs \
 linux-image-${KREL} linux-image-${KREL}-dbg"
 
 die() { echo "setup.sh: error: $*" >&2; exit 1; }
@@ -104,6 +107,7 @@ for sk in $PRIVATE_KERNELS; do
     [ -f "$KROOT/${sk#*:}/.complete" ] && echo "setup.sh: ${sk#*:} already unpacked in $KROOT/${sk#*:}"
 done
 if [ -n "$pending" ]; then
+    [ -n "$MIRROR" ] || die "no Debian archive URI in this machine's apt sources: set MIRROR=URI"
     mkdir -p "$KROOT/apt/lists/partial" "$KROOT/apt/cache/archives/partial"
     : > "$KROOT/apt/sources.list"
     for sk in $PRIVATE_KERNELS; do
