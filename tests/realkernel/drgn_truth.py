@@ -37,8 +37,10 @@ from drgn import FaultError, Object, Program
 from drgn.helpers.linux.hugetlb import for_each_hstate
 from drgn.helpers.linux.list import list_for_each_entry
 from drgn.helpers.linux.mm import follow_phys
+from drgn.helpers.linux.nodemask import for_each_online_node
 from drgn.helpers.linux.xarray import xa_for_each
 from drgn.helpers.linux.mmzone import (
+    NODE_DATA,
     decode_section_flags,
     early_section,
     for_each_present_section,
@@ -280,7 +282,10 @@ def hugetlb_folios(k: Kernel) -> list[dict[str, Any]]:
     HPageVmemmapOptimized and the follow_phys() of each of its vmemmap pages. The lists link
     ``page->lru`` (6.1) or ``folio->lru`` (6.x), the same offset of the head struct page."""
     prog = k.prog
-    opt_bit = prog["HPG_vmemmap_optimized"].value_()
+    try:
+        opt_bit: int | None = prog["HPG_vmemmap_optimized"].value_()
+    except KeyError:  # before HVO (f41f2ed43ca5, v5.14) no folio is ever optimised
+        opt_bit = None
     out = []
     for h in for_each_hstate(prog):
         order = h.order.value_()
@@ -294,7 +299,7 @@ def hugetlb_folios(k: Kernel) -> list[dict[str, Any]]:
             vm = [k.follow(head + i * PAGE_SIZE) for i in range(npages)]
             walks = [k.walk(head + i * PAGE_SIZE) for i in range(npages)]
             out.append({"head_pfn": (head - k.vmemmap_base) // k.struct_page_size, "order": order,
-                        "vmemmap_optimized": bool(private >> opt_bit & 1), "head_page": head,
+                        "vmemmap_optimized": opt_bit is not None and bool(private >> opt_bit & 1), "head_page": head,
                         "shared_page_phys": vm[0], "vmemmap_pages": npages,
                         "tails_remapped": sum(1 for i in range(1, npages)
                                               if vm[i] == vm[0] and walks[i]["leaf"] == "pte" and not walks[i]["writable"])})
@@ -576,13 +581,44 @@ def collect_e820(prog: Program) -> list[dict[str, int]]:
             for e in (t.entries[i] for i in range(t.nr_entries.value_()))]
 
 
+def _zone_by_spans(prog: Program, start_section_nr: int) -> str | None:
+    """Zone of a memory block on kernels without ``memory_block.zone`` (before 5.15): as their
+    sysfs valid_zones does (test_pages_in_a_zone), the zone whose span holds both the block's
+    first and last pfn that lie in any zone span of its node, else None (sysfs "none")."""
+    shift = prog["SECTION_SIZE_BITS"].value_() - PAGE_SHIFT
+    try:
+        per_block = prog["sections_per_block"].value_()
+    except KeyError:
+        per_block = 1
+    start, end = start_section_nr << shift, (start_section_nr + per_block) << shift
+    spans = []
+    for nid in for_each_online_node(prog):
+        for z in NODE_DATA(prog, nid).node_zones:
+            zs, zn = z.zone_start_pfn.value_(), z.spanned_pages.value_()
+            if zn and zs < end and zs + zn > start:
+                spans.append((max(zs, start), min(zs + zn, end), z.name.string_().decode()))
+    if not spans:
+        return None
+    first, last = min(spans), max(spans, key=lambda t: t[1])
+    return first[2] if first[2] == last[2] else None
+
+
 def collect_memory_blocks(prog: Program) -> list[dict[str, Any]]:
     """drivers/base/memory.c ``memory_blocks`` xarray: id, state, online_type, nid, zone name."""
-    states = {1: "online", 2: "going-offline", 4: "offline", 8: "going-online"}
+    # MEM_ONLINE... were bit defines (include/linux/memory.h); newer kernels (7.x here) made them
+    # enum memory_block_state with MEM_ONLINE = 0: name the value by the kernel's own enumerators
+    try:
+        states = {e.value: e.name.removeprefix("MEM_").lower().replace("_", "-")
+                  for e in prog.type("enum memory_block_state").enumerators or ()}
+    except LookupError:
+        states = {1: "online", 2: "going-offline", 4: "offline", 8: "going-online"}
     out = []
     for idx, entry in xa_for_each(prog["memory_blocks"].address_of_()):
         mb = drgn.cast("struct memory_block *", entry)
-        zone = mb.zone.name.string_().decode() if _has_member(prog, "struct memory_block", "zone") and mb.zone else None
+        if _has_member(prog, "struct memory_block", "zone"):
+            zone = mb.zone.name.string_().decode() if mb.zone else None
+        else:
+            zone = _zone_by_spans(prog, mb.start_section_nr.value_())
         out.append({"phys_index": idx, "start_section_nr": mb.start_section_nr.value_(),
                     "state": states.get(mb.state.value_(), str(mb.state.value_())),
                     "nid": mb.nid.value_(), "zone": zone if zone is not None else "none"})
