@@ -23,9 +23,9 @@ ALL_REAL_CASES = REAL_CASES + tuple(f"6.12/{c}" for c in REAL_CASES)
 
 
 def real_dir(case: str) -> Path:
-    """Directory of a committed real-kernel fixture: fixtures/real/<case> or fixtures/real-6.12/<case>."""
-    kernel, _, name = case.rpartition("/")
-    return ROOT / "fixtures" / f"real-{kernel}" / name if kernel else REAL / name
+    """Directory of a committed real-kernel fixture: fixtures/real/<case> (``case`` may name a
+    kernel's subdirectory: "6.12/1000m", "sid-7.2/1000m")."""
+    return REAL / case
 
 
 def real_dump(case: str) -> Path:

@@ -1,7 +1,7 @@
 """Every view on the committed real-kernel fixtures equals drgn's truth, field by field.
 
 The fixtures are minimal dumps (``vmemdbg extract``) of real Debian 6.1.0-56-cloud-amd64 boots
-(fixtures/real/) and 6.12.107+deb12-cloud-amd64 boots (fixtures/real-6.12/, same three machines) under QEMU (tests/realkernel/); truth.json was computed by drgn 0.3's own helpers on the full
+(fixtures/real/) and 6.12.107+deb12-cloud-amd64 boots (fixtures/real/6.12/, same three machines) under QEMU (tests/realkernel/); truth.json was computed by drgn 0.3's own helpers on the full
 dump. Cases: 1 GiB nokaslr 4-level; 6 GiB two nodes, KASLR, q35; 1000 MiB 5-level (RAM ends
 mid-section).
 """

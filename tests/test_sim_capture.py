@@ -8,7 +8,7 @@ in the same three machines:
 * ``1000m``: q35, -m 1000M, -cpu max (5-level, 1 MiB roots array), nokaslr, RAM ends mid-section 7;
 * ``6g-2node-kaslr``: q35, -m 6G as two 3 GiB NUMA nodes, -cpu max,la57=off, KASLR.
 
-The 6.1 fixtures are fixtures/real/<case>/, the 6.12 ones fixtures/real-6.12/<case>/.
+The 6.1 fixtures are fixtures/real/<case>/, the 6.12 ones fixtures/real/6.12/<case>/.
 fixtures/captures/<case>.txt is fixtures/real/<case>/serial.log trimmed to the e820/SRAT/memblock
 lines up to the end of sparse_init ("Zone ranges:"), timestamps removed (:func:`capture`, which
 the 6.12 cases apply to their serial.log directly); the machine files
@@ -42,7 +42,7 @@ CASES = ("1g-nokaslr", "1000m", "6g-2node-kaslr")
 #: (kernel, case) → (fixture directory, machine file)
 BOOTS = {("6.1", c): (ROOT / "fixtures" / "real" / c, ROOT / "fixtures" / "machines" / f"real-{c}.toml")
          for c in CASES} | {
-        ("6.12", c): (ROOT / "fixtures" / "real-6.12" / c, ROOT / "fixtures" / "machines" / f"real-6.12-{c}.toml")
+        ("6.12", c): (ROOT / "fixtures" / "real" / "6.12" / c, ROOT / "fixtures" / "machines" / f"real-6.12-{c}.toml")
         for c in CASES}
 OFFS = re.compile(r"\+0x[0-9a-f]+/0x[0-9a-f]+")
 RANGE = re.compile(r"\[(?:mem )?(0x[0-9a-f]+)-(0x[0-9a-f]+)\]")

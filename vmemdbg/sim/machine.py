@@ -192,7 +192,7 @@ PROFILES: dict[str, Profile] = {
     # the 1g-nokaslr capture: SIZE(mem_section)=16, usage 56].
     "debian-6.1-cloud": Profile(mem_section_size=16),
     # Debian 6.12.107+deb12-cloud-amd64 (bookworm-backports kernel): VMCOREINFO of the real boots
-    # (fixtures/real-6.12/*/truth.json): SIZE(pglist_data)=174464, SIZE(mem_section)=16, the
+    # (fixtures/real/6.12/*/truth.json): SIZE(pglist_data)=174464, SIZE(mem_section)=16, the
     # pglist_data offsets below, usage 56 bytes; NODES_SHIFT 10 (node_data has 1024 entries).
     "debian-6.12-cloud": Profile(release="6.12.0-sim", version="6.12", mem_section_size=16,
                                  pglist_data_size=174464),
