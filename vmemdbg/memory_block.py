@@ -87,6 +87,10 @@ def memory_blocks(kernel: "Kernel") -> dict:
         np.zeros(len(secs), bool)
     sel = np.nonzero(secs.has(SECTION_HAS_MEM_MAP) & ~device)[0]
     blocks: list[dict] = []
+    ram = ram_account(kernel)
+    # without an account of RAM the edge pfns may be holes, whose struct pages carry no meaningful zone
+    zone_source = (f"page->flags of each block's first and last RAM pfn (RAM: {'; '.join(ram.sources)})"
+                   if ram.ranges else f"unknown: no account of RAM ({'; '.join(ram.sources)})")
     if sel.size:
         shift = kernel.pfn_section_shift
         bid = secs.nr[sel] // spb
@@ -96,7 +100,7 @@ def memory_blocks(kernel: "Kernel") -> dict:
         ends = np.append(starts[1:], sel.size)
         lo = secs.nr[sel[starts]] << shift
         hi = ((secs.nr[sel[ends - 1]] + 1) << shift) - 1
-        pfn0, pfn1 = _ram_clip(ram_account(kernel).ranges, lo, hi)
+        pfn0, pfn1 = _ram_clip(ram.ranges, lo, hi)
         f0, ok0 = kernel.vmemmap.page_flags(pfn0.astype(np.uint64))
         f1, ok1 = kernel.vmemmap.page_flags(pfn1.astype(np.uint64))
         z0, z1 = zone_of_flags(kernel, f0), zone_of_flags(kernel, f1)
@@ -105,7 +109,8 @@ def memory_blocks(kernel: "Kernel") -> dict:
         count = ends - starts
         names = {z: (ZONE_NAMES[z] if z < len(ZONE_NAMES) else f"?{z}") for z in np.unique(z0).tolist()}
         online = n_on == count
-        zone_ok = (online & ok0 & ok1).tolist()  # unknown (None) if either struct page is not in the dump
+        # unknown (None) if either struct page is not in the dump, or RAM is unknown
+        zone_ok = (online & ok0 & ok1 & bool(ram.ranges)).tolist()
         same = (z0 == z1).tolist()
         nids = secs.nid[sel[starts]].tolist()
         state = np.where(online, "online", np.where(n_on == 0, "offline", "mixed")).tolist()
@@ -115,5 +120,5 @@ def memory_blocks(kernel: "Kernel") -> dict:
                            "nid": nids[k] if nids[k] >= 0 else None, "early": ne == c})
     dev = [{"nr": int(secs.nr[i]), "start_pfn": int(secs.nr[i]) << kernel.pfn_section_shift,
             "nid": int(secs.nid[i]) if secs.nid[i] >= 0 else None} for i in np.nonzero(device)[0].tolist()]
-    return {"block_size": ppb << 12, "block_size_source": size_src, "blocks": blocks, "zone_device_sections": dev,
-            "zone_names": list(ZONE_NAMES)}
+    return {"block_size": ppb << 12, "block_size_source": size_src, "zone_source": zone_source, "blocks": blocks,
+            "zone_device_sections": dev, "zone_names": list(ZONE_NAMES)}

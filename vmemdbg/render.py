@@ -168,6 +168,8 @@ def render_memory_blocks(doc: dict, verbose: bool = False) -> str:
     if doc["zone_device_sections"]:
         out.append("ZONE_DEVICE sections (no memory block): " + ", ".join(
             f"{d['nr']} (pfn {d['start_pfn']:#x}, node {d['nid']})" for d in doc["zone_device_sections"]))
+    if doc.get("zone_source", "").startswith("unknown"):
+        out.append(f"zones {doc['zone_source']}")
     if verbose:
         out.append("state from SECTION_IS_ONLINE of every section of the block; zone from page->flags of its first "
                    "and last RAM pfn ('none' when they differ, like sysfs valid_zones); nid from the sections")

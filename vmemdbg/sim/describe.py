@@ -258,6 +258,7 @@ def describe(kernel: "Kernel") -> Description:
     m = d.machine
     m["name"] = f"described-{kernel.release}"
     m["description"] = "derived by vmemdbg describe"
+    kernel_section = _profile_for(kernel, d)  # first: a kernel with no profile is refused before anything is read
     fw = read_e820_table(kernel, "e820_table_firmware")
     src = "e820_table_firmware"
     if not fw:
@@ -277,7 +278,7 @@ def describe(kernel: "Kernel") -> Description:
     d.derived.append(("e820", src))
     ram = sorted((e["addr"], e["addr"] + e["size"]) for e in fw if e["type"] in (1, 128))
 
-    m["kernel"] = _profile_for(kernel, d)
+    m["kernel"] = kernel_section
     po = kernel.page_offset_base
     for n in kernel.nodes:
         d.node_data[n["nid"]] = n["pgdat"] - po
