@@ -61,7 +61,9 @@ def vmemmap_census(kernel: "Kernel") -> Census:
     n = len(lv)
     size = lv.size
     writable = lv.writable
+    before = dict(m.nid_sources)
     nid = m.pfn_nids(lv.phys >> np.uint64(12)) if n else np.zeros(0, np.int64)
+    nid_source = {k: v - before[k] for k, v in m.nid_sources.items()}  # backing frames only
     start_pfn = (lv.va - V) // np.uint64(sps)
     end_pfn = (lv.va + size - V + np.uint64(sps - 1)) // np.uint64(sps)
     runs: list[dict] = []
@@ -80,7 +82,7 @@ def vmemmap_census(kernel: "Kernel") -> Census:
     overhead = _overhead(kernel, nid)
     counts = {"pmd_leaves": int(np.count_nonzero(lv.shift == 21)), "pte_leaves": int(np.count_nonzero(lv.shift == 12)),
               "pud_leaves": int(np.count_nonzero(lv.shift == 30)), "mapped_bytes": int(size.sum()) if n else 0,
-              "pagetable_bytes": 4096 * len(lv.tables)}
+              "pagetable_bytes": 4096 * len(lv.tables), "nid_source": nid_source}
     return Census(runs, audit, overhead, counts)
 
 

@@ -11,20 +11,23 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-from typing import Any, Callable, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from . import render, views
 from .errors import VmemdbgError
-from .kernel import Kernel
 
-#: view name -> (engine view, text renderer, one-line help)
-VIEWS: dict[str, tuple[Callable[..., dict], Callable[[dict, bool], str], str]] = {
-    "summary": (views.summary, render.render_summary, "kernel, bases, section constants and counts"),
-    "sections": (views.sections, render.render_sections, "every present mem_section, decoded (like crash kmem -n)"),
-    "vmemmap": (views.vmemmap, render.render_vmemmap, "vmemmap page-table census, audit and overhead per node"),
-    "memblock": (views.memblock, render.render_memblock, "memblock memory/reserved regions and whether they can be trusted"),
-    "e820": (views.e820, render.render_e820, "the kernel's e820 tables (modified, firmware, kexec)"),
-    "audit": (views.audit, render.render_audit, "everything at once: summary, sections, vmemmap census, memblock, e820"),
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+#: view name -> (engine view in vmemdbg.views, text renderer in vmemdbg.render, one-line help).
+#: Names, not functions: the engine (numpy) is imported only when a view runs, so that the drgn
+#: plugin, which drgn imports at every start, costs nothing until it is used.
+VIEWS: dict[str, tuple[str, str, str]] = {
+    "summary": ("summary", "render_summary", "kernel, bases, section constants and counts"),
+    "sections": ("sections", "render_sections", "every present mem_section, decoded (like crash kmem -n)"),
+    "vmemmap": ("vmemmap", "render_vmemmap", "vmemmap page-table census, audit and overhead per node"),
+    "memblock": ("memblock", "render_memblock", "memblock memory/reserved regions and whether they can be trusted"),
+    "e820": ("e820", "render_e820", "the kernel's e820 tables (modified, firmware, kexec)"),
+    "audit": ("audit", "render_audit", "everything at once: summary, sections, vmemmap census, memblock, e820"),
 }
 
 #: The command's first argument: every view, and explain.
@@ -74,8 +77,10 @@ def build_parser(prog: str = "vmemdbg") -> argparse.ArgumentParser:
     return p
 
 
-def command_output(kernel: Kernel, args: argparse.Namespace) -> str:
+def command_output(kernel: "Kernel", args: argparse.Namespace) -> str:
     """The text the CLI prints for ``args`` on ``kernel`` (without the final newline)."""
+    from . import render, views
+
     if args.view == "explain":
         if not args.addrs:
             raise VmemdbgError("explain needs at least one ADDR")
@@ -85,7 +90,8 @@ def command_output(kernel: Kernel, args: argparse.Namespace) -> str:
         return "\n\n".join(render.render_explain(d, args.verbose) for d in docs)
     if args.addrs:
         raise VmemdbgError(f"{args.view} takes no ADDR (got {' '.join(args.addrs)})")
-    view, text, _ = VIEWS[args.view]
+    view_name, text_name, _ = VIEWS[args.view]
+    view, text = getattr(views, view_name), getattr(render, text_name)
     params = inspect.signature(view).parameters
     kwargs = {}
     if args.verbose and "with_migratetypes" in params:

@@ -110,6 +110,10 @@ def render_vmemmap(doc: dict, verbose: bool = False) -> str:
             for n in ov["nodes"]]
     orow.append(["total", human(ov["total"]["memmap_bytes"]), human(ov["total"]["pagetable_bytes"])])
     out.append(table(["NODE", "MEMMAP", "PAGE TABLES"], orow))
+    src = doc.get("counts", {}).get("nid_source")
+    if verbose and src:
+        out.append(f"node of backing frames: {src['node_ranges']} from pglist_data node ranges, "
+                   f"{src['struct_page']} from struct page flags")
     return "\n".join(out + _unreadable(doc))
 
 

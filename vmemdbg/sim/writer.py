@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from ..elfcore import write_elf_core
+from ..elfcore import write_elf_core, write_vmcore_layout
 from .boot import BootState
 from .debuginfo import PAGEFLAGS_6_1, DebugInfo
 from .image import Image, ImageBuilder
@@ -82,13 +82,39 @@ def vmcoreinfo_text(st: BootState, dbg: DebugInfo, img: Image) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_fixture(path: str | os.PathLike[str], st: BootState, dbg: DebugInfo, img: Image) -> str:
-    """Write the ELF vmcore; returns the VMCOREINFO text."""
+#: fixture layouts: "pages" (only the bytes the image holds, one PT_LOAD per run: small files),
+#: "vmcore" (kdump /proc/vmcore: one PT_LOAD per System RAM range, sparse file, kdump p_vaddr),
+#: "qemu" (dump-guest-memory without paging: the same ranges with p_vaddr = p_paddr).
+LAYOUTS = ("pages", "vmcore", "qemu")
+
+
+def ram_ranges(st: BootState) -> list[tuple[int, int]]:
+    """System RAM ranges of the machine as /proc/iomem lists them: e820 usable entries, without
+    the first page, which setup_arch marks reserved (arch/x86/kernel/setup.c:
+    e820__range_update(0, PAGE_SIZE, E820_TYPE_RAM, E820_TYPE_RESERVED)), page aligned inwards."""
+    out = []
+    for e in st.machine.e820:
+        if e.type == 1:
+            a, b = max(e.start, 4096), e.end
+            a, b = (a + 4095) & ~4095, b & ~4095
+            if b > a:
+                out.append((a, b))
+    return out
+
+
+def write_fixture(path: str | os.PathLike[str], st: BootState, dbg: DebugInfo, img: Image,
+                  layout: str = "pages") -> str:
+    """Write the ELF vmcore in ``layout`` (see :data:`LAYOUTS`); returns the VMCOREINFO text."""
     text = vmcoreinfo_text(st, dbg, img)
     lay = st.machine.layout
-    write_elf_core(path, img.chunks, text.encode(), page_offset=lay.page_offset_base,
-                   kernel_image=(lay.image_phys, lay.image_phys + lay.image_size,
-                                 ImageBuilder(st, dbg).kva(LINK_TEXT)),
-                   records=(img.page_phys, st.machine.profile.struct_page_size,
-                            (rows for _, rows in img.page_blocks())))
+    image = (lay.image_phys, lay.image_phys + lay.image_size, ImageBuilder(st, dbg).kva(LINK_TEXT))
+    records = (img.page_phys, st.machine.profile.struct_page_size, (rows for _, rows in img.page_blocks()))
+    if layout == "pages":
+        write_elf_core(path, img.chunks, text.encode(), page_offset=lay.page_offset_base,
+                       kernel_image=image, records=records)
+    else:
+        kdump = layout == "vmcore"
+        write_vmcore_layout(path, ram_ranges(st), img.chunks, text.encode(),
+                            page_offset=lay.page_offset_base if kdump else None,
+                            kernel_image=image if kdump else None, records=records)
     return text
