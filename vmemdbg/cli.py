@@ -27,8 +27,9 @@ def _add_source_args(p: argparse.ArgumentParser) -> None:
                    help="more detail (layout reasons; sections: per-pageblock migratetypes)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (also used to document the commands)."""
+def build_parser(with_simulator: bool = True) -> argparse.ArgumentParser:
+    """The argument parser (also used to document the commands). The simulator (a sizeable import)
+    is registered only when ``with_simulator``: for help and for ``simulate`` itself."""
     p = argparse.ArgumentParser(prog="vmemdbg", description="Explain the x86-64 Linux sparse memory model of a vmcore.")
     p.add_argument("--version", action="version", version=f"vmemdbg {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -45,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_args(x)
     x.add_argument("-o", "--output", required=True, metavar="SMALL", help="output ELF vmcore")
     x.add_argument("--keep", action="append", default=[], metavar="ADDR", help="also keep what `explain ADDR` reads")
+    if not with_simulator:
+        return p
     try:
         from .sim import add_simulate_parser
     except ImportError:
@@ -100,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``vmemdbg`` command."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(with_simulator=command in (None, "simulate")).parse_args(argv)
     try:
         return run(args)
     except VmemdbgError as e:

@@ -195,6 +195,14 @@ class ElfCoreSource(MemorySource):
                 pos = window.find(b"OSRELEASE=", pos + 1)
         return None
 
+    def loads(self) -> list[tuple[int, int, int, int]]:
+        """The PT_LOADs as indexed: ``(p_paddr, end, end of the file-backed part, p_offset)``."""
+        return list(zip(self._starts.tolist(), self._ends.tolist(), self._fileends.tolist(), self._offsets.tolist()))
+
+    def fileno(self) -> int:
+        """The dump file's descriptor (for SEEK_DATA/SEEK_HOLE scans)."""
+        return self._fd
+
     def ranges(self) -> list[tuple[int, int]]:
         """Physical ranges described by PT_LOADs (merged)."""
         out: list[tuple[int, int]] = []

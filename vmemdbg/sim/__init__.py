@@ -210,5 +210,6 @@ def add_simulate_parser(subparsers: "argparse._SubParsersAction[argparse.Argumen
     p.add_argument("--layout", choices=LAYOUTS, default="pages",
                    help="pages: only the bytes the image holds, one PT_LOAD per run (small file, the default); "
                         "vmcore: like /proc/vmcore, one PT_LOAD per System RAM range, sparse file as big as the "
-                        "RAM; qemu: the same with p_vaddr = p_paddr like QEMU dump-guest-memory")
+                        "RAM; qemu: the same with p_vaddr = p_paddr like QEMU dump-guest-memory; kdump: the "
+                        "vmcore layout rewritten kdump-compressed with free memory excluded (docs/scale.md)")
     p.set_defaults(func=_run)
