@@ -82,7 +82,9 @@ import drgn
 from drgn.helpers.linux.mm import follow_phys, phys_to_page
 from drgn.helpers.linux.mmzone import for_each_present_section, section_decode_mem_map, decode_section_flags
 r0 = rchar()
-prog = drgn.Program()
+# QEMU's kdump output names no architecture: give the platform, as vmemdbg's drgn source does
+prog = drgn.Program(drgn.Platform(drgn.Architecture.X86_64,
+                                  drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN))
 prog.set_core_dump(sys.argv[1])
 prog.load_debug_info([sys.argv[2]])
 t_load = time.perf_counter() - t0
@@ -110,7 +112,7 @@ print(json.dumps({"wall": time.perf_counter() - t0, "load": t_load, "rchar": rch
 """
 
 
-def run_child(cmd: list[str], env: dict | None = None, timeout: float = 3600) -> dict:
+def run_child(cmd: list[str], env: dict | None = None, timeout: float = 3600, keep_stdout: bool = True) -> dict:
     """fork + exec ``cmd`` with stdout to a pipe; wait4 for it.
 
     Returns wall seconds, the child's peak RSS in MiB (ru_maxrss: what the OS counted, file pages
@@ -130,6 +132,7 @@ def run_child(cmd: list[str], env: dict | None = None, timeout: float = 3600) ->
     os.close(w)
     os.close(ew)
     out, err = bytearray(), bytearray()
+    counted = 0
     import selectors
     sel = selectors.DefaultSelector()
     sel.register(r, selectors.EVENT_READ, out)
@@ -138,7 +141,10 @@ def run_child(cmd: list[str], env: dict | None = None, timeout: float = 3600) ->
         for key, _ in sel.select(timeout):
             chunk = os.read(key.fd, 1 << 16)
             if chunk:
-                key.data.extend(chunk)
+                if key.fd == r:
+                    counted += len(chunk)
+                if key.fd != r or keep_stdout:
+                    key.data.extend(chunk)
             else:
                 sel.unregister(key.fd)
                 os.close(key.fd)
@@ -146,29 +152,32 @@ def run_child(cmd: list[str], env: dict | None = None, timeout: float = 3600) ->
     wall = time.perf_counter() - t0
     if status != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({status}): {err.decode(errors='replace').strip()[-400:]}")
-    return {"wall": wall, "rss_mib": ru.ru_maxrss / 1024, "stdout": out.decode(errors="replace"),
-            "stderr": err.decode(errors="replace")}
+    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss_mib": ru.ru_maxrss / 1024, "stdout_bytes": counted,
+            "stdout": out.decode(errors="replace"), "stderr": err.decode(errors="replace")}
 
 
 def best(cmd: list[str], repeat: int, env: dict | None = None) -> dict:
-    """``repeat`` runs: minimum wall, maximum RSS, the last stdout."""
+    """``repeat`` runs: minimum wall and CPU time, maximum RSS, the last stdout."""
     runs = [run_child(cmd, env) for _ in range(repeat)]
-    return {"wall": min(r["wall"] for r in runs), "rss_mib": max(r["rss_mib"] for r in runs),
-            "stdout": runs[-1]["stdout"], "stderr": runs[-1]["stderr"]}
+    return {"wall": min(r["wall"] for r in runs), "cpu": min(r["cpu"] for r in runs),
+            "rss_mib": max(r["rss_mib"] for r in runs), "stdout": runs[-1]["stdout"], "stderr": runs[-1]["stderr"]}
 
 
 def audit_and_drgn(dump: Path, debug: Path, repeat: int, with_drgn: bool, label: str) -> dict:
     """CLI audit, API counters and (optionally) drgn's helpers on one dump file."""
     py = sys.executable
     res: dict = {"dump": str(dump), "label": label}
-    cli = best([py, "-m", "vmemdbg", "audit", "--json", str(dump)], repeat)
-    res["cli"] = {"wall": cli["wall"], "rss_mib": cli["rss_mib"]}
+    cli = best([py, "-m", "vmemdbg", "audit", str(dump)], repeat)
+    res["cli"] = {"wall": cli["wall"], "cpu": cli["cpu"], "rss_mib": cli["rss_mib"]}
+    js = run_child([py, "-m", "vmemdbg", "audit", "--json", str(dump)], keep_stdout=False)
+    res["cli_json"] = {"wall": js["wall"], "cpu": js["cpu"], "rss_mib": js["rss_mib"], "bytes": js["stdout_bytes"]}
     api = best([py, "-c", API_SNIPPET, str(dump)], repeat)
     res["api"] = dict(json.loads(api["stdout"]), process_wall=api["wall"], rss_mib=api["rss_mib"])
     if with_drgn:
         d = run_child([py, "-c", DRGN_SNIPPET, str(dump), str(debug)])
-        res["drgn"] = dict(json.loads(d["stdout"]), process_wall=d["wall"], rss_mib=d["rss_mib"])
+        res["drgn"] = dict(json.loads(d["stdout"]), process_wall=d["wall"], cpu=d["cpu"], rss_mib=d["rss_mib"])
         res["speedup_vs_drgn"] = d["wall"] / cli["wall"]
+        res["cpu_speedup_vs_drgn"] = d["cpu"] / cli["cpu"]
         if res["drgn"]["sections"] != res["api"]["sections"]:
             raise RuntimeError(f"{label}: drgn saw {res['drgn']['sections']} sections, vmemdbg {res['api']['sections']}")
     return res
@@ -221,7 +230,8 @@ def gdb_audit(core: Path) -> dict:
         return {}
     r = run_child([gdb, "-q", "-batch", "-ex", f"source {ROOT / 'gdb' / 'vmemdbg.py'}", "-ex", f"core-file {core}",
                    "-ex", "vmemdbg audit"])
-    return {"wall": r["wall"], "rss_mib": r["rss_mib"], "progress_lines": r["stderr"].count("vmemdbg: ")}
+    return {"wall": r["wall"], "cpu": r["cpu"], "rss_mib": r["rss_mib"],
+            "progress_lines": r["stderr"].count("vmemdbg: ")}
 
 
 def bench_real(real: Path, workdir: Path, repeat: int, with_drgn: bool) -> list[dict]:
@@ -240,8 +250,8 @@ def bench_real(real: Path, workdir: Path, repeat: int, with_drgn: bool) -> list[
                 flattened = f.read(12) == b"makedumpfile"
             if flattened:
                 plain = workdir / f"{case}.kdump"
-                with open(dump, "rb") as src, open(plain, "wb") as dst:
-                    os.set_inheritable(src.fileno(), True)
+                plain.unlink(missing_ok=True)  # makedumpfile -R does not overwrite
+                with open(dump, "rb") as src:
                     pid = os.fork()
                     if pid == 0:
                         os.dup2(src.fileno(), 0)
@@ -261,18 +271,21 @@ def bench_real(real: Path, workdir: Path, repeat: int, with_drgn: bool) -> list[
 def startup(repeat: int) -> dict:
     """``vmemdbg summary`` on a bundled fixture, and drgn's start-up with and without the plugin."""
     fixture = ROOT / "fixtures" / "real" / "6g-2node-kaslr" / "vmcore.elf"
-    res = {"summary_fixture": str(fixture.relative_to(ROOT)),
-           "summary": best([sys.executable, "-m", "vmemdbg", "summary", str(fixture)], repeat)["wall"]}
+    s = best([sys.executable, "-m", "vmemdbg", "summary", str(fixture)], max(repeat, 3))
+    res = {"summary_fixture": str(fixture.relative_to(ROOT)), "summary": s["wall"], "summary_cpu": s["cpu"]}
     drgn = Path(sys.executable).with_name("drgn")
     if drgn.exists():
-        cmd = [str(drgn), "-q", "-c", str(fixture), "--no-default-debug-info", "-e", "pass"]
+        cmd = [str(drgn), "-q", "-c", str(fixture), "--no-default-symbols", "-e", "pass"]
         env_off = dict(os.environ, DRGN_DISABLE_PLUGINS="vmemdbg")
         off, on = [], []
         for _ in range(max(repeat, 5)):  # interleaved, so load changes hit both alike
-            off.append(run_child(cmd, env_off)["wall"])
-            on.append(run_child(cmd)["wall"])
-        res["drgn_without_plugin"], res["drgn_with_plugin"] = min(off), min(on)
-        res["plugin_cost"] = min(on) - min(off)
+            off.append(run_child(cmd, env_off))
+            on.append(run_child(cmd))
+        for key, runs in (("drgn_without_plugin", off), ("drgn_with_plugin", on)):
+            res[key] = min(r["wall"] for r in runs)
+            res[key + "_cpu"] = min(r["cpu"] for r in runs)
+        res["plugin_cost"] = res["drgn_with_plugin"] - res["drgn_without_plugin"]
+        res["plugin_cost_cpu"] = res["drgn_with_plugin_cpu"] - res["drgn_without_plugin_cpu"]
     return res
 
 
@@ -280,21 +293,25 @@ def _fmt_drgn(r: dict) -> str:
     d = r.get("drgn")
     if not d:
         return "- | - |"
-    return f"{d['process_wall']:.2f} s / {d['rss_mib']:.0f} MiB / {d['rchar'] / 2**20:.1f} MiB | {r['speedup_vs_drgn']:.1f}× |"
+    read = f"{d['rchar'] / 2**20:.1f} MiB" if r.get("api", {}).get("bytes_read") is not None else "-"
+    return (f"{d['process_wall']:.2f} s ({d['cpu']:.2f} s) / {d['rss_mib']:.0f} MiB / {read} "
+            f"| {r['speedup_vs_drgn']:.1f}× ({r['cpu_speedup_vs_drgn']:.1f}×) |")
 
 
 def table(results: list[dict]) -> str:
     """Markdown table of the results."""
-    head = ("| dump | sections | CLI audit wall / peak RSS | start-up (import + open) | bytes read (× floor) "
-            "| nodes from ranges / struct page | drgn helpers wall / RSS / read | speed-up |")
+    head = ("| dump | sections | `vmemdbg audit` wall (CPU) / peak RSS | start-up: import + open | bytes read (× floor) "
+            "| nodes from ranges / struct page | drgn helpers wall (CPU) / RSS / read | speed-up wall (CPU) |")
     lines = [head, "|" + "---|" * 8]
     for r in results:
         a, c = r["api"], r["cli"]
         ns = a.get("nid_source") or {}
-        read = a["bytes_read"] if a.get("bytes_read") is not None else a["rchar"]
+        read = a.get("bytes_read")
+        readtxt = (f"{read / 2**20:.1f} MiB ({read / a['floor_bytes']:.2f}×)" if read is not None
+                   else "- (libkdumpfile maps the file)")
         lines.append(
-            f"| {r['label']} | {a['sections']:,} | {c['wall']:.2f} s / {c['rss_mib']:.0f} MiB "
-            f"| {a['import']:.2f} + {a['open'] - a['import']:.2f} s | {read / 2**20:.1f} MiB ({read / a['floor_bytes']:.2f}×) "
+            f"| {r['label']} | {a['sections']:,} | {c['wall']:.2f} s ({c['cpu']:.2f} s) / {c['rss_mib']:.0f} MiB "
+            f"| {a['import']:.2f} + {a['open'] - a['import']:.2f} s | {readtxt} "
             f"| {ns.get('node_ranges', '-')} / {ns.get('struct_page', '-')} | " + _fmt_drgn(r))
     return "\n".join(lines)
 
@@ -316,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     results: list[dict] = []
     doc = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "python": sys.version.split()[0],
-           "results": results}
+           "load_average_at_start": os.getloadavg(), "results": results}
 
     def save() -> None:  # after every measurement, so a failure later keeps what was measured
         args.out.write_text(json.dumps(doc, indent=1) + "\n")

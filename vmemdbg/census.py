@@ -73,11 +73,13 @@ def vmemmap_census(kernel: "Kernel") -> Census:
                     & (lv.shift[1:] == lv.shift[:-1]) & (writable[1:] == writable[:-1]) & (nid[1:] == nid[:-1]))
         s, e = _groups(brk)
         last = e - 1
-        for a, b, z in zip(s.tolist(), last.tolist(), e.tolist()):
-            runs.append({"start": int(lv.va[a]), "end": int(lv.va[b] + size[b]), "level": LEAF_NAME[int(lv.shift[a])],
-                         "writable": bool(writable[a]), "phys": int(lv.phys[a]),
-                         "nid": int(nid[a]) if nid[a] >= 0 else None,
-                         "start_pfn": int(start_pfn[a]), "end_pfn": int(end_pfn[b]), "leaves": z - a})
+        # columns as Python lists first: one conversion per column, not per run
+        cols = zip(lv.va[s].tolist(), (lv.va[last] + size[last]).tolist(), lv.shift[s].tolist(),
+                   writable[s].tolist(), lv.phys[s].tolist(), nid[s].tolist(), start_pfn[s].tolist(),
+                   end_pfn[last].tolist(), (e - s).tolist())
+        runs = [{"start": va, "end": end, "level": LEAF_NAME[sh], "writable": w, "phys": ph,
+                 "nid": nd if nd >= 0 else None, "start_pfn": sp, "end_pfn": ep, "leaves": cnt}
+                for va, end, sh, w, ph, nd, sp, ep, cnt in cols]
     audit = _audit(kernel, nid, writable, start_pfn, end_pfn)
     overhead = _overhead(kernel, nid)
     counts = {"pmd_leaves": int(np.count_nonzero(lv.shift == 21)), "pte_leaves": int(np.count_nonzero(lv.shift == 12)),

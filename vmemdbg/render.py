@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from functools import lru_cache
 from typing import Iterable
 
 
+@lru_cache(maxsize=1 << 12)  # tables of 10^5 runs repeat a handful of sizes
 def human(n: int | None) -> str:
     """Bytes as B/KiB/MiB/GiB/TiB."""
     if n is None:
@@ -26,7 +28,9 @@ def hx(v: int | None) -> str:
 def table(headers: list[str], rows: Iterable[list[str]]) -> str:
     """Left-aligned columns separated by two spaces."""
     rows = [list(map(str, r)) for r in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    cols = list(zip(*rows)) if rows else [()] * len(headers)
+    widths = [max(len(h), max(map(len, c), default=0)) for h, c in zip(headers, cols)]
+    del cols
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join([fmt.format(*headers).rstrip()] + [fmt.format(*r).rstrip() for r in rows])
 
@@ -93,8 +97,9 @@ def render_sections(doc: dict, verbose: bool = False) -> str:
 
 def render_vmemmap(doc: dict, verbose: bool = False) -> str:
     """``vmemmap`` view: runs, audit, overhead."""
-    rows = [[hx(r["start"]), hx(r["end"]), r["level"].upper(), "RW" if r["writable"] else "RO", hx(r["phys"]),
-             "-" if r["nid"] is None else r["nid"], f"{r['start_pfn']:#x}-{r['end_pfn']:#x}", human(r["end"] - r["start"])]
+    rows = [[f"{r['start']:#x}", f"{r['end']:#x}", r["level"].upper(), "RW" if r["writable"] else "RO",
+             f"{r['phys']:#x}", "-" if r["nid"] is None else r["nid"], f"{r['start_pfn']:#x}-{r['end_pfn']:#x}",
+             human(r["end"] - r["start"])]
             for r in doc["runs"]]
     out = [table(["START", "END", "LEVEL", "PROT", "PHYS", "NID", "PFNS", "SIZE"], rows)]
     if doc["audit"]:

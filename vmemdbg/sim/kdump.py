@@ -8,13 +8,14 @@ every page not excluded (a 16 TiB dump: 256 GiB of memmap and 16 TiB of page rea
 refuses the simulated dump outright (docs/scale.md). So this module writes the same format and
 the result is checked with the readers: drgn (libkdumpfile) and crash.
 
-Which pages are written: the dump file's data extents (``SEEK_DATA``/``SEEK_HOLE``) inside each
-PT_LOAD. A simulated machine's memory outside its image was never written: it is what a booted
-kernel holds free in the buddy allocator, which ``-d 16`` (DL_EXCLUDE_FREE) excludes, and that is
-the dump level recorded. All-zero pages inside the data are kept and share one zero page, as
-makedumpfile does when zero pages are not excluded (-d 1 is not applied: crash reads the whole
-mem_section roots array, and on a small machine its tail pages are zero, see docs/scale.md).
-A dense ELF (a real dump) keeps every page, with the level the caller gives (0).
+Which pages are written: for a simulated dump (``dump_level`` 16), the file's data extents
+(``SEEK_DATA``/``SEEK_HOLE``) inside each PT_LOAD. A simulated machine's memory outside its image
+was never written: it is what a booted kernel holds free in the buddy allocator, which ``-d 16``
+(DL_EXCLUDE_FREE) excludes, and that is the dump level recorded. All-zero pages are kept and share
+one zero page, as makedumpfile does when zero pages are not excluded (-d 1 is not applied: crash
+reads the whole mem_section roots array, and on a small machine its tail pages are zero, see
+docs/scale.md). A real dump (level 0) keeps every RAM page: its file holes, if it is stored
+sparse, are zero pages, not free memory.
 
 The layout follows makedumpfile's (diskdump_mod.h; makedumpfile.c: write_kdump_header,
 write_kdump_bitmap, write_kdump_pages): block 0 the ``disk_dump_header`` (signature
@@ -72,13 +73,17 @@ def _data_pages(fd: int, offset: int, length: int) -> list[tuple[int, int]]:
     return out
 
 
-def _kept_pages(src: ElfCoreSource) -> tuple[list[tuple[int, int]], np.ndarray]:
-    """The RAM pfn ranges (the PT_LOADs) and the ascending pfns whose pages hold file data."""
+def _kept_pages(src: ElfCoreSource, holes_are_free: bool) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """The RAM pfn ranges (the PT_LOADs) and the ascending pfns to write: those whose pages hold
+    file data if the file's holes are free memory, otherwise every RAM pfn."""
     ram: list[tuple[int, int]] = []
     pfns: list[np.ndarray] = []
     for start, end, fend, off in src.loads():
         first = (start + PAGE - 1) // PAGE
         ram.append((first, end // PAGE))
+        if not holes_are_free:
+            pfns.append(np.arange(first, end // PAGE, dtype=np.int64))
+            continue
         if start % PAGE:
             continue  # a segment not page-aligned holds no whole pages to keep
         for a, b in _data_pages(src.fileno(), off, fend - start):
@@ -98,7 +103,11 @@ def _pages(src: ElfCoreSource, pfns: np.ndarray):
 
 
 def compress(elf: str | os.PathLike[str], out: str | os.PathLike[str], *, dump_level: int = DL_EXCLUDE_FREE) -> dict:
-    """Write ``out``, the kdump-compressed form of the ELF vmcore ``elf``; returns counts."""
+    """Write ``out``, the kdump-compressed form of the ELF vmcore ``elf``; returns counts.
+
+    With ``DL_EXCLUDE_FREE`` in ``dump_level`` (a simulated dump) the file's holes are the free
+    memory and are left out; otherwise (a real dump, which may be stored sparse) holes are zero
+    pages and every RAM page is written (meant for small machines: one pfn array for all RAM)."""
     src = ElfCoreSource(elf)
     try:
         return _compress(src, Path(out), dump_level)
@@ -114,7 +123,7 @@ def _compress(src: ElfCoreSource, out: Path, dump_level: int) -> dict:
     info = src.vmcoreinfo() or b""
     fields = dict(line.split("=", 1) for line in info.decode("ascii", "replace").splitlines() if "=" in line)
     phys_base = int(fields.get("NUMBER(phys_base)", "0")) & 0xFFFFFFFFFFFFFFFF
-    ram, kept = _kept_pages(src)
+    ram, kept = _kept_pages(src, bool(dump_level & DL_EXCLUDE_FREE))
     max_mapnr = max(e for _, e in ram) if ram else 0
     bitmap_bytes = ((max_mapnr + 7) // 8 + BLOCK - 1) // BLOCK * BLOCK
     # the sub header, the VMCOREINFO text, and the ELF notes (here the VMCOREINFO note), where
