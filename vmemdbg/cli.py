@@ -14,7 +14,7 @@ from typing import Callable
 from . import __version__, render, views
 from .dump import open_dump
 from .errors import VmemdbgError
-from .frontend import VIEWS, command_output
+from .frontend import VIEWS, command_doc
 from .kernel import Kernel
 from .symbols import load_symbol_file
 
@@ -95,7 +95,17 @@ def run(args: argparse.Namespace) -> int:
         kernel = Kernel(src, **kw)
         ns = argparse.Namespace(view=args.command, addrs=getattr(args, "addrs", []), verbose=args.verbose,
                                 json=args.json, nr=getattr(args, "nr", None))
-        print(command_output(kernel, ns))
+        doc, text = command_doc(kernel, ns)
+        if ns.json:  # streamed in batches: the audit of 500k sections never exists as one string
+            batch: list[str] = []
+            for chunk in json.JSONEncoder(indent=1).iterencode(doc):  # = json.dumps(doc, indent=1)
+                batch.append(chunk)
+                if len(batch) >= 1 << 16:
+                    sys.stdout.write("".join(batch))
+                    batch.clear()
+            sys.stdout.write("".join(batch) + "\n")
+        else:
+            print(text(doc, ns.verbose))
     finally:
         src.close()
     return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 from .errors import VmemdbgError
 
@@ -77,17 +77,18 @@ def build_parser(prog: str = "vmemdbg") -> argparse.ArgumentParser:
     return p
 
 
-def command_output(kernel: "Kernel", args: argparse.Namespace) -> str:
-    """The text the CLI prints for ``args`` on ``kernel`` (without the final newline)."""
+def command_doc(kernel: "Kernel", args: argparse.Namespace) -> tuple[Any, Callable[[Any, bool], str]]:
+    """The view document for ``args`` on ``kernel`` and the function rendering it as text."""
     from . import render, views
 
     if args.view == "explain":
         if not args.addrs:
             raise VmemdbgError("explain needs at least one ADDR")
         docs = [views.explain(kernel, a) for a in args.addrs]
-        if args.json:
-            return json.dumps(docs[0] if len(docs) == 1 else views._doc("explain", results=docs), indent=1)
-        return "\n\n".join(render.render_explain(d, args.verbose) for d in docs)
+        if len(docs) == 1:
+            return docs[0], render.render_explain
+        return (views._doc("explain", results=docs),
+                lambda d, verbose: "\n\n".join(render.render_explain(x, verbose) for x in d["results"]))
     if args.addrs:
         raise VmemdbgError(f"{args.view} takes no ADDR (got {' '.join(args.addrs)})")
     view_name, text_name, _ = VIEWS[args.view]
@@ -102,5 +103,10 @@ def command_output(kernel: "Kernel", args: argparse.Namespace) -> str:
         if "nr_range" not in params:
             raise VmemdbgError(f"--nr applies to sections, not {args.view}")
         kwargs["nr_range"] = parse_nr_range(args.nr)
-    doc = view(kernel, **kwargs)
+    return view(kernel, **kwargs), text
+
+
+def command_output(kernel: "Kernel", args: argparse.Namespace) -> str:
+    """The text the CLI prints for ``args`` on ``kernel`` (without the final newline)."""
+    doc, text = command_doc(kernel, args)
     return json.dumps(doc, indent=1) if args.json else text(doc, args.verbose)

@@ -27,12 +27,11 @@ def hx(v: int | None) -> str:
 
 def table(headers: list[str], rows: Iterable[list[str]]) -> str:
     """Left-aligned columns separated by two spaces."""
-    rows = [list(map(str, r)) for r in rows]
-    cols = list(zip(*rows)) if rows else [()] * len(headers)
+    cols = [list(map(str, c)) for c in zip(*rows)] or [[] for _ in headers]  # column-wise: 10^5 rows
     widths = [max(len(h), max(map(len, c), default=0)) for h, c in zip(headers, cols)]
-    del cols
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([fmt.format(*headers).rstrip()] + [fmt.format(*r).rstrip() for r in rows])
+    padded = [[s.ljust(w) for s in c] for c, w in zip(cols[:-1], widths)] + cols[-1:]
+    head = "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()
+    return "\n".join([head] + ["  ".join(r).rstrip() for r in zip(*padded)])
 
 
 def _unreadable(doc: dict) -> list[str]:
