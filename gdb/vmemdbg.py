@@ -72,8 +72,6 @@ def _setup_path() -> None:
 
 _setup_path()
 
-import numpy as np  # noqa: E402
-
 from vmemdbg.elfcore import ElfCoreSource  # noqa: E402
 from vmemdbg.errors import MemoryFault, VmemdbgError  # noqa: E402
 from vmemdbg.frontend import VIEW_NAMES, build_parser, command_output  # noqa: E402
@@ -89,8 +87,6 @@ MAX_PHYSMEM_BITS = {0: 46, 1: 52}
 START_KERNEL = START_KERNEL_MAP + 0x1000000
 
 
-#: gather_u64 reads runs of adjacent pages up to this size in one read_memory call.
-_GDB_RUN = 1 << 16
 #: progress lines on stderr start after this many seconds of one command, then repeat as often.
 _PROGRESS_AFTER = 2.0
 #: start of the running command and time of the next progress line (set by VmemdbgCommand.invoke).
@@ -102,8 +98,9 @@ class GdbSource(MemorySource):
 
     gdb serves memory one ``read_memory`` call at a time, each costing a round trip through gdb
     (and over a remote stub, a packet exchange), so vectorised gathers read whole pages, and
-    runs of adjacent pages, once each instead of one call per word. A command that runs longer
-    than :data:`_PROGRESS_AFTER` seconds reports progress on stderr.
+    runs of adjacent pages up to 64 KiB, once each instead of one call per word (the inherited
+    :meth:`MemorySource.gather_u64`). A command that runs longer than :data:`_PROGRESS_AFTER`
+    seconds reports progress on stderr.
     """
 
     def __init__(self, phys_base: int, description: str):
@@ -139,57 +136,6 @@ class GdbSource(MemorySource):
             raise MemoryFault(addr, size, why=f"gdb cannot read its alias {va:#x}") from None
         self.bytes_read += len(data)
         return data
-
-    def gather_u64(self, addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One read per run of adjacent pages (at most :data:`_GDB_RUN` bytes) holding the words;
-        a run gdb cannot read is retried page by page, so one hole costs only its own words."""
-        addrs = np.asarray(addrs, dtype=np.uint64).reshape(-1)
-        vals = np.zeros(addrs.shape, dtype=np.uint64)
-        ok = np.zeros(addrs.shape, dtype=bool)
-        if addrs.size == 0:
-            return vals, ok
-        order = np.argsort(addrs, kind="stable")
-        sa = addrs[order]
-        first, last = sa >> np.uint64(12), (sa + np.uint64(7)) >> np.uint64(12)
-        new = np.ones(len(sa), dtype=bool)
-        new[1:] = first[1:] > last[:-1] + np.uint64(1)
-        bounds = np.flatnonzero(new).tolist() + [len(sa)]
-        out, good = np.zeros(len(sa), dtype=np.uint64), np.zeros(len(sa), dtype=bool)
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            while a < b:
-                lo = int(first[a]) << 12
-                j = max(a + 1, a + int(np.searchsorted(sa[a:b], np.uint64(lo + _GDB_RUN - 8), side="right")))
-                hi = (int(last[j - 1]) + 1) << 12
-                self._fill(sa, a, j, lo, hi, out, good)
-                a = j
-        vals[order], ok[order] = out, good
-        return vals, ok
-
-    def _fill(self, sa: np.ndarray, a: int, j: int, lo: int, hi: int, out: np.ndarray, good: np.ndarray) -> None:
-        """Words ``sa[a:j]`` from physical ``[lo, hi)``: one read; if it faults, page by page, and
-        word by word for what a page read cannot serve (holes, words straddling into them)."""
-        try:
-            buf = np.frombuffer(self.read_phys(lo, hi - lo), dtype=np.uint8)
-        except MemoryFault:
-            if hi - lo > 4096:
-                for page in range(lo, hi, 4096):
-                    k0 = a + int(np.searchsorted(sa[a:j], np.uint64(page), side="left"))
-                    k1 = a + int(np.searchsorted(sa[a:j], np.uint64(page + 4096), side="left"))
-                    if k1 > k0:
-                        self._fill(sa, k0, k1, page, page + 4096, out, good)
-                return
-            buf = np.zeros(0, dtype=np.uint8)
-        rel = (sa[a:j] - np.uint64(lo)).astype(np.int64)
-        inbuf = rel + 8 <= len(buf)
-        w = np.flatnonzero(inbuf)
-        out[a + w] = buf[rel[w, None] + np.arange(8)].view("<u8").reshape(-1)
-        good[a + w] = True
-        for k in (a + np.flatnonzero(~inbuf)).tolist():
-            try:
-                out[k] = int.from_bytes(self.read_phys(int(sa[k]), 8), "little")
-                good[k] = True
-            except MemoryFault:
-                pass
 
     def ranges(self) -> list[tuple[int, int]]:
         """gdb does not list what it can read: unknown."""
