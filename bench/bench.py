@@ -1,28 +1,31 @@
 #!/usr/bin/env python3
-"""Benchmark: full audit of simulated 64 GiB .. 64 TiB machines, side by side with drgn's helpers.
+"""Benchmark: the full audit on dumps shaped like real ones, side by side with drgn's own helpers.
 
-For each machine in fixtures/machines/ (64g-2node, 1t-4node, 16t-8node, 64t-8node):
+For each simulated machine (64g-2node, 1t-4node, 16t-8node, 64t-8node in fixtures/machines/):
 
-1. ``vmemdbg simulate`` writes the fixture vmcore and its debug-info ELF (not timed as audit);
-2. **CLI**: ``vmemdbg audit FIXTURE`` in a fresh process (wall time, peak RSS from wait4);
-3. **API**: a fresh Python process builds a Kernel and computes the same facts through the Python
-   API (kernel.sections with usage and nids, kernel.census: vmemmap runs, audit, overhead;
-   memblock), and, in a second run through a RecordingSource, counts read calls and bytes read;
-4. **drgn**: a fresh process gathers the same facts with drgn 0.3's own helpers on the same fixture
-   and debug info: for_each_present_section, section_decode_mem_map, decode_section_flags, the
-   usage (subsection_map, pageblock_flags), page flags for the nid, follow_phys per 2 MiB of
-   memmap and the nid of each backing frame.
-   drgn's ELF core loader slows down steeply with the number of PT_LOADs (measured: ~10 µs per
-   object read with 16k segments, ~2 ms with 259k), and a simulated fixture has one PT_LOAD per
-   kept struct page (a million at 64 TiB) where a real 64 TiB vmcore has a few dozen. So drgn gets
-   the fixture's memory as one physical segment (Program.add_memory_segment, served by vmemdbg's
-   mmap reader) plus the same VMCOREINFO (set_linux_kernel_custom): the cost of a real dump.
+1. ``vmemdbg simulate --layout vmcore`` writes the dump as ``/proc/vmcore`` lays it out: one PT_LOAD
+   per System RAM range, a sparse file as big as the RAM (64 TiB apparent for the 64 TiB machine;
+   ext4 stops at 16 TiB per file, so the default work directory is tmpfs), plus its debug-info ELF;
+2. **CLI**: ``vmemdbg audit --json DUMP`` in a fresh process: whole-process wall time and peak RSS
+   of the child as the OS counts it (``wait4`` ``ru_maxrss``: anonymous and file pages);
+3. **API**: a fresh process opens the dump and computes the same facts through the Python API,
+   reporting its import time (start-up), the time to open the kernel, the pread calls and bytes
+   the ELF reader made, and ``rchar`` of /proc/self/io around the work; the floor is what must be
+   read: the roots array, the root pages, the usage objects and the vmemmap page-table pages;
+4. **drgn**: a fresh process with drgn from PyPI reading **the same file natively**
+   (``Program.set_core_dump`` + ``load_debug_info`` of the simulator's DWARF, no callbacks) gathers
+   the same facts with its own helpers: for_each_present_section, decode_section_flags,
+   section_decode_mem_map, the usage (subsection_map, pageblock_flags), the nid of each section's
+   first page, follow_phys per 2 MiB of memmap and the nid of each backing frame.
 
-The floor of bytes that must be read is the roots array + root pages + usage objects + vmemmap
-page-table pages. Results go to a table on stdout and to JSON (--out). Run:
+It also measures the real QEMU dumps of the oracle if present (``--real DIR``: DIR/<case>/vmcore.elf
+and vmcore.kdump, drgn with the distribution's vmlinux), kdump-compressed variants (``--kdump``,
+see docs/scale.md), the gdb front end on a core file (``--gdb``), ``vmemdbg summary`` on a bundled
+fixture, and drgn's start-up with and without the plugin. Results: a table on stdout and JSON
+(``--out``). Every measurement is a child process run with fork + wait4 (:func:`run_child`).
 
-    python3 bench/bench.py                       # all sizes, ~1-2 minutes
-    python3 bench/bench.py --sizes 64g,1t --repeat 1 --out /tmp/bench.json
+    python3 bench/bench.py                                   # everything, ~10 minutes
+    python3 bench/bench.py --sizes 64g,1t --repeat 1 --no-gdb --out /tmp/bench.json
 """
 
 from __future__ import annotations
@@ -30,63 +33,62 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
+import shutil
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MACHINES = {"64g": "64g-2node.toml", "1t": "1t-4node.toml", "16t": "16t-8node.toml", "64t": "64t-8node.toml"}
+VMLINUX = Path("/usr/lib/debug/boot/vmlinux-6.1.0-56-cloud-amd64")
+REAL_CASES = ("1g-nokaslr", "6g-2node-kaslr", "1000m")
 
-API_SNIPPET = r"""
+RCHAR = r"""
+def rchar():
+    with open("/proc/self/io") as f:
+        return int(next(l for l in f if l.startswith("rchar:")).split()[1])
+"""
+
+API_SNIPPET = RCHAR + r"""
 import json, sys, time
 t0 = time.perf_counter()
 from vmemdbg.dump import open_dump
 from vmemdbg.kernel import Kernel
-from vmemdbg.memory import RecordingSource
 from vmemdbg import views
+t_import = time.perf_counter() - t0
+r0 = rchar()
 src = open_dump(sys.argv[1])
-if sys.argv[2] == "count":
-    src = RecordingSource(src)
 k = Kernel(src)
+t_open = time.perf_counter() - t0
 secs = k.sections
 census = k.census
 mb = views.memblock(k)
 wall = time.perf_counter() - t0
-out = {"wall": wall, "sections": len(secs), "runs": len(census.runs), "audit": len(census.audit),
-       "leaves": len(k.vmemmap.leaves), "memmap_bytes": census.overhead["total"]["memmap_bytes"]}
-if sys.argv[2] == "count":
-    out["read_calls"] = len(src.reads) + len(src.gathered)
-    out["bytes_read"] = sum(n for _, n in src.reads) + 8 * sum(len(g) for g in src.gathered)
-    out["gathered_words"] = sum(len(g) for g in src.gathered)
-    roots_read = (secs.highest_present // k.sections_per_root + 1) * 8
-    out["floor_bytes"] = (roots_read + secs.roots_present * 4096 + int((secs.usage != 0).sum()) * secs.usage_layout.stride
-                          + 4096 * (len(k.vmemmap.leaves.tables) + 1))
+out = {"wall": wall, "import": t_import, "open": t_open, "rchar": rchar() - r0,
+       "sections": len(secs), "runs": len(census.runs), "audit": len(census.audit),
+       "leaves": len(k.vmemmap.leaves), "memmap_bytes": census.overhead["total"]["memmap_bytes"],
+       "nid_source": census.counts["nid_source"],
+       "preads": getattr(src, "preads", None), "bytes_read": getattr(src, "bytes_read", None)}
+roots_read = (secs.highest_present // k.sections_per_root + 1) * 8
+out["floor_bytes"] = (roots_read + secs.roots_present * 4096 + int((secs.usage != 0).sum()) * secs.usage_layout.stride
+                      + 4096 * (len(k.vmemmap.leaves.tables) + 1))
 print(json.dumps(out))
 """
 
-DRGN_SNIPPET = r"""
+DRGN_SNIPPET = RCHAR + r"""
 import json, sys, time
 t0 = time.perf_counter()
 import drgn
 from drgn.helpers.linux.mm import follow_phys, phys_to_page
 from drgn.helpers.linux.mmzone import for_each_present_section, section_decode_mem_map, decode_section_flags
-from vmemdbg.elfcore import ElfCoreSource
-from vmemdbg.errors import MemoryFault
-src = ElfCoreSource(sys.argv[1])
-def read_fn(address, count, offset, physical):
-    try:
-        return src.read_phys(address, count)
-    except MemoryFault:
-        raise drgn.FaultError("not in the dump", address) from None
+r0 = rchar()
+# QEMU's kdump output names no architecture: give the platform, as vmemdbg's drgn source does
 prog = drgn.Program(drgn.Platform(drgn.Architecture.X86_64,
                                   drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN))
-prog.add_memory_segment(0, 1 << 52, read_fn, True)
-prog.set_linux_kernel_custom(src.vmcoreinfo(), False)
+prog.set_core_dump(sys.argv[1])
 prog.load_debug_info([sys.argv[2]])
-assert prog.main_module().debug_file_status == drgn.ModuleFileStatus.HAVE
 t_load = time.perf_counter() - t0
-shift = 64 - int(sys.argv[3])
+shift = 64 - (prog["node_data"].type_.length - 1).bit_length()  # NODES_PGSHIFT = 64 - log2(MAX_NUMNODES)
 mm = prog["init_mm"].address_of_()
 sections = leaves = nid_sum = 0
 for nr, ms in for_each_present_section(prog):
@@ -105,68 +107,212 @@ for nr, ms in for_each_present_section(prog):
             continue
         leaves += 1
         nid_sum += phys_to_page(prog, phys).flags.value_() >> shift
-print(json.dumps({"wall": time.perf_counter() - t0, "load": t_load, "sections": sections, "leaves": leaves}))
+print(json.dumps({"wall": time.perf_counter() - t0, "load": t_load, "rchar": rchar() - r0,
+                  "sections": sections, "leaves": leaves}))
 """
 
 
-def run_rusage(cmd: list[str], devnull: bool = False) -> tuple[float, float, str]:
-    """Run ``cmd``; return (wall seconds, the child's own peak RSS in MiB from wait4, stdout)."""
+def run_child(cmd: list[str], env: dict | None = None, timeout: float = 3600, keep_stdout: bool = True) -> dict:
+    """fork + exec ``cmd`` with stdout to a pipe; wait4 for it.
+
+    Returns wall seconds, the child's peak RSS in MiB (ru_maxrss: what the OS counted, file pages
+    included) and its stdout. Raises on a non-zero exit."""
+    r, w = os.pipe()
+    er, ew = os.pipe()
     t0 = time.perf_counter()
-    out_f = subprocess.DEVNULL if devnull else subprocess.PIPE
-    p = subprocess.Popen(cmd, stdout=out_f, stderr=subprocess.PIPE, cwd=ROOT)
-    out = p.stdout.read().decode() if p.stdout else ""
-    err = p.stderr.read().decode()
-    _, status, ru = os.wait4(p.pid, 0)
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            os.dup2(w, 1)
+            os.dup2(ew, 2)
+            os.chdir(ROOT)
+            os.execvpe(cmd[0], cmd, env if env is not None else os.environ)
+        finally:
+            os._exit(127)
+    os.close(w)
+    os.close(ew)
+    out, err = bytearray(), bytearray()
+    counted = 0
+    import selectors
+    sel = selectors.DefaultSelector()
+    sel.register(r, selectors.EVENT_READ, out)
+    sel.register(er, selectors.EVENT_READ, err)
+    while sel.get_map():
+        for key, _ in sel.select(timeout):
+            chunk = os.read(key.fd, 1 << 16)
+            if chunk:
+                if key.fd == r:
+                    counted += len(chunk)
+                if key.fd != r or keep_stdout:
+                    key.data.extend(chunk)
+            else:
+                sel.unregister(key.fd)
+                os.close(key.fd)
+    _, status, ru = os.wait4(pid, 0)
     wall = time.perf_counter() - t0
     if status != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {err.strip()[-300:]}")
-    return wall, ru.ru_maxrss / 1024, out
+        raise RuntimeError(f"{' '.join(cmd)} failed ({status}): {err.decode(errors='replace').strip()[-400:]}")
+    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss_mib": ru.ru_maxrss / 1024, "stdout_bytes": counted,
+            "stdout": out.decode(errors="replace"), "stderr": err.decode(errors="replace")}
 
 
-def bench_size(name: str, workdir: Path, repeat: int, with_drgn: bool) -> dict:
-    """All measurements for one machine size."""
-    machine = ROOT / "fixtures" / "machines" / MACHINES[name]
-    fixture, debug = workdir / f"{name}.elf", workdir / f"{name}.debug"
-    wall, rss, _ = run_rusage([sys.executable, "-m", "vmemdbg", "simulate", str(machine), "-o", str(fixture),
-                               "--debuginfo", str(debug)], devnull=True)
-    res: dict = {"size": name, "machine": machine.name, "simulate": {"wall": wall, "rss_mib": rss},
-                 "fixture_bytes": fixture.stat().st_size}
-    cli = [run_rusage([sys.executable, "-m", "vmemdbg", "audit", str(fixture)], devnull=True) for _ in range(repeat)]
-    res["cli"] = {"wall": min(c[0] for c in cli), "rss_mib": max(c[1] for c in cli)}
-    api = []
-    for _ in range(repeat):
-        w, r, out = run_rusage([sys.executable, "-c", API_SNIPPET, str(fixture), "plain"])
-        api.append((w, r, json.loads(out)))
-    res["api"] = dict(api[0][2], wall=min(a[2]["wall"] for a in api), process_wall=min(a[0] for a in api),
-                      rss_mib=max(a[1] for a in api))
-    _, _, out = run_rusage([sys.executable, "-c", API_SNIPPET, str(fixture), "count"])
-    counted = json.loads(out)
-    res["reads"] = {k: counted[k] for k in ("read_calls", "bytes_read", "gathered_words", "floor_bytes")}
-    res["reads"]["bytes_vs_floor"] = counted["bytes_read"] / counted["floor_bytes"]
+def best(cmd: list[str], repeat: int, env: dict | None = None) -> dict:
+    """``repeat`` runs: minimum wall and CPU time, maximum RSS, the last stdout."""
+    runs = [run_child(cmd, env) for _ in range(repeat)]
+    return {"wall": min(r["wall"] for r in runs), "cpu": min(r["cpu"] for r in runs),
+            "rss_mib": max(r["rss_mib"] for r in runs), "stdout": runs[-1]["stdout"], "stderr": runs[-1]["stderr"]}
+
+
+def audit_and_drgn(dump: Path, debug: Path, repeat: int, with_drgn: bool, label: str) -> dict:
+    """CLI audit, API counters and (optionally) drgn's helpers on one dump file."""
+    py = sys.executable
+    res: dict = {"dump": str(dump), "label": label}
+    cli = best([py, "-m", "vmemdbg", "audit", str(dump)], repeat)
+    res["cli"] = {"wall": cli["wall"], "cpu": cli["cpu"], "rss_mib": cli["rss_mib"]}
+    js = run_child([py, "-m", "vmemdbg", "audit", "--json", str(dump)], keep_stdout=False)
+    res["cli_json"] = {"wall": js["wall"], "cpu": js["cpu"], "rss_mib": js["rss_mib"], "bytes": js["stdout_bytes"]}
+    api = best([py, "-c", API_SNIPPET, str(dump)], repeat)
+    res["api"] = dict(json.loads(api["stdout"]), process_wall=api["wall"], rss_mib=api["rss_mib"])
     if with_drgn:
-        nodes_shift = 10
-        w, r, out = run_rusage([sys.executable, "-c", DRGN_SNIPPET, str(fixture), str(debug), str(nodes_shift)])
-        d = json.loads(out)
-        res["drgn"] = dict(d, process_wall=w, rss_mib=r)
-        res["speedup_vs_drgn"] = d["wall"] / res["api"]["wall"]
-        if d["sections"] != res["api"]["sections"]:
-            raise RuntimeError(f"{name}: drgn saw {d['sections']} sections, vmemdbg {res['api']['sections']}")
+        d = run_child([py, "-c", DRGN_SNIPPET, str(dump), str(debug)])
+        res["drgn"] = dict(json.loads(d["stdout"]), process_wall=d["wall"], cpu=d["cpu"], rss_mib=d["rss_mib"])
+        res["speedup_vs_drgn"] = d["wall"] / cli["wall"]
+        res["cpu_speedup_vs_drgn"] = d["cpu"] / cli["cpu"]
+        if res["drgn"]["sections"] != res["api"]["sections"]:
+            raise RuntimeError(f"{label}: drgn saw {res['drgn']['sections']} sections, vmemdbg {res['api']['sections']}")
     return res
+
+
+def kdump_variant(elf: Path, out: Path) -> Path | None:
+    """The kdump-compressed variant written by ``vmemdbg.sim.kdump`` (docs/scale.md), if available."""
+    try:
+        from vmemdbg.sim.kdump import compress  # noqa: PLC0415
+    except ImportError:
+        return None
+    compress(elf, out)
+    return out
+
+
+def bench_size(name: str, workdir: Path, args: argparse.Namespace) -> list[dict]:
+    """Simulate one machine and measure its dump (and its compressed variant)."""
+    machine = ROOT / "fixtures" / "machines" / MACHINES[name]
+    dump, debug = workdir / f"{name}.elf", workdir / f"{name}.debug"
+    sim = run_child([sys.executable, "-m", "vmemdbg", "simulate", str(machine), "-o", str(dump),
+                     "--debuginfo", str(debug), "--layout", "vmcore"])
+    st = dump.stat()
+    out = []
+    try:
+        res = audit_and_drgn(dump, debug, args.repeat, not args.no_drgn, name)
+        res.update(machine=machine.name, simulate={"wall": sim["wall"], "rss_mib": sim["rss_mib"]},
+                   apparent_bytes=st.st_size, allocated_bytes=st.st_blocks * 512)
+        out.append(res)
+        if args.gdb and name in args.gdb.split(","):
+            res["gdb"] = gdb_audit(dump)
+        if args.kdump and name in args.kdump.split(","):
+            kd = workdir / f"{name}.kdump"
+            t0 = time.perf_counter()
+            if kdump_variant(dump, kd) is not None:
+                made = time.perf_counter() - t0
+                r = audit_and_drgn(kd, debug, args.repeat, not args.no_drgn, f"{name} kdump")
+                r.update(machine=machine.name, made_in=made, apparent_bytes=kd.stat().st_size)
+                out.append(r)
+                kd.unlink()
+    finally:
+        if not args.keep:
+            dump.unlink(missing_ok=True)
+    return out
+
+
+def gdb_audit(core: Path) -> dict:
+    """``vmemdbg audit`` inside gdb on a core file (no vmlinux): wall and peak RSS of gdb."""
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        return {}
+    r = run_child([gdb, "-q", "-batch", "-ex", f"source {ROOT / 'gdb' / 'vmemdbg.py'}", "-ex", f"core-file {core}",
+                   "-ex", "vmemdbg audit"])
+    return {"wall": r["wall"], "cpu": r["cpu"], "rss_mib": r["rss_mib"],
+            "progress_lines": r["stderr"].count("vmemdbg: ")}
+
+
+def bench_real(real: Path, workdir: Path, repeat: int, with_drgn: bool) -> list[dict]:
+    """The oracle's real QEMU dumps (ELF and kdump-compressed), drgn with the distribution vmlinux.
+
+    A kdump file in makedumpfile's flattened format (what QEMU writes to a pipe) is first
+    reassembled with ``makedumpfile -R``, which neither drgn nor vmemdbg read directly."""
+    out = []
+    for case in REAL_CASES:
+        for fname in ("vmcore.elf", "vmcore.kdump"):
+            dump = real / case / fname
+            if not dump.exists():
+                continue
+            label = f"{case}/{fname}"
+            with open(dump, "rb") as f:
+                flattened = f.read(12) == b"makedumpfile"
+            if flattened:
+                plain = workdir / f"{case}.kdump"
+                plain.unlink(missing_ok=True)  # makedumpfile -R does not overwrite
+                with open(dump, "rb") as src:
+                    pid = os.fork()
+                    if pid == 0:
+                        os.dup2(src.fileno(), 0)
+                        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+                        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+                        os.execvp("makedumpfile", ["makedumpfile", "-R", str(plain)])
+                    os.waitpid(pid, 0)
+                dump, label = plain, label + " (reassembled)"
+            r = audit_and_drgn(dump, VMLINUX, repeat, with_drgn and VMLINUX.exists(), label)
+            r["apparent_bytes"] = dump.stat().st_size
+            out.append(r)
+            if flattened:
+                dump.unlink()
+    return out
+
+
+def startup(repeat: int) -> dict:
+    """``vmemdbg summary`` on a bundled fixture, and drgn's start-up with and without the plugin."""
+    fixture = ROOT / "fixtures" / "real" / "6g-2node-kaslr" / "vmcore.elf"
+    s = best([sys.executable, "-m", "vmemdbg", "summary", str(fixture)], max(repeat, 3))
+    res = {"summary_fixture": str(fixture.relative_to(ROOT)), "summary": s["wall"], "summary_cpu": s["cpu"]}
+    drgn = Path(sys.executable).with_name("drgn")
+    if drgn.exists():
+        cmd = [str(drgn), "-q", "-c", str(fixture), "--no-default-symbols", "-e", "pass"]
+        env_off = dict(os.environ, DRGN_DISABLE_PLUGINS="vmemdbg")
+        off, on = [], []
+        for _ in range(max(repeat, 5)):  # interleaved, so load changes hit both alike
+            off.append(run_child(cmd, env_off))
+            on.append(run_child(cmd))
+        for key, runs in (("drgn_without_plugin", off), ("drgn_with_plugin", on)):
+            res[key] = min(r["wall"] for r in runs)
+            res[key + "_cpu"] = min(r["cpu"] for r in runs)
+        res["plugin_cost"] = res["drgn_with_plugin"] - res["drgn_without_plugin"]
+        res["plugin_cost_cpu"] = res["drgn_with_plugin_cpu"] - res["drgn_without_plugin_cpu"]
+    return res
+
+
+def _fmt_drgn(r: dict) -> str:
+    d = r.get("drgn")
+    if not d:
+        return "- | - |"
+    read = f"{d['rchar'] / 2**20:.1f} MiB" if r.get("api", {}).get("bytes_read") is not None else "-"
+    return (f"{d['process_wall']:.2f} s ({d['cpu']:.2f} s) / {d['rss_mib']:.0f} MiB / {read} "
+            f"| {r['speedup_vs_drgn']:.1f}× ({r['cpu_speedup_vs_drgn']:.1f}×) |")
 
 
 def table(results: list[dict]) -> str:
     """Markdown table of the results."""
-    head = ("| machine | sections | vmemmap leaves | CLI audit wall / RSS | API wall / RSS | read calls | bytes read (× floor) "
-            "| drgn helpers wall / RSS | vmemdbg speed-up |")
-    lines = [head, "|" + "---|" * 9]
+    head = ("| dump | sections | `vmemdbg audit` wall (CPU) / peak RSS | start-up: import + open | bytes read (× floor) "
+            "| nodes from ranges / struct page | drgn helpers wall (CPU) / RSS / read | speed-up wall (CPU) |")
+    lines = [head, "|" + "---|" * 8]
     for r in results:
-        a, c, rd = r["api"], r["cli"], r["reads"]
-        d = r.get("drgn")
+        a, c = r["api"], r["cli"]
+        ns = a.get("nid_source") or {}
+        read = a.get("bytes_read")
+        readtxt = (f"{read / 2**20:.1f} MiB ({read / a['floor_bytes']:.2f}×)" if read is not None
+                   else "- (libkdumpfile maps the file)")
         lines.append(
-            f"| {r['size']} ({r['machine']}) | {a['sections']:,} | {a['leaves']:,} | {c['wall']:.2f} s / {c['rss_mib']:.0f} MiB "
-            f"| {a['wall']:.2f} s / {a['rss_mib']:.0f} MiB | {rd['read_calls']:,} | {rd['bytes_read'] / 2**20:.1f} MiB "
-            f"({rd['bytes_vs_floor']:.2f}×) | " + (f"{d['wall']:.2f} s / {d['rss_mib']:.0f} MiB | {r['speedup_vs_drgn']:.1f}× |"
-                                                  if d else "- | - |"))
+            f"| {r['label']} | {a['sections']:,} | {c['wall']:.2f} s ({c['cpu']:.2f} s) / {c['rss_mib']:.0f} MiB "
+            f"| {a['import']:.2f} + {a['open'] - a['import']:.2f} s | {readtxt} "
+            f"| {ns.get('node_ranges', '-')} / {ns.get('struct_page', '-')} | " + _fmt_drgn(r))
     return "\n".join(lines)
 
 
@@ -174,22 +320,42 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="64g,1t,16t,64t", help="comma-separated subset of " + ",".join(MACHINES))
-    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (min wall, max RSS)")
-    ap.add_argument("--workdir", type=Path, default=Path("/tmp/vmemdbg-bench"))
+    ap.add_argument("--repeat", type=int, default=3, help="runs per vmemdbg measurement (min wall, max RSS)")
+    ap.add_argument("--workdir", type=Path, default=Path("/dev/shm/vmemdbg-bench"),
+                    help="where the sparse dumps go (needs a filesystem taking 64 TiB sparse files: tmpfs, xfs)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     ap.add_argument("--no-drgn", action="store_true", help="skip the drgn-helper side")
+    ap.add_argument("--kdump", default="1t,16t", help="sizes whose kdump-compressed variant is measured ('' for none)")
+    ap.add_argument("--gdb", default="16t", help="sizes measured in gdb too ('' for none)")
+    ap.add_argument("--real", type=Path, default=Path("/work/dumps/base-6.1"), help="directory of the oracle's real dumps")
+    ap.add_argument("--keep", action="store_true", help="keep the simulated dumps")
     args = ap.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    results = []
-    for name in args.sizes.split(","):
+    results: list[dict] = []
+    doc = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "python": sys.version.split()[0],
+           "load_average_at_start": os.getloadavg(), "results": results}
+
+    def save() -> None:  # after every measurement, so a failure later keeps what was measured
+        args.out.write_text(json.dumps(doc, indent=1) + "\n")
+
+    for name in [s for s in args.sizes.split(",") if s]:
         if name not in MACHINES:
             ap.error(f"unknown size {name!r}")
         print(f"{name}: simulating and measuring ...", file=sys.stderr, flush=True)
-        results.append(bench_size(name, args.workdir, args.repeat, not args.no_drgn))
-    doc = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "python": sys.version.split()[0],
-           "results": results}
-    args.out.write_text(json.dumps(doc, indent=1) + "\n")
+        results += bench_size(name, args.workdir, args)
+        save()
+    if args.real.is_dir():
+        print("real dumps ...", file=sys.stderr, flush=True)
+        results += bench_real(args.real, args.workdir, args.repeat, not args.no_drgn)
+        save()
+    print("start-up ...", file=sys.stderr, flush=True)
+    start = doc["startup"] = startup(args.repeat)
+    save()
     print(table(results))
+    for r in results:
+        if r.get("gdb"):
+            print(f"gdb audit on {r['label']}: {r['gdb']['wall']:.1f} s, {r['gdb']['rss_mib']:.0f} MiB")
+    print(json.dumps(start))
     return 0
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import gdb
 
@@ -86,14 +87,36 @@ MAX_PHYSMEM_BITS = {0: 46, 1: 52}
 START_KERNEL = START_KERNEL_MAP + 0x1000000
 
 
+#: progress lines on stderr start after this many seconds of one command, then repeat as often.
+_PROGRESS_AFTER = 2.0
+#: start of the running command and time of the next progress line (set by VmemdbgCommand.invoke).
+_clock = {"t0": 0.0, "next": 0.0}
+
+
 class GdbSource(MemorySource):
-    """Physical memory read through gdb at a virtual alias of each physical address."""
+    """Physical memory read through gdb at a virtual alias of each physical address.
+
+    gdb serves memory one ``read_memory`` call at a time, each costing a round trip through gdb
+    (and over a remote stub, a packet exchange), so vectorised gathers read whole pages, and
+    runs of adjacent pages up to 64 KiB, once each instead of one call per word (the inherited
+    :meth:`MemorySource.gather_u64`). A command that runs longer than :data:`_PROGRESS_AFTER`
+    seconds reports progress on stderr.
+    """
 
     def __init__(self, phys_base: int, description: str):
         self.phys_base = phys_base
         self.description = description
         #: page_offset_base once known; until then only the kernel image is readable.
         self.direct_map_base: int | None = None
+        self.reads = self.bytes_read = 0
+
+    def _progress(self) -> None:
+        now = time.monotonic()
+        if _clock["t0"] and now >= _clock["next"]:
+            _clock["next"] = now + _PROGRESS_AFTER
+            gdb.write(f"vmemdbg: {now - _clock['t0']:.0f} s, {self.reads} reads, "
+                      f"{self.bytes_read / 2**20:.1f} MiB read so far\n", gdb.STDERR)
+            gdb.flush(gdb.STDERR)
 
     def _alias(self, addr: int, size: int) -> int:
         if self.direct_map_base is not None:
@@ -105,10 +128,14 @@ class GdbSource(MemorySource):
     def read_phys(self, addr: int, size: int) -> bytes:
         """``inferior.read_memory`` at the alias; gdb.MemoryError becomes MemoryFault."""
         va = self._alias(addr, size)
+        self.reads += 1
+        self._progress()
         try:
-            return gdb.selected_inferior().read_memory(va, size).tobytes()
+            data = gdb.selected_inferior().read_memory(va, size).tobytes()
         except gdb.MemoryError:
             raise MemoryFault(addr, size, why=f"gdb cannot read its alias {va:#x}") from None
+        self.bytes_read += len(data)
+        return data
 
     def ranges(self) -> list[tuple[int, int]]:
         """gdb does not list what it can read: unknown."""
@@ -271,6 +298,8 @@ pfn:N, phys:A, direct:VA, page:VA or a bare address). -v adds detail, --json pri
         """Parse, analyse, print; every error is one line."""
         try:
             args = self.parser.parse_args(gdb.string_to_argv(argument))
+            _clock["t0"] = time.monotonic()
+            _clock["next"] = _clock["t0"] + _PROGRESS_AFTER
             gdb.write(command_output(current_kernel(), args) + "\n")
         except VmemdbgError as e:
             raise gdb.GdbError(f"vmemdbg: {e}") from None
@@ -281,6 +310,8 @@ pfn:N, phys:A, direct:VA, page:VA or a bare address). -v adds detail, --json pri
                 raise
             raise gdb.GdbError(f"vmemdbg: internal error: {type(e).__name__}: {e} "
                                "(set VMEMDBG_DEBUG=1 for a traceback)") from None
+        finally:
+            _clock["t0"] = 0.0
 
     def complete(self, text: str, word: str) -> list[str]:
         """Complete the view name (the first word)."""

@@ -87,7 +87,9 @@ def vmemmap_census(kernel: "Kernel") -> Census:
     n = len(lv)
     size = lv.size
     writable = lv.writable
+    before = dict(m.nid_sources)
     nid = m.pfn_nids(lv.phys >> np.uint64(12)) if n else np.zeros(0, np.int64)
+    nid_source = {k: v - before[k] for k, v in m.nid_sources.items()}  # backing frames only
     start_pfn = (lv.va - V) // np.uint64(sps)
     end_pfn = (lv.va + size - V + np.uint64(sps - 1)) // np.uint64(sps)
     hvo = find_hvo(kernel, writable)
@@ -100,18 +102,20 @@ def vmemmap_census(kernel: "Kernel") -> Census:
                     & (prov[1:] == prov[:-1]))
         s, e = _groups(brk)
         last = e - 1
-        for a, b, z in zip(s.tolist(), last.tolist(), e.tolist()):
-            runs.append({"start": int(lv.va[a]), "end": int(lv.va[b] + size[b]), "level": LEAF_NAME[int(lv.shift[a])],
-                         "writable": bool(writable[a]), "phys": int(lv.phys[a]),
-                         "nid": int(nid[a]) if nid[a] >= 0 else None,
-                         "start_pfn": int(start_pfn[a]), "end_pfn": int(end_pfn[b]), "leaves": z - a,
-                         "provenance": PROVENANCES[int(prov[a])]})
+        # columns as Python lists first: one conversion per column, not per run
+        cols = zip(lv.va[s].tolist(), (lv.va[last] + size[last]).tolist(), lv.shift[s].tolist(),
+                   writable[s].tolist(), lv.phys[s].tolist(), nid[s].tolist(), start_pfn[s].tolist(),
+                   end_pfn[last].tolist(), (e - s).tolist(), prov[s].tolist())
+        runs = [{"start": va, "end": end, "level": LEAF_NAME[sh], "writable": w, "phys": ph,
+                 "nid": nd if nd >= 0 else None, "start_pfn": sp, "end_pfn": ep, "leaves": cnt,
+                 "provenance": PROVENANCES[pv]}
+                for va, end, sh, w, ph, nd, sp, ep, cnt, pv in cols]
     ram = ram_account(kernel)
     audit = _audit(kernel, nid, writable, start_pfn, end_pfn, hvo, prov, ram)
     overhead = _overhead(kernel, nid, prov)
     counts = {"pmd_leaves": int(np.count_nonzero(lv.shift == 21)), "pte_leaves": int(np.count_nonzero(lv.shift == 12)),
               "pud_leaves": int(np.count_nonzero(lv.shift == 30)), "mapped_bytes": int(size.sum()) if n else 0,
-              "pagetable_bytes": 4096 * len(lv.tables),
+              "pagetable_bytes": 4096 * len(lv.tables), "nid_source": nid_source,
               "anomalies": sum(1 for x in audit if x["severity"] == ANOMALY),
               "notes": sum(1 for x in audit if x["severity"] == NOTE)}
     return Census(runs, audit, overhead, counts,

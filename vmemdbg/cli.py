@@ -14,7 +14,7 @@ from typing import Callable
 from . import __version__, render, views
 from .dump import open_dump
 from .errors import VmemdbgError
-from .frontend import VIEWS, command_output
+from .frontend import VIEWS, command_doc
 from .kernel import Kernel
 from .symbols import load_symbol_file
 
@@ -27,8 +27,9 @@ def _add_source_args(p: argparse.ArgumentParser) -> None:
                    help="more detail (layout reasons; sections: per-pageblock migratetypes)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (also used to document the commands)."""
+def build_parser(with_simulator: bool = True) -> argparse.ArgumentParser:
+    """The argument parser (also used to document the commands). The simulator (a sizeable import)
+    is registered only when ``with_simulator``: for help and for ``simulate`` itself."""
     p = argparse.ArgumentParser(prog="vmemdbg", description="Explain the x86-64 Linux sparse memory model of a vmcore.")
     p.add_argument("--version", action="version", version=f"vmemdbg {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -52,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_args(x)
     x.add_argument("-o", "--output", required=True, metavar="SMALL", help="output ELF vmcore")
     x.add_argument("--keep", action="append", default=[], metavar="ADDR", help="also keep what `explain ADDR` reads")
+    if not with_simulator:
+        return p
     try:
         from .sim import add_simulate_parser
     except ImportError:
@@ -113,9 +116,18 @@ def run(args: argparse.Namespace) -> int:
             return 0
         ns = argparse.Namespace(view=args.command, addrs=getattr(args, "addrs", []), verbose=args.verbose,
                                 json=args.json, nr=getattr(args, "nr", None),
-                                output=getattr(args, "output", None),
-                                check=getattr(args, "check", None))
-        print(command_output(kernel, ns))
+                                output=getattr(args, "output", None), check=getattr(args, "check", None))
+        doc, text = command_doc(kernel, ns)
+        if ns.json:  # streamed in batches: the audit of 500k sections never exists as one string
+            batch: list[str] = []
+            for chunk in json.JSONEncoder(indent=1).iterencode(doc):  # = json.dumps(doc, indent=1)
+                batch.append(chunk)
+                if len(batch) >= 1 << 16:
+                    sys.stdout.write("".join(batch))
+                    batch.clear()
+            sys.stdout.write("".join(batch) + "\n")
+        else:
+            print(text(doc, ns.verbose))
     finally:
         src.close()
     return 0
@@ -123,7 +135,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``vmemdbg`` command."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(with_simulator=command in (None, "simulate")).parse_args(argv)
     try:
         return run(args)
     except VmemdbgError as e:

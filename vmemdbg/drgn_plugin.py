@@ -22,16 +22,16 @@ debug info the engine decodes the dump's own kallsyms, exactly like the CLI.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import drgn
 from drgn.commands import CommandError, argument, command
 
-from . import views
-from .drgnsource import DrgnSource
 from .errors import VmemdbgError
 from .frontend import ARGUMENTS, DESCRIPTION, command_output
-from .kernel import Kernel
+
+if TYPE_CHECKING:  # the engine (numpy) is imported when a view runs, not when drgn starts
+    from .kernel import Kernel
 
 #: Key of the analysed :class:`Kernel` in ``prog.cache``.
 CACHE_KEY = "vmemdbg.kernel"
@@ -86,7 +86,7 @@ def _has_kernel_symbols(prog: drgn.Program) -> bool:
     return True
 
 
-def kernel_from_prog(prog: drgn.Program) -> Kernel:
+def kernel_from_prog(prog: drgn.Program) -> "Kernel":
     """The engine's :class:`Kernel` for ``prog``, built once and cached in ``prog.cache``.
 
     The cache is never invalidated: on a live kernel (``drgn -k``) drop ``prog.cache[CACHE_KEY]``
@@ -94,6 +94,9 @@ def kernel_from_prog(prog: drgn.Program) -> Kernel:
     """
     kernel = prog.cache.get(CACHE_KEY)
     if kernel is None:
+        from .drgnsource import DrgnSource
+        from .kernel import Kernel
+
         source = DrgnSource(prog, "drgn program")
         if _has_kernel_symbols(prog):
             kernel = Kernel(source, symbols=DrgnSymbols(prog), symbols_relocated=True, debug=DrgnDebugFacts(prog))
@@ -105,16 +108,22 @@ def kernel_from_prog(prog: drgn.Program) -> Kernel:
 
 def summary(prog: drgn.Program) -> dict:
     """The ``summary`` view of ``prog`` (docs/json.md)."""
+    from . import views
+
     return views.summary(kernel_from_prog(prog))
 
 
 def sections(prog: drgn.Program) -> dict:
     """The ``sections`` view of ``prog``."""
+    from . import views
+
     return views.sections(kernel_from_prog(prog))
 
 
 def vmemmap(prog: drgn.Program) -> dict:
     """The ``vmemmap`` view of ``prog``."""
+    from . import views
+
     return views.vmemmap(kernel_from_prog(prog))
 
 
@@ -125,6 +134,8 @@ def memory_blocks(prog: drgn.Program) -> dict:
 
 def explain(prog: drgn.Program, addr: str) -> dict:
     """The ``explain`` view of one address (``pfn:N``, ``phys:A``, a direct-map or struct page VA)."""
+    from . import views
+
     return views.explain(kernel_from_prog(prog), addr)
 
 

@@ -1,10 +1,12 @@
 """ELF vmcores: reading (kdump ``/proc/vmcore`` style and QEMU ``dump-guest-memory``) and writing.
 
 Reading goes through pyelftools for the ELF header, the program-header count (including the
-PN_XNUM extension) and the notes. The program-header table itself is decoded in one numpy call
-because fixture dumps can hold a million PT_LOADs; physical reads are served from an ``mmap``
-of the file, and :meth:`ElfCoreSource.gather_u64` reads thousands of scattered words in one
-vectorised step.
+PN_XNUM extension) and the notes. The program-header table is decoded with numpy in blocks.
+Physical reads are explicit ``pread`` calls of the file pages needed (never a mapping of the
+whole file, which would fault readahead windows around each scattered read), and
+:meth:`ElfCoreSource.gather_u64` reads thousands of scattered words with one pread per run of
+adjacent file pages. Both read paths agree on every byte: a word or range is readable exactly
+when every byte lies in a PT_LOAD and, below ``p_filesz``, inside the file.
 
 Two ELF flavours exist for x86-64 kernels:
 
@@ -19,7 +21,6 @@ Two ELF flavours exist for x86-64 kernels:
 
 from __future__ import annotations
 
-import mmap
 import os
 import struct
 from typing import Iterable
@@ -48,23 +49,34 @@ _PHDR = np.dtype(
     ]
 )
 _GATHER8 = np.arange(8, dtype=np.int64)
+#: words per gather block (bounds the index temporaries).
 _GATHER_BLOCK = 1 << 16
 _PHDR_BLOCK = 1 << 16
-#: gathers of at least this many words release the mapping's pages afterwards.
-_GATHER_DROP = 1 << 16
-#: read_phys calls at least this large drop the file pages they touched afterwards.
-_DROP_READ = 1 << 20
+#: largest single pread (bounds the read buffers whatever the dump claims).
+_RUN_MAX = 1 << 20
+#: most program headers accepted (a real vmcore has a few dozen; their columns cost 32 bytes each).
+MAX_PHDRS = 1 << 22
 
 
 class ElfCoreSource(MemorySource):
-    """Physical memory of an x86-64 ELF core file."""
+    """Physical memory of an x86-64 ELF core file, read with ``pread`` (never mapped).
+
+    A dump is as big as the machine (``/proc/vmcore`` of a 64 TiB machine is a 64 TiB file), and
+    the engine reads a few scattered pages of it: page-table pages, usage objects, struct pages.
+    A whole-file mapping would fault in a readahead window around each of them and count those
+    file pages in the process's resident set, so every read here is an explicit ``pread`` of the
+    pages needed, in bounded batches (:data:`_RUN_MAX` bytes per call).
+    """
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
         try:
-            self._file = open(self.path, "rb")
+            self._file = open(self.path, "rb", buffering=0)
         except OSError as e:
             raise DumpError(f"{self.path}: cannot open: {e.strerror}") from None
+        self._fd = self._file.fileno()
+        #: pread calls made and bytes they returned (the benchmark compares them with the floor).
+        self.preads = self.bytes_read = 0
         try:
             self._init()
         except BaseException:
@@ -73,7 +85,7 @@ class ElfCoreSource(MemorySource):
 
     def _init(self) -> None:
         path = self.path
-        self.file_size = os.fstat(self._file.fileno()).st_size
+        self.file_size = os.fstat(self._fd).st_size
         try:
             elf = ELFFile(self._file)
             machine = elf["e_machine"]
@@ -91,11 +103,10 @@ class ElfCoreSource(MemorySource):
             raise DumpError(f"{path}: not a core file (e_type {etype}); pass the vmcore, not vmlinux")
         if phentsize != _PHDR.itemsize or nseg <= 0:
             raise DumpError(f"{path}: bad program headers (count {nseg}, entry size {phentsize})")
+        if nseg > MAX_PHDRS:
+            raise DumpError(f"{path}: {nseg} program headers; this reader handles at most {MAX_PHDRS}")
         if phoff + nseg * phentsize > self.file_size:
             raise DumpError(f"{path}: truncated: program headers end past end of file")
-        self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
-        self._bytes = np.frombuffer(self._map, dtype=np.uint8)
-        self._words = self._bytes[: self.file_size // 8 * 8].view("<u8")
         self.format = "ELF"
         self._vmcoreinfo = self._read_vmcoreinfo(elf, phoff, nseg)
         loads = self._load_segments(phoff, nseg)
@@ -104,50 +115,54 @@ class ElfCoreSource(MemorySource):
         self._set_segments(loads)
         self.description = f"{path} (ELF {'kdump' if self.kdump_style else 'physical'} core)"
 
+    def _phdrs(self, phoff: int, first: int, count: int) -> np.ndarray:
+        """``count`` program headers from index ``first``, read with one pread."""
+        raw = os.pread(self._fd, count * _PHDR.itemsize, phoff + first * _PHDR.itemsize)
+        return np.frombuffer(raw, dtype=_PHDR, count=len(raw) // _PHDR.itemsize)
+
     def _read_vmcoreinfo(self, elf: ELFFile, phoff: int, nseg: int) -> bytes | None:
         """Find the ``VMCOREINFO`` note (pyelftools parses the note segment)."""
-        types = np.ndarray((nseg,), dtype="<u4", buffer=self._map, offset=phoff, strides=(_PHDR.itemsize,))
-        for i in np.nonzero(types == PT_NOTE)[0].tolist():
-            seg = elf.get_segment(i)
-            try:
-                for note in seg.iter_notes():
-                    if note["n_name"] == "VMCOREINFO":
-                        desc = note["n_desc"]
-                        return desc.encode("latin-1") if isinstance(desc, str) else bytes(desc)
-            except (ELFError, struct.error, UnicodeDecodeError):
-                continue
+        for first in range(0, nseg, _PHDR_BLOCK):
+            types = self._phdrs(phoff, first, min(_PHDR_BLOCK, nseg - first))["p_type"]
+            for i in (np.nonzero(types == PT_NOTE)[0] + first).tolist():
+                seg = elf.get_segment(i)
+                try:
+                    for note in seg.iter_notes():
+                        if note["n_name"] == "VMCOREINFO":
+                            desc = note["n_desc"]
+                            return desc.encode("latin-1") if isinstance(desc, str) else bytes(desc)
+                except (ELFError, struct.error, UnicodeDecodeError, ValueError):
+                    continue
         return None
 
     def _load_segments(self, phoff: int, nseg: int) -> dict[str, np.ndarray]:
-        """Columns of the PT_LOAD headers, decoded from the mapping in blocks (a fixture may have a
-        million), after which the header pages are dropped from this process's resident set."""
+        """Columns of the PT_LOAD headers, read and decoded in blocks (a fixture may have many)."""
         cols: dict[str, list[np.ndarray]] = {k: [] for k in ("p_paddr", "p_memsz", "p_filesz", "p_offset")}
         self.kdump_style = self.truncated = False
         for i in range(0, nseg, _PHDR_BLOCK):
-            n = min(_PHDR_BLOCK, nseg - i)
-            block = np.frombuffer(self._map, dtype=_PHDR, count=n, offset=phoff + i * _PHDR.itemsize)
+            block = self._phdrs(phoff, i, min(_PHDR_BLOCK, nseg - i))
             block = block[block["p_type"] == PT_LOAD]
             for k, parts in cols.items():
                 parts.append(block[k].astype(np.uint64))
             self.kdump_style |= bool(np.any(block["p_vaddr"] != block["p_paddr"]))
-            self.truncated |= bool(np.any(block["p_offset"] + block["p_filesz"] > self.file_size))
-        self._drop(phoff, nseg * _PHDR.itemsize)
+            data_end = block["p_offset"] + block["p_filesz"]  # wraps for hostile headers: see _set_segments
+            self.truncated |= bool(np.any((data_end > self.file_size) | (data_end < block["p_offset"])))
         return {k: np.concatenate(v) for k, v in cols.items()}
 
-    def _drop(self, offset: int, length: int) -> None:
-        """Forget the mapping's pages in a file range (MADV_DONTNEED): they stay in the page cache,
-        so a later access is a cheap minor fault, but they no longer count as this process's memory."""
-        start = offset & ~(mmap.PAGESIZE - 1)
-        end = min(self.file_size, offset + length)
-        if end > start and hasattr(self._map, "madvise"):
-            self._map.madvise(mmap.MADV_DONTNEED, start, end - start)
-
     def _set_segments(self, loads: dict[str, np.ndarray]) -> None:
-        """Index PT_LOADs by physical address, dropping ones contained in an earlier one."""
+        """Index PT_LOADs by physical address, dropping ones contained in an earlier one.
+
+        A segment whose memory range wraps past 2^64 is cut at 2^64. ``_fileends`` (the end of the
+        file-backed part, physical) keeps ``p_filesz`` as the header says (capped at ``p_memsz``);
+        whether those bytes exist in the file is decided per read against the file size, so a read
+        past EOF or at ``p_offset >= 2^63`` faults as "truncated" in both read paths.
+        """
         starts, memsz, filesz, offsets = (loads[k] for k in ("p_paddr", "p_memsz", "p_filesz", "p_offset"))
         if not np.all(starts[1:] > starts[:-1]):  # writers usually emit sorted segments: skip the sort
             order = np.argsort(starts, kind="stable")
             starts, memsz, filesz, offsets = starts[order], memsz[order], filesz[order], offsets[order]
+        memsz = np.minimum(memsz, ~starts)  # ends stay <= 2^64 - 1
+        filesz = np.minimum(filesz, memsz)
         ends = starts + memsz
         # A segment nested inside an earlier one (the kernel-image PT_LOADs of /proc/vmcore or of
         # extract's output) describes the same memory: drop it so lookups find the RAM segment.
@@ -166,18 +181,27 @@ class ElfCoreSource(MemorySource):
 
         Fallback for dumps without the note (QEMU without ``-device vmcoreinfo``): the kernel keeps
         the text in a zeroed page (kernel/crash_core.c, crash_save_vmcoreinfo_init), so a page that
-        starts with ``OSRELEASE=`` and names ``SYMBOL(mem_section)`` is it.
+        starts with ``OSRELEASE=`` and names ``SYMBOL(mem_section)`` is it. The file is scanned in
+        windows of :data:`_RUN_MAX` bytes (page-aligned, so the page start is in the window).
         """
-        if self._map is None:
-            return None
-        pos = self._map.find(b"OSRELEASE=")
-        while pos >= 0:
-            if pos % 4096 == 0:
-                text = self._map[pos : pos + 4096].split(b"\0", 1)[0]
-                if b"SYMBOL(mem_section)=" in text and b"PAGESIZE=" in text:
-                    return bytes(text)
-            pos = self._map.find(b"OSRELEASE=", pos + 1)
+        for off in range(0, self.file_size, _RUN_MAX):
+            window = os.pread(self._fd, _RUN_MAX, off)
+            pos = window.find(b"OSRELEASE=")
+            while pos >= 0:
+                if pos % 4096 == 0:
+                    text = window[pos : pos + 4096].split(b"\0", 1)[0]
+                    if b"SYMBOL(mem_section)=" in text and b"PAGESIZE=" in text:
+                        return bytes(text)
+                pos = window.find(b"OSRELEASE=", pos + 1)
         return None
+
+    def loads(self) -> list[tuple[int, int, int, int]]:
+        """The PT_LOADs as indexed: ``(p_paddr, end, end of the file-backed part, p_offset)``."""
+        return list(zip(self._starts.tolist(), self._ends.tolist(), self._fileends.tolist(), self._offsets.tolist()))
+
+    def fileno(self) -> int:
+        """The dump file's descriptor (for SEEK_DATA/SEEK_HOLE scans)."""
+        return self._fd
 
     def ranges(self) -> list[tuple[int, int]]:
         """Physical ranges described by PT_LOADs (merged)."""
@@ -188,6 +212,15 @@ class ElfCoreSource(MemorySource):
             else:
                 out.append((s, e))
         return out
+
+    def _pread(self, off: int, n: int) -> bytes | None:
+        """``n`` bytes at file offset ``off``, or None if any of them is past the end of the file."""
+        if off + n > self.file_size:
+            return None
+        out = os.pread(self._fd, n, off)
+        self.preads += 1
+        self.bytes_read += len(out)
+        return out if len(out) == n else None
 
     def read_phys(self, addr: int, size: int) -> bytes:
         """Read physical memory; zero-fill past ``p_filesz``; fault on holes and truncation."""
@@ -202,11 +235,11 @@ class ElfCoreSource(MemorySource):
             if cur < file_end:
                 n = min(seg_end, file_end) - cur
                 off = int(self._offsets[i]) + cur - int(self._starts[i])
-                if off + n > self.file_size:
-                    raise MemoryFault(addr, size, why="dump file is truncated")
-                out += self._map[off : off + n]
-                if n >= _DROP_READ:
-                    self._drop(off, n)
+                for p in range(0, n, _RUN_MAX):
+                    data = self._pread(off + p, min(_RUN_MAX, n - p))
+                    if data is None:
+                        raise MemoryFault(addr, size, why="dump file is truncated")
+                    out += data
                 cur += n
             if cur < seg_end:
                 out += bytes(seg_end - cur)
@@ -214,43 +247,76 @@ class ElfCoreSource(MemorySource):
         return bytes(out)
 
     def gather_u64(self, addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Vectorised u64 reads: one searchsorted and one fancy-index gather per block of addresses."""
+        """Vectorised u64 reads: the file pages holding the words are read in sorted runs of
+        adjacent pages (one pread per run, at most :data:`_RUN_MAX` bytes), then each word is taken
+        from its run. Words that are not wholly inside one segment's file data or wholly inside its
+        zero tail (rare: they straddle a segment boundary) go through :meth:`read_phys`, so both
+        paths agree on every byte."""
         return blockwise(self._gather_block, np.asarray(addrs, dtype=np.uint64), _GATHER_BLOCK)
 
     def _gather_block(self, addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         vals = np.zeros(addrs.shape, dtype=np.uint64)
-        if addrs.size == 0:
-            return vals, np.zeros(0, dtype=bool)
+        ok = np.zeros(addrs.shape, dtype=bool)
+        if addrs.size == 0 or len(self._starts) == 0:
+            return vals, ok
+        eight = np.uint64(8)
         idx = np.searchsorted(self._starts, addrs, side="right").astype(np.int64) - 1
-        valid = idx >= 0
-        idx_c = np.where(valid, idx, 0)
-        ok = valid & (addrs + np.uint64(8) <= self._ends[idx_c]) & (addrs >= self._starts[idx_c])
-        infile = ok & (addrs + np.uint64(8) <= self._fileends[idx_c])
-        offs = (self._offsets[idx_c] + (addrs - self._starts[idx_c])).astype(np.int64)
-        infile &= offs + 8 <= self.file_size
-        # Words in the zero-filled tail (p_memsz > p_filesz) read as 0; words cut by truncation fault.
-        truncated = ok & (addrs + np.uint64(8) <= self._fileends[idx_c]) & ~infile
-        ok &= ~truncated
-        sel = np.nonzero(infile)[0]
+        ic = np.maximum(idx, 0)
+        inseg = (idx >= 0) & (addrs < self._ends[ic])
+        last = addrs + np.uint64(7)
+        whole = inseg & (last >= addrs) & (last < self._ends[ic])  # all 8 bytes in this segment
+        infile = whole & (last < self._fileends[ic])
+        intail = whole & (addrs >= self._fileends[ic])
+        ok[intail] = True  # zero tail (p_memsz > p_filesz): reads as 0
+        rel = addrs - self._starts[ic]
+        offs = self._offsets[ic] + rel  # uint64: wraps for hostile headers, caught below
+        fine = infile & (offs >= self._offsets[ic]) & (offs < np.uint64(self.file_size)) \
+            & (offs + eight <= np.uint64(self.file_size))
+        # Words straddling segments or file data and zero tail: read them like read_phys would.
+        slow = inseg & ~whole | whole & ~infile & ~intail
+        for i in np.flatnonzero(slow).tolist():
+            try:
+                vals[i] = int.from_bytes(self.read_phys(int(addrs[i]), 8), "little")
+                ok[i] = True
+            except MemoryFault:
+                pass
+        sel = np.flatnonzero(fine)
         if sel.size:
-            o = offs[sel]
-            if not np.any(o & 7):  # aligned in the file: one u64 gather
-                vals[sel] = self._words[o >> 3]
-            else:
-                vals[sel] = self._bytes[o[:, None] + _GATHER8].view("<u8").reshape(-1)
-            if sel.size >= _GATHER_DROP:  # scattered over many pages: release them
-                self._drop(0, self.file_size)
+            vals[sel], ok[sel] = self._read_words(offs[sel].astype(np.int64))
+        return vals, ok
+
+    def _read_words(self, offs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Little-endian u64 at each file offset: sorted, grouped into runs of adjacent file pages,
+        each run read with pread in windows of at most :data:`_RUN_MAX` bytes. ``ok`` is False
+        where the file ended early (it shrank under us)."""
+        order = np.argsort(offs, kind="stable")
+        so = offs[order]
+        first, lastp = so >> 12, (so + 7) >> 12
+        new = np.ones(len(so), dtype=bool)
+        new[1:] = first[1:] > lastp[:-1] + 1  # a gap of at least one unread page starts a new run
+        starts = np.flatnonzero(new).tolist() + [len(so)]
+        out = np.zeros(len(so), dtype=np.uint64)
+        good = np.zeros(len(so), dtype=bool)
+        for a, b in zip(starts[:-1], starts[1:]):
+            while a < b:
+                lo = int(first[a]) << 12
+                j = max(a + 1, a + int(np.searchsorted(so[a:b], lo + _RUN_MAX - 8, side="right")))
+                hi = min((int(lastp[j - 1]) + 1) << 12, self.file_size)
+                buf = np.frombuffer(os.pread(self._fd, hi - lo, lo), dtype=np.uint8)
+                self.preads += 1
+                self.bytes_read += len(buf)
+                rel = so[a:j] - lo
+                inbuf = rel + 8 <= len(buf)
+                w = np.flatnonzero(inbuf)
+                out[a + w] = buf[rel[w, None] + _GATHER8].view("<u8").reshape(-1)
+                good[a + w] = True
+                a = j
+        vals, ok = np.empty_like(out), np.empty_like(good)
+        vals[order], ok[order] = out, good
         return vals, ok
 
     def close(self) -> None:
-        """Close the mapping and the file."""
-        self._bytes = np.zeros(0, np.uint8)
-        self._words = np.zeros(0, np.uint64)
-        if self._map is not None:
-            try:
-                self._map.close()
-            except BufferError:
-                pass
+        """Close the file."""
         self._file.close()
 
 
@@ -442,3 +508,86 @@ def _write_interleaved(f, src: np.ndarray, parts: list[list[bytes]],
         f.writelines(parts[int(src[pos])])
         prev = pos + 1
     take(len(src) - prev)
+
+
+def write_vmcore_layout(
+    path: str | os.PathLike,
+    ram: Iterable[tuple[int, int]],
+    chunks: Iterable[tuple[int, bytes]],
+    vmcoreinfo: bytes,
+    *,
+    page_offset: int | None,
+    kernel_image: tuple[int, int, int] | None = None,
+    records: tuple[np.ndarray, int, Iterable[np.ndarray]] | None = None,
+) -> None:
+    """Write an ELF vmcore laid out like ``/proc/vmcore``: one PT_LOAD per RAM range.
+
+    ``ram`` are the ``[start, end)`` System RAM ranges (what kexec-tools and kexec_file's
+    crash_prepare_elf64_headers turn into PT_LOADs, kernel/crash_core.c); every range gets a
+    PT_LOAD with ``p_filesz == p_memsz`` and its bytes at ``p_offset + (paddr - p_paddr)``, as a
+    real dump has. With ``page_offset`` the RAM PT_LOADs get ``p_vaddr = page_offset + p_paddr``
+    (kdump), without it ``p_vaddr = p_paddr`` (QEMU ``dump-guest-memory``, paging off).
+    ``kernel_image = (phys_start, phys_end, vaddr_start)`` adds the kernel-text PT_LOAD
+    /proc/vmcore starts with, sharing the file data. Only ``chunks`` and ``records`` (same meaning
+    as in :func:`write_elf_core`) are written; the file is sparse and every other byte reads as
+    zero, like the unused memory of a freshly booted machine. Chunks outside every RAM range are
+    refused (a real dump would not hold them).
+    """
+    ram = sorted((int(a), int(b)) for a, b in ram if b > a)
+    rs = np.array([a for a, _ in ram], dtype=np.uint64)
+    rl = np.array([b - a for a, b in ram], dtype=np.uint64)
+    if np.any(rs[1:] < rs[:-1] + rl[:-1]):
+        raise ValueError("write_vmcore_layout: RAM ranges overlap")
+    note = _note(b"VMCOREINFO", 0, bytes(vmcoreinfo))
+    nphdr = 1 + len(ram) + (kernel_image is not None)
+    if nphdr >= PN_XNUM:
+        raise ValueError("write_vmcore_layout: too many RAM ranges")
+    phoff = 64
+    note_off = phoff + nphdr * _PHDR.itemsize
+    data_off = (note_off + len(note) + 4095) & ~4095
+    run_off = np.uint64(data_off) + (np.cumsum(rl, dtype=np.uint64) - rl)
+    ph = np.zeros(nphdr, dtype=_PHDR)
+    ph[0] = (PT_NOTE, 0, note_off, 0, 0, len(note), len(note), 4)
+    loads = ph[1:]
+    if kernel_image is not None:
+        k0, k1, kva = kernel_image
+        i = int(np.searchsorted(rs, np.uint64(k0), side="right")) - 1
+        if i < 0 or k1 > int(rs[i] + rl[i]):
+            raise ValueError("write_vmcore_layout: kernel image outside RAM")
+        ph[1] = (PT_LOAD, 7, int(run_off[i]) + k0 - int(rs[i]), kva, k0, k1 - k0, k1 - k0, 0)
+        loads = ph[2:]
+    loads["p_type"], loads["p_flags"], loads["p_offset"] = PT_LOAD, 7, run_off
+    loads["p_paddr"], loads["p_filesz"], loads["p_memsz"] = rs, rl, rl
+    loads["p_vaddr"] = rs + np.uint64(page_offset) if page_offset is not None else rs
+    header = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8) + struct.pack(
+        "<HHIQQQIHHHHHH", 4, 62, 1, 0, phoff, 0, 0, 64, _PHDR.itemsize, nphdr, 0, 0, 0)
+
+    def file_offsets(addrs: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        i = np.searchsorted(rs, addrs, side="right").astype(np.int64) - 1
+        ic = np.maximum(i, 0)
+        bad = (i < 0) | (addrs + sizes > rs[ic] + rl[ic])
+        if np.any(bad):
+            a = int(addrs[np.argmax(bad)])
+            raise ValueError(f"write_vmcore_layout: memory at {a:#x} is outside every RAM range")
+        return run_off[ic] + (addrs - rs[ic])
+
+    total = int(run_off[-1] + rl[-1]) if len(ram) else data_off
+    cs, cl, parts = _coalesce(chunks)
+    coff = file_offsets(cs, cl)
+    with open(path, "wb") as f:
+        fd = f.fileno()
+        f.write(header + ph.tobytes() + note)
+        f.flush()
+        for off, run in zip(coff.tolist(), parts):
+            os.pwrite(fd, b"".join(run), off)
+        if records is not None:
+            raddr, size, blocks = records
+            raddr = np.asarray(raddr, dtype=np.uint64)
+            roff = file_offsets(raddr, np.full(len(raddr), size, dtype=np.uint64)).tolist()
+            pos = 0
+            for block in blocks:
+                flat = memoryview(np.ascontiguousarray(block)).cast("B")
+                for k in range(len(block)):
+                    os.pwrite(fd, flat[k * size:(k + 1) * size], roff[pos + k])
+                pos += len(block)
+        os.ftruncate(fd, total)

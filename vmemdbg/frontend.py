@@ -11,24 +11,28 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-from typing import Any, Callable, NoReturn
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
-from . import render, views
 from .errors import VmemdbgError
-from .kernel import Kernel
 
-#: view name -> (engine view, text renderer, one-line help)
-VIEWS: dict[str, tuple[Callable[..., dict], Callable[[dict, bool], str], str]] = {
-    "summary": (views.summary, render.render_summary, "kernel, bases, section constants and counts"),
-    "sections": (views.sections, render.render_sections, "every present mem_section, decoded (like crash kmem -n)"),
-    "vmemmap": (views.vmemmap, render.render_vmemmap, "vmemmap page-table census, audit and overhead per node"),
-    "memblock": (views.memblock, render.render_memblock, "memblock memory/reserved regions and whether they can be trusted"),
-    "e820": (views.e820, render.render_e820, "the kernel's e820 tables (modified, firmware, kexec)"),
-    "memory-blocks": (views.memory_blocks, render.render_memory_blocks,
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+#: view name -> (engine view in vmemdbg.views, text renderer in vmemdbg.render, one-line help).
+#: Names, not functions: the engine (numpy) is imported only when a view runs, so that the drgn
+#: plugin, which drgn imports at every start, costs nothing until it is used.
+VIEWS: dict[str, tuple[str, str, str]] = {
+    "summary": ("summary", "render_summary", "kernel, bases, section constants and counts"),
+    "sections": ("sections", "render_sections", "every present mem_section, decoded (like crash kmem -n)"),
+    "vmemmap": ("vmemmap", "render_vmemmap", "vmemmap page-table census, audit and overhead per node"),
+    "memblock": ("memblock", "render_memblock", "memblock memory/reserved regions and whether they can be trusted"),
+    "e820": ("e820", "render_e820", "the kernel's e820 tables (modified, firmware, kexec)"),
+    "memory-blocks": ("memory_blocks", "render_memory_blocks",
                       "memory blocks as /sys/devices/system/memory shows them (state, zone, nid, phys_index)"),
-    "audit": (views.audit, render.render_audit, "everything at once: summary, sections, vmemmap census, memblock, e820"),
-    "describe": (views.describe, render.render_describe, "the machine description (simulate's TOML) the dump implies"),
-    "check": (views.check, render.render_check, "the dump against the simulator's replay of its boot: every difference explained or flagged"),
+    "audit": ("audit", "render_audit", "everything at once: summary, sections, vmemmap census, memblock, e820"),
+    "describe": ("describe", "render_describe", "the machine description (simulate's TOML) the dump implies"),
+    "check": ("check", "render_check",
+              "the dump against the simulator's replay of its boot: every difference explained or flagged"),
 }
 
 #: The command's first argument: every view, explain, and map (writes a file, docs/map.md).
@@ -43,7 +47,8 @@ ARGUMENTS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--json",), {"action": "store_true", "help": "print JSON (schema vmemdbg/1, docs/json.md)"}),
     (("--nr",), {"metavar": "A[-B]", "default": None, "help": "sections: only section numbers A to B"}),
     (("-o", "--output"), {"metavar": "FILE", "default": None, "help": "map: write the map to FILE (.html or .svg)"}),
-    (("--check",), {"metavar": "FILE", "default": None, "help": "map: highlight the differences of `vmemdbg check --json` FILE"}),
+    (("--check",), {"metavar": "FILE", "default": None,
+                    "help": "map: highlight the differences of `vmemdbg check --json` FILE"}),
 )
 
 
@@ -80,22 +85,26 @@ def build_parser(prog: str = "vmemdbg") -> argparse.ArgumentParser:
     return p
 
 
-def command_output(kernel: Kernel, args: argparse.Namespace) -> str:
-    """The text the CLI prints for ``args`` on ``kernel`` (without the final newline)."""
+def command_doc(kernel: "Kernel", args: argparse.Namespace) -> tuple[Any, Callable[[Any, bool], str]]:
+    """The view document for ``args`` on ``kernel`` and the function rendering it as text."""
+    from . import render, views
+
     if args.view == "explain":
         if not args.addrs:
             raise VmemdbgError("explain needs at least one ADDR")
         docs = [views.explain(kernel, a) for a in args.addrs]
-        if args.json:
-            return json.dumps(docs[0] if len(docs) == 1 else views._doc("explain", results=docs), indent=1)
-        return "\n\n".join(render.render_explain(d, args.verbose) for d in docs)
+        if len(docs) == 1:
+            return docs[0], render.render_explain
+        return (views._doc("explain", results=docs),
+                lambda d, verbose: "\n\n".join(render.render_explain(x, verbose) for x in d["results"]))
     if args.view == "map":
-        return map_output(kernel, args)
+        return map_doc(kernel, args)
     if getattr(args, "output", None) or getattr(args, "check", None):
         raise VmemdbgError(f"-o/--check apply to map, not {args.view}")
     if args.addrs:
         raise VmemdbgError(f"{args.view} takes no ADDR (got {' '.join(args.addrs)})")
-    view, text, _ = VIEWS[args.view]
+    view_name, text_name, _ = VIEWS[args.view]
+    view, text = getattr(views, view_name), getattr(render, text_name)
     params = inspect.signature(view).parameters
     kwargs = {}
     if args.verbose and "with_migratetypes" in params:
@@ -106,25 +115,30 @@ def command_output(kernel: Kernel, args: argparse.Namespace) -> str:
         if "nr_range" not in params:
             raise VmemdbgError(f"--nr applies to sections, not {args.view}")
         kwargs["nr_range"] = parse_nr_range(args.nr)
-    doc = view(kernel, **kwargs)
+    return view(kernel, **kwargs), text
+
+
+def command_output(kernel: "Kernel", args: argparse.Namespace) -> str:
+    """The text the CLI prints for ``args`` on ``kernel`` (without the final newline)."""
+    doc, text = command_doc(kernel, args)
     return json.dumps(doc, indent=1) if args.json else text(doc, args.verbose)
 
 
-def map_output(kernel: Kernel, args: argparse.Namespace) -> str:
-    """``map -o FILE [--check FILE]``: write the map, say what was written."""
+def map_doc(kernel: "Kernel", args: argparse.Namespace) -> tuple[dict, Callable[[dict, bool], str]]:
+    """``map -o FILE [--check FILE]``: write the map; the document says what was written."""
+    from . import render, views
+
     try:
         from .map import write_map  # drawsvg is imported only when a map is drawn
     except ImportError as e:
         raise VmemdbgError(f"map needs the drawsvg package ({e}): pip install drawsvg "
                            "(in gdb: VMEMDBG_SITE=<its site-packages>)") from None
-
     if not getattr(args, "output", None):
         raise VmemdbgError("map needs -o FILE (.html or .svg)")
     if args.addrs:
         raise VmemdbgError(f"map takes no ADDR (got {' '.join(args.addrs)})")
     st = write_map(kernel, args.output, check=getattr(args, "check", None))
-    if args.json:
-        return json.dumps(views._doc("map", **st), indent=1)
-    return (f"wrote {st['output']}: {render.human(st['bytes'])}, {st['section_runs']} present-section runs, "
-            f"{st['nodes']} nodes, {st['reserved']} reserved regions, {st['memmap_groups']} memmap groups, "
-            f"{st['findings']} findings")
+    return views._doc("map", **st), lambda d, verbose: (
+        f"wrote {d['output']}: {render.human(d['bytes'])}, {d['section_runs']} present-section runs, "
+        f"{d['nodes']} nodes, {d['reserved']} reserved regions, {d['memmap_groups']} memmap groups, "
+        f"{d['findings']} findings")

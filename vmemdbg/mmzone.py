@@ -95,30 +95,29 @@ def read_sections(kernel: "Kernel", *, with_usage: bool = True, with_nid: bool =
     roots, highest = _roots(kernel)
     spr = kernel.sections_per_root
     words_per = kernel.mem_section_size // 8
-    nrs: list[np.ndarray] = []
-    addrs: list[np.ndarray] = []
-    words: list[np.ndarray] = []
-    usages: list[np.ndarray] = []
     unreadable: list[str] = []
-    roots_present = 0
+    raws: list[bytes] = []
+    root_nrs: list[int] = []
+    root_ptrs: list[int] = []
     for r, ptr in enumerate(roots.tolist()):
         if not ptr:
             continue
-        roots_present += 1
         try:
-            page = np.frombuffer(kernel.read(ptr, spr * kernel.mem_section_size), dtype="<u8").reshape(spr, words_per)
+            raws.append(kernel.read(ptr, spr * kernel.mem_section_size))
         except (MemoryFault, VmemdbgError) as e:
             unreadable.append(f"mem_section root {r} at {ptr:#x} ({e})")
             continue
-        present = np.nonzero(page[:, 0] & np.uint64(SECTION_MARKED_PRESENT))[0]
-        nrs.append(present.astype(np.int64) + r * spr)
-        addrs.append(np.uint64(ptr) + present.astype(np.uint64) * np.uint64(kernel.mem_section_size))
-        words.append(page[present, 0])
-        usages.append(page[present, 1])
-    nr = np.concatenate(nrs) if nrs else np.zeros(0, np.int64)
-    addr = np.concatenate(addrs) if addrs else np.zeros(0, np.uint64)
-    word = np.concatenate(words) if words else np.zeros(0, np.uint64)
-    usage = np.concatenate(usages) if usages else np.zeros(0, np.uint64)
+        root_nrs.append(r)
+        root_ptrs.append(ptr)
+    roots_present = len(raws) + len(unreadable)
+    # all root pages at once: (roots, sections per root, words per mem_section)
+    pages = np.frombuffer(b"".join(raws), dtype="<u8").reshape(len(raws), spr, words_per)
+    ri, si = np.nonzero(pages[:, :, 0] & np.uint64(SECTION_MARKED_PRESENT))
+    nr = np.asarray(root_nrs, dtype=np.int64)[ri] * spr + si
+    addr = np.asarray(root_ptrs, dtype=np.uint64)[ri] + si.astype(np.uint64) * np.uint64(kernel.mem_section_size)
+    word = pages[ri, si, 0].copy()
+    usage = pages[ri, si, 1].copy()
+    del pages, raws
     if highest >= 0:
         keep = nr <= highest
         nr, addr, word, usage = nr[keep], addr[keep], word[keep], usage[keep]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from functools import lru_cache
 from typing import Iterable
 
 
+@lru_cache(maxsize=1 << 12)  # tables of 10^5 runs repeat a handful of sizes
 def human(n: int | None) -> str:
     """Bytes as B/KiB/MiB/GiB/TiB."""
     if n is None:
@@ -25,10 +27,11 @@ def hx(v: int | None) -> str:
 
 def table(headers: list[str], rows: Iterable[list[str]]) -> str:
     """Left-aligned columns separated by two spaces."""
-    rows = [list(map(str, r)) for r in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([fmt.format(*headers).rstrip()] + [fmt.format(*r).rstrip() for r in rows])
+    cols = [list(map(str, c)) for c in zip(*rows)] or [[] for _ in headers]  # column-wise: 10^5 rows
+    widths = [max(len(h), max(map(len, c), default=0)) for h, c in zip(headers, cols)]
+    padded = [[s.ljust(w) for s in c] for c, w in zip(cols[:-1], widths)] + cols[-1:]
+    head = "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()
+    return "\n".join([head] + ["  ".join(r).rstrip() for r in zip(*padded)])
 
 
 def _unreadable(doc: dict) -> list[str]:
@@ -155,6 +158,10 @@ def render_vmemmap(doc: dict, verbose: bool = False) -> str:
                        f"{kc['expected_pages']})")
         else:
             out.append(f"kernel counters: {kc['reason']}")
+    src = doc.get("counts", {}).get("nid_source")
+    if verbose and src:
+        out.append(f"node of backing frames: {src['node_ranges']} from pglist_data node ranges, "
+                   f"{src['struct_page']} from struct page flags")
     return "\n".join(out + _unreadable(doc))
 
 

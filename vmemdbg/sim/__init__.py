@@ -25,7 +25,7 @@ from .image import Image, build_image
 from .machine import Machine, MachineError, load_machine
 from .memblock import Allocation, MemblockPanic
 from .sparse import SECTION_HAS_MEM_MAP, SECTION_MARKED_PRESENT
-from .writer import vmcoreinfo_text, write_fixture
+from .writer import LAYOUTS, vmcoreinfo_text, write_fixture
 
 __all__ = ["simulate", "SimResult", "Machine", "MachineError", "load_machine", "add_simulate_parser"]
 
@@ -157,11 +157,12 @@ class SimResult:
 
 def simulate(machine: Machine | str | os.PathLike[str], out: str | os.PathLike[str] | None,
              trace: str | os.PathLike[str] | None = None,
-             debuginfo: str | os.PathLike[str] | None = None) -> SimResult:
+             debuginfo: str | os.PathLike[str] | None = None, layout: str = "pages") -> SimResult:
     """Replay the boot of ``machine`` and write the fixture vmcore to ``out`` (None: no file).
 
     ``trace`` receives the memblock=debug style log; ``debuginfo`` a copy of the debug ELF
-    (otherwise it stays in the cache, see :func:`vmemdbg.sim.debuginfo.cache_dir`).
+    (otherwise it stays in the cache, see :func:`vmemdbg.sim.debuginfo.cache_dir`); ``layout``
+    is one of :data:`vmemdbg.sim.writer.LAYOUTS`.
     """
     t0 = time.perf_counter()
     m = machine if isinstance(machine, Machine) else load_machine(machine)
@@ -175,7 +176,7 @@ def simulate(machine: Machine | str | os.PathLike[str], out: str | os.PathLike[s
     t2 = time.perf_counter()
     img = build_image(st, dbg)
     t3 = time.perf_counter()
-    text = write_fixture(out, st, dbg, img) if out is not None else vmcoreinfo_text(st, dbg, img)
+    text = write_fixture(out, st, dbg, img, layout) if out is not None else vmcoreinfo_text(st, dbg, img)
     t4 = time.perf_counter()
     dpath = dbg.path
     if debuginfo is not None:
@@ -189,7 +190,7 @@ def simulate(machine: Machine | str | os.PathLike[str], out: str | os.PathLike[s
 
 def _run(args: argparse.Namespace) -> int:
     """``vmemdbg simulate`` handler."""
-    r = simulate(args.machine, args.output, trace=args.trace, debuginfo=args.debuginfo)
+    r = simulate(args.machine, args.output, trace=args.trace, debuginfo=args.debuginfo, layout=args.layout)
     pmd, pte = r.nr_vmemmap_pmd_leaves, len(r.vmemmap_pte_leaves)
     print(f"wrote {args.output}: {r.machine.name}, {len(r.present_sections)} present sections, "
           f"{pmd} PMD + {pte} PTE vmemmap leaves, {len(r.allocations)} memblock allocations, "
@@ -208,4 +209,9 @@ def add_simulate_parser(subparsers: "argparse._SubParsersAction[argparse.Argumen
     p.add_argument("-o", "--output", required=True, metavar="FIXTURE.elf")
     p.add_argument("--trace", metavar="TRACE.txt", help="write the memblock=debug style allocation log")
     p.add_argument("--debuginfo", metavar="FIXTURE.debug", help="copy the matching debug-info ELF here")
+    p.add_argument("--layout", choices=LAYOUTS, default="pages",
+                   help="pages: only the bytes the image holds, one PT_LOAD per run (small file, the default); "
+                        "vmcore: like /proc/vmcore, one PT_LOAD per System RAM range, sparse file as big as the "
+                        "RAM; qemu: the same with p_vaddr = p_paddr like QEMU dump-guest-memory; kdump: the "
+                        "vmcore layout rewritten kdump-compressed with free memory excluded (docs/scale.md)")
     p.set_defaults(func=_run)

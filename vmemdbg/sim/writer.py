@@ -8,15 +8,28 @@ KERNELOFFSET in hex without 0x, SIZE/OFFSET/LENGTH unsigned decimal, NUMBER sign
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from ..elfcore import write_elf_core
+from ..elfcore import write_elf_core, write_vmcore_layout
 from .boot import BootState
-from .debuginfo import PAGEFLAGS_6_1, DebugInfo
+from .debuginfo import LAYOUT, PAGEFLAGS_6_1, DebugInfo
 from .image import Image, ImageBuilder
+from .kdump import compress
 from .machine import LINK_TEXT
 
 #: NUMBER(KERNEL_IMAGE_SIZE) with CONFIG_RANDOMIZE_BASE (1 GiB) [V].
 KERNEL_IMAGE_SIZE = 1 << 30
+#: Link address of init_uts_ns: the page after .rodata's linux_banner. It is not in the generated
+#: debug info; VMCOREINFO names it (SYMBOL(init_uts_ns)) because makedumpfile refuses a dump
+#: whose release it cannot read there (makedumpfile.c: check_release).
+UTS_LINK = LINK_TEXT + LAYOUT["rodata"] + 0x1000
+
+
+def utsname_chunk(st: BootState, dbg: DebugInfo) -> tuple[int, bytes]:
+    """(phys, bytes) of init_uts_ns.name, a struct new_utsname of six 65-byte strings
+    (include/uapi/linux/utsname.h; OFFSET(uts_namespace.name) is 0 in 6.1)."""
+    fields = ("Linux", "vmemdbg-sim", st.machine.profile.release, "#1 SMP PREEMPT_DYNAMIC", "x86_64", "(none)")
+    return ImageBuilder(st, dbg).kphys(UTS_LINK), b"".join(f.encode().ljust(65, b"\0") for f in fields)
 
 
 def vmcoreinfo_text(st: BootState, dbg: DebugInfo, img: Image) -> str:
@@ -31,6 +44,8 @@ def vmcoreinfo_text(st: BootState, dbg: DebugInfo, img: Image) -> str:
         f"OSRELEASE={p.release}",
         f"BUILD-ID={dbg.build_id}",
         "PAGESIZE=4096",
+        f"SYMBOL(init_uts_ns)={ib.kva(UTS_LINK):x}",
+        "OFFSET(uts_namespace.name)=0",
         f"SYMBOL(node_online_map)={sym('node_states') + nodemask_size:x}",
         f"SYMBOL(swapper_pg_dir)={sym('init_top_pgt'):x}",
         f"SYMBOL(_stext)={sym('_stext'):x}",
@@ -42,6 +57,7 @@ def vmcoreinfo_text(st: BootState, dbg: DebugInfo, img: Image) -> str:
         f"NUMBER(MAX_PHYSMEM_BITS)={m.max_physmem_bits}",
         f"SIZE(page)={p.struct_page_size}",
         f"SIZE(pglist_data)={p.pglist_data_size}",
+        f"SIZE(nodemask_t)={nodemask_size}",
         "OFFSET(page.flags)=0",
         "OFFSET(page._refcount)=52",
         "OFFSET(page.mapping)=24",
@@ -83,13 +99,49 @@ def vmcoreinfo_text(st: BootState, dbg: DebugInfo, img: Image) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_fixture(path: str | os.PathLike[str], st: BootState, dbg: DebugInfo, img: Image) -> str:
-    """Write the ELF vmcore; returns the VMCOREINFO text."""
+#: fixture layouts: "pages" (only the bytes the image holds, one PT_LOAD per run: small files),
+#: "vmcore" (kdump /proc/vmcore: one PT_LOAD per System RAM range, sparse file, kdump p_vaddr),
+#: "qemu" (dump-guest-memory without paging: the same ranges with p_vaddr = p_paddr),
+#: "kdump" (the vmcore layout rewritten kdump-compressed, free memory excluded: vmemdbg.sim.kdump).
+LAYOUTS = ("pages", "vmcore", "qemu", "kdump")
+
+
+def ram_ranges(st: BootState) -> list[tuple[int, int]]:
+    """System RAM ranges of the machine as /proc/iomem lists them: e820 usable entries, without
+    the first page, which setup_arch marks reserved (arch/x86/kernel/setup.c:
+    e820__range_update(0, PAGE_SIZE, E820_TYPE_RAM, E820_TYPE_RESERVED)), page aligned inwards."""
+    out = []
+    for e in st.machine.e820:
+        if e.type == 1:
+            a, b = max(e.start, 4096), e.end
+            a, b = (a + 4095) & ~4095, b & ~4095
+            if b > a:
+                out.append((a, b))
+    return out
+
+
+def write_fixture(path: str | os.PathLike[str], st: BootState, dbg: DebugInfo, img: Image,
+                  layout: str = "pages") -> str:
+    """Write the ELF vmcore in ``layout`` (see :data:`LAYOUTS`); returns the VMCOREINFO text."""
     text = vmcoreinfo_text(st, dbg, img)
+    img.chunks.append(utsname_chunk(st, dbg))
     lay = st.machine.layout
-    write_elf_core(path, img.chunks, text.encode(), page_offset=lay.page_offset_base,
-                   kernel_image=(lay.image_phys, lay.image_phys + lay.image_size,
-                                 ImageBuilder(st, dbg).kva(LINK_TEXT)),
-                   records=(img.page_phys, st.machine.profile.struct_page_size,
-                            (rows for _, rows in img.page_blocks())))
+    image = (lay.image_phys, lay.image_phys + lay.image_size, ImageBuilder(st, dbg).kva(LINK_TEXT))
+    records = (img.page_phys, st.machine.profile.struct_page_size, (rows for _, rows in img.page_blocks()))
+    if layout == "pages":
+        write_elf_core(path, img.chunks, text.encode(), page_offset=lay.page_offset_base,
+                       kernel_image=image, records=records)
+    elif layout == "kdump":
+        elf = Path(f"{os.fspath(path)}.elf-tmp")
+        try:
+            write_vmcore_layout(elf, ram_ranges(st), img.chunks, text.encode(), page_offset=lay.page_offset_base,
+                                kernel_image=image, records=records)
+            compress(elf, path)
+        finally:
+            elf.unlink(missing_ok=True)
+    else:
+        kdump = layout == "vmcore"
+        write_vmcore_layout(path, ram_ranges(st), img.chunks, text.encode(),
+                            page_offset=lay.page_offset_base if kdump else None,
+                            kernel_image=image if kdump else None, records=records)
     return text
