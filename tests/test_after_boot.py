@@ -25,6 +25,7 @@ from truthcmp import compare, engine_views
 
 from vmemdbg import views
 from vmemdbg.dump import open_dump
+from vmemdbg.errors import VmemdbgError
 from vmemdbg.kernel import Kernel
 
 RELEASES = ("6.1", "6.12")
@@ -190,19 +191,32 @@ def test_planted_tail_aliased_to_the_wrong_page(release: str, tmp_path: Path) ->
 
 @pytest.mark.parametrize("release", RELEASES)
 def test_planted_offnode_hot_added_memmap(release: str, tmp_path: Path) -> None:
-    """Rewrite the node of the frames backing the hot-added sections' memmap (page->flags of their
-    struct pages, node 1 -> node 0): node 1 had boot memory, so that is an anomaly."""
+    """Move the memmap of the hot-added sections (node 1) onto node 0 memory: each PMD entry is
+    pointed at a frame at 256 MiB (node 0's span, not otherwise in the dump) holding a copy of the
+    pages it had. Node 1 had boot memory, so that is an anomaly."""
     src = dump(f"{release}-hotplug")
     k = Kernel(open_dump(src))
+    node0 = next(n for n in k.nodes if n["nid"] == 0)
+    new_base = 0x10000000
+    assert node0["start_pfn"] <= new_base >> 12 < node0["start_pfn"] + node0["spanned_pages"]
+    assert all(end <= new_base or start >= new_base + (8 << 20) for start, end in k.source.ranges())
     hot = [r for r in views.vmemmap(k)["runs"] if r["provenance"] == "hotplug"]
-    patch = {}
+    assert hot and {r["nid"] for r in hot} == {1}
+    patch, add = {}, {}
+    moved = 0
     for r in hot:
-        for phys in range(r["phys"], r["phys"] + (r["end"] - r["start"]), 2 << 20):  # one PMD leaf each
-            page_phys = k.translate(k.pfn_to_page(phys >> 12)).phys
-            flags = int.from_bytes(k.read_phys(page_phys, 8), "little")
-            assert flags >> (64 - k.nodes_shift) == 1
-            patch[page_phys] = (flags & ((1 << (64 - k.nodes_shift)) - 1)).to_bytes(8, "little")
-    edited = rewrite_dump(src, tmp_path / "offnode.elf", patch=patch)
+        for va in range(r["start"], r["end"], 2 << 20):  # one PMD leaf each
+            pmd = next(st for st in k.translate(va).path if st.level == "pmd")
+            old = pmd.entry & 0x000FFFFFFFE00000
+            new = new_base + moved * (2 << 20)
+            moved += 1
+            patch[pmd.table + 8 * pmd.index] = ((pmd.entry & ~0x000FFFFFFFE00000) | new).to_bytes(8, "little")
+            for off in range(0, 2 << 20, 4096):  # the pages of the old frame the dump holds
+                try:
+                    add[new + off] = k.read_phys(old + off, 4096)
+                except VmemdbgError:
+                    pass
+    edited = rewrite_dump(src, tmp_path / "offnode.elf", patch=patch, add=add)
     anomalies = [a for a in views.vmemmap(Kernel(open_dump(edited)))["audit"] if a["severity"] == "anomaly"]
     assert [(a["kind"], a["start"], a["end"]) for a in anomalies] == [("offnode", hot[0]["start"], hot[-1]["end"])]
     assert "memmap of node 1 (pfn 0x100000-0x110000) backed by node 0 memory" in anomalies[0]["detail"]
