@@ -129,6 +129,8 @@ def vmemmap(prog: drgn.Program) -> dict:
 
 def memory_blocks(prog: drgn.Program) -> dict:
     """The ``memory-blocks`` view of ``prog`` (what /sys/devices/system/memory shows)."""
+    from . import views
+
     return views.memory_blocks(kernel_from_prog(prog))
 
 
