@@ -55,6 +55,9 @@ MAY_DIFFER: tuple[tuple[str, str], ...] = (
     (r"(^|\.)(flags_reason|usage_reason|reason|origin)$",
      "front end: with the -dbg vmlinux, drgn's DWARF settles the layout, so the reason text names "
      "DWARF instead of the kernel-version rule the CLI uses (the layout itself is compared)"),
+    (r"(^|\.)symbols$",
+     "front end: drgn hands the engine the -dbg vmlinux's symbol table, the CLI decodes the dump's "
+     "kallsyms; summary.symbols names that source (the addresses themselves are compared)"),
 )
 
 
