@@ -408,7 +408,8 @@ class BootRules:
     #: NUMA init resets memblock nids to NUMA_NO_NODE and numa_cleanup_meminfo clips node blocks to
     #: [memblock_start_of_DRAM(), memblock_end_of_DRAM()) (mm/numa_memblks.c, 6.12); 6.1 resets to
     #: MAX_NUMNODES and clips to [0, max_pfn) (arch/x86/mm/numa.c). Moves no allocation; it decides
-    #: which memblock.reserved regions carry a node ([0, 4K) has none in 6.12).
+    #: which memblock.reserved regions carry a node ([0, 4K) has none in 6.12). From "mm: introduce
+    #: numa_memblks" / "x86/numa: move numa_memblks to mm/" of the same series (v6.12).
     numa_memblks: bool = False
 
 
@@ -418,7 +419,8 @@ BOOT_RULES: dict[str, BootRules] = {
         "arch/x86/mm/numa.c alloc_node_data (v6.1): nd_size = roundup(sizeof(pg_data_t), PAGE_SIZE)"),
     "6.12": BootRules(
         "6.12", 64,
-        "mm/numa.c alloc_node_data (v6.12: the generic alloc_node_data of the numa_memblks series, "
+        "mm/numa.c alloc_node_data (v6.12: \"arch, mm: pull out allocation of NODE_DATA to generic code\", "
+        "patch 09/25 of Mike Rapoport's numa_memblks series, lore <20240723064156.4009477-10-rppt@kernel.org>, "
         "which replaced arch/x86/mm/numa.c's): nd_size = roundup(sizeof(pg_data_t), SMP_CACHE_BYTES); every "
         "later sparse_init allocation (roots array, sparse_index_alloc, usage arrays, vmemmap "
         "table pages) lands below a NODE_DATA that no longer ends on a page boundary", hvo_new_head=True,
