@@ -25,15 +25,19 @@ import struct
 from typing import Iterable
 
 import numpy as np
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-
 from .errors import DumpError, MemoryFault
 from .memory import MemorySource, blockwise
 
 PT_LOAD = 1
 PT_NOTE = 4
 PN_XNUM = 0xFFFF
+ET_CORE = 4
+EM_X86_64 = 62
+#: x86-64 physical addresses are below 2^MAX_PHYSMEM_BITS, at most 2^52 (arch/x86/include/asm/sparsemem.h).
+PHYS_LIMIT = 1 << 52
+#: The VMCOREINFO note is one page (VMCOREINFO_BYTES, include/linux/crash_core.h); any note larger
+#: than this is not one the kernel or QEMU writes.
+MAX_NOTE_DESC = 1 << 20
 
 _PHDR = np.dtype(
     [
@@ -56,6 +60,60 @@ _GATHER_DROP = 1 << 16
 _DROP_READ = 1 << 20
 
 
+
+def _parse_header(path: str, header: bytes, f, file_size: int) -> tuple[int, int, int, int, int]:
+    """``(e_type, e_machine, e_phoff, program header count, e_phentsize)`` of an ELF64 LE header,
+    resolving the PN_XNUM extension (count in section header 0's ``sh_info``); every field that
+    locates something is checked against the file size."""
+    if len(header) < 64 or header[:4] != b"\x7fELF":
+        raise DumpError(f"{path}: not an ELF core file (truncated ELF header)")
+    if header[4] != 2 or header[5] != 1:
+        raise DumpError(f"{path}: not a 64-bit little-endian ELF (class {header[4]}, data {header[5]})")
+    etype, machine = struct.unpack_from("<HH", header, 16)
+    phoff, shoff = struct.unpack_from("<QQ", header, 32)
+    phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHH", header, 54)
+    if phnum == PN_XNUM:
+        if shoff == 0 or shentsize < 64 or shoff + 64 > file_size:
+            raise DumpError(f"{path}: bad program headers (PN_XNUM without a readable section header 0)")
+        f.seek(shoff + 44)
+        phnum = struct.unpack("<I", f.read(4))[0]
+    if phoff >= file_size:
+        raise DumpError(f"{path}: truncated: program headers start past end of file (e_phoff {phoff:#x})")
+    return etype, machine, phoff, phnum, phentsize
+
+
+def _iter_notes(buf: mmap.mmap, offset: int, filesz: int, file_size: int) -> Iterable[tuple[bytes, bytes]]:
+    """``(name, desc)`` of each ELF note in ``buf[offset:offset + filesz]`` (both 4-byte padded).
+
+    Sizes are checked before anything is read: a note whose name or descriptor runs past the
+    segment or the file, or whose descriptor is larger than :data:`MAX_NOTE_DESC`, ends the walk.
+    """
+    end = min(offset + filesz, file_size)
+    pos = offset
+    while pos + 12 <= end:
+        namesz, descsz, _type = struct.unpack_from("<III", buf, pos)
+        name_end = pos + 12 + namesz
+        desc = name_end + (-namesz % 4)
+        desc_end = desc + descsz
+        if descsz > MAX_NOTE_DESC or desc_end > end:
+            return
+        yield bytes(buf[pos + 12 : name_end]).rstrip(b"\0"), bytes(buf[desc:desc_end])
+        pos = desc_end + (-descsz % 4)
+
+
+def _usable_loads(ph: np.ndarray, file_size: int) -> np.ndarray:
+    """Mask of PT_LOADs whose fields describe memory an x86-64 kernel can have: file data that does
+    not wrap (``p_offset + p_filesz`` below 2^63) and a physical range inside 2^52. Others are left
+    out, so their memory reads as not in the dump (whatever read path asks)."""
+    off, filesz = ph["p_offset"], ph["p_filesz"]
+    paddr, memsz = ph["p_paddr"], ph["p_memsz"]
+    top = np.uint64(1 << 63)
+    ok = (off < top) & (filesz < top) & (off + filesz < top)
+    ok &= (paddr < np.uint64(PHYS_LIMIT)) & (memsz <= np.uint64(PHYS_LIMIT) - np.minimum(paddr, np.uint64(PHYS_LIMIT)))
+    ok &= filesz <= memsz
+    return ok
+
+
 class ElfCoreSource(MemorySource):
     """Physical memory of an x86-64 ELF core file."""
 
@@ -74,20 +132,12 @@ class ElfCoreSource(MemorySource):
     def _init(self) -> None:
         path = self.path
         self.file_size = os.fstat(self._file.fileno()).st_size
-        try:
-            elf = ELFFile(self._file)
-            machine = elf["e_machine"]
-            etype = elf["e_type"]
-            nseg = elf.num_segments()
-            phoff = elf["e_phoff"]
-            phentsize = elf["e_phentsize"]
-        except (ELFError, struct.error, ValueError) as e:
-            raise DumpError(f"{path}: not an ELF core file ({e})") from None
-        if elf.elfclass != 64 or not elf.little_endian:
-            raise DumpError(f"{path}: not a 64-bit little-endian ELF (class {elf.elfclass})")
-        if machine != "EM_X86_64":
+        self._map = None
+        header = self._file.read(64)
+        etype, machine, phoff, nseg, phentsize = _parse_header(path, header, self._file, self.file_size)
+        if machine != EM_X86_64:
             raise DumpError(f"{path}: not an x86-64 dump (e_machine {machine})")
-        if etype != "ET_CORE":
+        if etype != ET_CORE:
             raise DumpError(f"{path}: not a core file (e_type {etype}); pass the vmcore, not vmlinux")
         if phentsize != _PHDR.itemsize or nseg <= 0:
             raise DumpError(f"{path}: bad program headers (count {nseg}, entry size {phentsize})")
@@ -97,25 +147,21 @@ class ElfCoreSource(MemorySource):
         self._bytes = np.frombuffer(self._map, dtype=np.uint8)
         self._words = self._bytes[: self.file_size // 8 * 8].view("<u8")
         self.format = "ELF"
-        self._vmcoreinfo = self._read_vmcoreinfo(elf, phoff, nseg)
+        self._vmcoreinfo = self._read_vmcoreinfo(phoff, nseg)
         loads = self._load_segments(phoff, nseg)
         if len(loads["p_paddr"]) == 0:
-            raise DumpError(f"{path}: ELF core has no PT_LOAD segments")
+            raise DumpError(f"{path}: ELF core has no usable PT_LOAD segments")
         self._set_segments(loads)
         self.description = f"{path} (ELF {'kdump' if self.kdump_style else 'physical'} core)"
 
-    def _read_vmcoreinfo(self, elf: ELFFile, phoff: int, nseg: int) -> bytes | None:
-        """Find the ``VMCOREINFO`` note (pyelftools parses the note segment)."""
-        types = np.ndarray((nseg,), dtype="<u4", buffer=self._map, offset=phoff, strides=(_PHDR.itemsize,))
-        for i in np.nonzero(types == PT_NOTE)[0].tolist():
-            seg = elf.get_segment(i)
-            try:
-                for note in seg.iter_notes():
-                    if note["n_name"] == "VMCOREINFO":
-                        desc = note["n_desc"]
-                        return desc.encode("latin-1") if isinstance(desc, str) else bytes(desc)
-            except (ELFError, struct.error, UnicodeDecodeError):
-                continue
+    def _read_vmcoreinfo(self, phoff: int, nseg: int) -> bytes | None:
+        """Find the ``VMCOREINFO`` note in the PT_NOTE segments (see :func:`_iter_notes`)."""
+        notes = np.ndarray((nseg,), dtype=_PHDR, buffer=self._map, offset=phoff)
+        for ph in notes[notes["p_type"] == PT_NOTE].tolist():
+            offset, filesz = ph[2], ph[5]
+            for name, desc in _iter_notes(self._map, offset, filesz, self.file_size):
+                if name == b"VMCOREINFO":
+                    return desc
         return None
 
     def _load_segments(self, phoff: int, nseg: int) -> dict[str, np.ndarray]:
@@ -127,6 +173,7 @@ class ElfCoreSource(MemorySource):
             n = min(_PHDR_BLOCK, nseg - i)
             block = np.frombuffer(self._map, dtype=_PHDR, count=n, offset=phoff + i * _PHDR.itemsize)
             block = block[block["p_type"] == PT_LOAD]
+            block = block[_usable_loads(block, self.file_size)]
             for k, parts in cols.items():
                 parts.append(block[k].astype(np.uint64))
             self.kdump_style |= bool(np.any(block["p_vaddr"] != block["p_paddr"]))

@@ -148,7 +148,11 @@ def read_sections(kernel: "Kernel", *, with_usage: bool = True, with_nid: bool =
         # Present without a memmap only happens during boot, between memory_present() and
         # sparse_init_one_section(): the word still holds the early nid stash (sparse_early_nid).
         early = np.nonzero(~valid)[0]
-        table.nid[early] = (table.word[early] >> np.uint64(flag_layout.nid_shift)).astype(np.int64)
+        stash = table.word[early] >> np.uint64(flag_layout.nid_shift)
+        table.nid[early] = np.where(stash < np.uint64(1 << max(kernel.nodes_shift, 0)), stash, -1).astype(np.int64)
+        for i in early[stash >= np.uint64(1 << kernel.nodes_shift)].tolist():
+            table.unreadable.append(f"section {int(table.nr[i])}: early nid {int(table.word[i]) >> flag_layout.nid_shift} "
+                                    "is not below MAX_NUMNODES")
     return table
 
 

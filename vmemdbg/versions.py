@@ -200,3 +200,5 @@ class X86Defaults:
 X86 = X86Defaults()
 START_KERNEL_MAP = 0xFFFFFFFF80000000
 KERNEL_IMAGE_SIZE = 1 << 30
+#: Largest MAX_NUMNODES of x86-64: 1 << CONFIG_NODES_SHIFT, which arch/x86/Kconfig limits to 10.
+MAX_NUMNODES = 1 << 10
