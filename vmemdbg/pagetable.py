@@ -44,8 +44,9 @@ LEAF_NAME = {12: "pte", 21: "pmd", 30: "pud"}
 #: vmemmap needs about 2^10 PMD tables; only a vmemmap split into 4 KiB PTEs almost everywhere (HVO
 #: of most of a machine beyond 8 TiB) needs more, and is then reported as partly unwalked.
 MAX_TABLES = 1 << 16
-#: A walk stops after this many leaves (a 64 TiB machine's vmemmap has 2^19 PMD leaves).
-MAX_LEAVES = 1 << 22
+#: A walk stops after this many leaves (a 64 TiB machine's vmemmap has 2^19 PMD leaves); each leaf
+#: can become a run of the census, and a million runs is what the views can hold within 1 GiB.
+MAX_LEAVES = 1 << 20
 
 
 class _Budget(Exception):
@@ -273,11 +274,10 @@ class PageTableWalker:
         if li.size:
             frames = self._frames(np.full(li.size, shift, dtype=np.uint8), entries[li])
             past = frames >= np.uint64(self.phys_limit)
-            for j in li[past].tolist():
+            for j in li[past].tolist():  # neighbours merge into one fault (see _fault)
                 cb = base + (i0 + j) * span
                 self._fault(cb, span >> 9, cb, cb + span - 1, table_phys,
-                            f"{LEAF_NAME[shift]} leaf maps frame {int(self._frames(np.array([shift], np.uint8), entries[j:j + 1])[0]):#x} "
-                            "past MAX_PHYSMEM_BITS")
+                            f"{LEAF_NAME[shift]} leaf maps a frame past MAX_PHYSMEM_BITS")
             li = li[~past]
             walk.leaves += li.size
             if walk.leaves > MAX_LEAVES:
