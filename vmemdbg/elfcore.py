@@ -1,7 +1,8 @@
 """ELF vmcores: reading (kdump ``/proc/vmcore`` style and QEMU ``dump-guest-memory``) and writing.
 
-Reading goes through pyelftools for the ELF header, the program-header count (including the
-PN_XNUM extension) and the notes. The program-header table itself is decoded in one numpy call
+Reading parses the ELF header (with the PN_XNUM extension) and the notes itself, checking every
+size and offset against the file before using it (docs/hostile-dumps.md); PT_LOADs whose fields no
+x86-64 dump can have are left out. The program-header table itself is decoded in one numpy call
 because fixture dumps can hold a million PT_LOADs; physical reads are served from an ``mmap``
 of the file, and :meth:`ElfCoreSource.gather_u64` reads thousands of scattered words in one
 vectorised step.
@@ -58,7 +59,8 @@ _PHDR_BLOCK = 1 << 16
 _GATHER_DROP = 1 << 16
 #: read_phys calls at least this large drop the file pages they touched afterwards.
 _DROP_READ = 1 << 20
-
+#: Notes looked at per PT_NOTE: kdump writes a few per CPU (NR_CPUS ≤ 8192) plus VMCOREINFO.
+MAX_NOTES = 1 << 16
 
 
 def _parse_header(path: str, header: bytes, f, file_size: int) -> tuple[int, int, int, int, int]:
@@ -86,11 +88,14 @@ def _iter_notes(buf: mmap.mmap, offset: int, filesz: int, file_size: int) -> Ite
     """``(name, desc)`` of each ELF note in ``buf[offset:offset + filesz]`` (both 4-byte padded).
 
     Sizes are checked before anything is read: a note whose name or descriptor runs past the
-    segment or the file, or whose descriptor is larger than :data:`MAX_NOTE_DESC`, ends the walk.
+    segment or the file, or whose descriptor is larger than :data:`MAX_NOTE_DESC`, ends the walk,
+    and so does the :data:`MAX_NOTES`-th note.
     """
     end = min(offset + filesz, file_size)
     pos = offset
-    while pos + 12 <= end:
+    for _ in range(MAX_NOTES):
+        if pos + 12 > end:
+            return
         namesz, descsz, _type = struct.unpack_from("<III", buf, pos)
         name_end = pos + 12 + namesz
         desc = name_end + (-namesz % 4)
@@ -101,7 +106,7 @@ def _iter_notes(buf: mmap.mmap, offset: int, filesz: int, file_size: int) -> Ite
         pos = desc_end + (-descsz % 4)
 
 
-def _usable_loads(ph: np.ndarray, file_size: int) -> np.ndarray:
+def _usable_loads(ph: np.ndarray) -> np.ndarray:
     """Mask of PT_LOADs whose fields describe memory an x86-64 kernel can have: file data that does
     not wrap (``p_offset + p_filesz`` below 2^63) and a physical range inside 2^52. Others are left
     out, so their memory reads as not in the dump (whatever read path asks)."""
@@ -173,7 +178,7 @@ class ElfCoreSource(MemorySource):
             n = min(_PHDR_BLOCK, nseg - i)
             block = np.frombuffer(self._map, dtype=_PHDR, count=n, offset=phoff + i * _PHDR.itemsize)
             block = block[block["p_type"] == PT_LOAD]
-            block = block[_usable_loads(block, self.file_size)]
+            block = block[_usable_loads(block)]
             for k, parts in cols.items():
                 parts.append(block[k].astype(np.uint64))
             self.kdump_style |= bool(np.any(block["p_vaddr"] != block["p_paddr"]))
