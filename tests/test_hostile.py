@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import struct
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +46,16 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def cli_process(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vmemdbg", *args], capture_output=True, text=True, timeout=60)
+    """The CLI as a real process; ``maxrss_mib`` is its peak resident set (from wait4)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen([sys.executable, "-m", "vmemdbg", *args], stdout=out, stderr=err)
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        res = subprocess.CompletedProcess(args, p.returncode, out.read(), err.read())
+    res.maxrss_mib = usage.ru_maxrss / 1024  # type: ignore[attr-defined]
+    return res
 
 
 def one_line_error(p: subprocess.CompletedProcess, *words: str) -> str:
@@ -90,7 +101,9 @@ def test_fanout_is_walked_once(tmp_path: Path) -> None:
     pte = pmd + 0x1000 * 3  # some page of the dump used as a PTE table
     patch = {pud: struct.pack("<512Q", *[pmd | 0x63] * 512), pmd: struct.pack("<512Q", *[pte | 0x63] * 512)}
     f = rewrite_dump(real_dump("1g-nokaslr"), tmp_path / "fanout.elf", patch=patch)
-    doc = valid_json(cli_process("vmemmap", str(f), "--json"))
+    p = cli_process("vmemmap", str(f), "--json")
+    doc = valid_json(p)
+    assert p.maxrss_mib < 1024  # type: ignore[attr-defined]
     reasons = [a["detail"] for a in doc["audit"] if a["kind"] == "unreadable"]
     assert any("shared with another entry" in r for r in reasons)
     assert doc["counts"]["pte_leaves"] <= 512 and doc["counts"]["pmd_leaves"] == 0
@@ -255,6 +268,23 @@ def test_load_offset_past_2_63(tmp_path: Path) -> None:
     assert p.returncode in (0, 2) and len(p.stderr.strip().splitlines()) <= 1, p.stderr
     if p.returncode == 0:
         assert violations(json.loads(p.stdout)) == []
+
+
+def test_segment_claiming_4_pib(tmp_path: Path) -> None:
+    """A PT_LOAD claiming all 4 PiB of physical address space (zero-filled past its file data):
+    nothing is sized by the claim; the answer is the clean dump's, within bounded memory."""
+    src = real_dump("1g-nokaslr")
+    data = src.read_bytes()
+    phoff, phnum = struct.unpack_from("<Q", data, 32)[0], struct.unpack_from("<H", data, 56)[0]
+    last = max((i for i in range(phnum) if struct.unpack_from("<I", data, phoff + 56 * i)[0] == 1),
+               key=lambda i: struct.unpack_from("<Q", data, phoff + 56 * i + 24)[0])
+    paddr = struct.unpack_from("<Q", data, phoff + 56 * last + 24)[0]
+    f = _edit(src, tmp_path / "4pib.elf", {phoff + 56 * last + 40: struct.pack("<Q", (1 << 52) - paddr)})
+    assert open_dump(f).ranges()[-1][1] == 1 << 52
+    p = cli_process("audit", str(f), "--json")
+    doc = valid_json(p)
+    assert p.maxrss_mib < 1024  # type: ignore[attr-defined]
+    assert doc["summary"]["memmap"] == valid_json(cli("summary", str(src), "--json"))["memmap"]
 
 
 # -- 8, 9: extract on odd VMCOREINFO text; extract verifies itself -----------------------------------
