@@ -288,7 +288,7 @@ def run(count: int, seed: int, jobs: int, timeout: float, exec_mode: bool, save:
                 rng = random.Random(f"{seed}:{nxt}")
                 a = rng.choice(anatomies)
                 fam, data, label = mutate(rng, a)
-                path = _write(tmp / f"m{nxt % (4 * jobs)}" / "vmcore", data)
+                path = _write(tmp / f"case{nxt}" / "vmcore", data)  # one file per case: never rewritten while mapped
                 second = [w.replace("DUMP", str(path)).replace("OUT", str(path) + ".small")
                           .replace("EXPLAIN", rng.choice(a.explain_addrs)) for w in ROTATION[nxt % len(ROTATION)]]
                 case = Case(nxt, a.name, fam, label, str(path), [["audit", str(path), "--json"], second])
@@ -323,6 +323,7 @@ def run(count: int, seed: int, jobs: int, timeout: float, exec_mode: bool, save:
                     if save:
                         save.mkdir(parents=True, exist_ok=True)
                         shutil.copy(case.path, save / f"case{case.index}-{case.outcome}.elf")
+                shutil.rmtree(os.path.dirname(case.path), ignore_errors=True)
                 if progress and summary["dumps"] % 200 == 0:
                     print(f"{summary['dumps']} dumps, {time.monotonic() - t0:.0f} s: {summary['outcomes']}", file=sys.stderr)
         summary["wall_seconds"] = round(time.monotonic() - t0, 1)
