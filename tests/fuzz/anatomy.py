@@ -17,7 +17,6 @@ import numpy as np
 
 from vmemdbg.elfcore import ElfCoreSource
 from vmemdbg.kernel import Kernel
-from vmemdbg.mmzone import SECTION_MARKED_PRESENT
 
 _PHDR = struct.Struct("<IIQQQQQQ")
 
@@ -109,7 +108,7 @@ def analyse(path: Path, name: str | None = None) -> Anatomy:
     census = k.census  # noqa: F841  (walks the page tables, reads the struct pages for nids)
     roots_phys = va_phys(k.roots_addr)
     if roots_phys is not None:
-        for r in range(max(1, int(secs.nr[-1]) // k.sections_per_root + 1 if len(secs) else 1)):
+        for r in range(int(secs.nr[-1]) // k.sections_per_root + 1 if len(secs) else 1):
             add_word("root", roots_phys + 8 * r)
     for addr in secs.addr.tolist():
         p = va_phys(addr)
