@@ -123,6 +123,7 @@ class Case:
     outcome: str = ""
     seconds: float = 0.0
     maxrss_kib: int = 0
+    proc: subprocess.Popen | None = None
 
 
 def classify(argv: list[str], rc: int | None, out: str, err: str) -> dict:
@@ -194,8 +195,8 @@ def start(case: Case, mem_limit: int, exec_mode: bool) -> None:
                   f"    with open('{case.outdir}/%d.out' % j, 'w') as o, open('{case.outdir}/%d.err' % j, 'w') as e:\n"
                   "        rc = subprocess.call([sys.executable, '-m', 'vmemdbg', *a], stdout=o, stderr=e)\n"
                   f"    open('{case.outdir}/%d.rc' % j, 'w').write(str(rc))\n")
-        p = subprocess.Popen([sys.executable, "-c", script], cwd=str(ROOT), start_new_session=True)
-        case.pid = p.pid
+        case.proc = subprocess.Popen([sys.executable, "-c", script], cwd=str(ROOT), start_new_session=True)
+        case.pid = case.proc.pid  # the Popen is kept so that subprocess never reaps it behind wait4
         return
     sys.stdout.flush()
     sys.stderr.flush()
