@@ -395,3 +395,17 @@ def test_walker_is_bounded_on_any_tables(pages: dict[int, list[int]], levels: in
     assert len(lv) <= 512 * len(pages)
     assert np.all(lv.phys < np.uint64(1 << 46))
     assert len(set(lv.va.tolist())) == len(lv)
+
+
+def test_shared_root_pages(tmp_path: Path) -> None:
+    """Two mem_section roots pointing at the same page (fan-out of the roots array): the page is
+    read once, the other root is unreadable, sections are not duplicated."""
+    k = Kernel(open_dump(real_dump("6g-2node-kaslr")))
+    roots_phys = k.virt_to_phys(k.roots_addr)
+    root0 = k.read_u64(k.roots_addr)
+    highest = k.virt_to_phys(k.symbol("__highest_present_section_nr"))
+    f = rewrite_dump(real_dump("6g-2node-kaslr"), tmp_path / "roots.elf",
+                     patch={roots_phys + 8: root0.to_bytes(8, "little"), highest: (511).to_bytes(8, "little")})
+    doc = valid_json(cli("sections", str(f), "--json"))
+    assert [s["nr"] for s in doc["sections"]] == list(range(16)) + list(range(32, 64))  # root 0's, once
+    assert f"mem_section root 1 at {root0:#x} is the page of root 0 too" in doc["unreadable"]

@@ -36,6 +36,9 @@ SECTION_IS_ONLINE = 0x4
 SECTION_IS_EARLY = 0x8
 #: Runs of at least this many consecutive usage objects are read as one block.
 _BULK_MIN = 4
+#: Present sections read at most: 2^20 sections are 128 TiB of RAM (4-level paging allows 2^19 in
+#: all); a dump whose roots claim more (up to 2^25 with 5-level paging) is not believed beyond it.
+MAX_PRESENT_SECTIONS = 1 << 20
 
 
 @dataclass
@@ -102,16 +105,26 @@ def read_sections(kernel: "Kernel", *, with_usage: bool = True, with_nid: bool =
     usages: list[np.ndarray] = []
     unreadable: list[str] = []
     roots_present = 0
+    seen: dict[int, int] = {}
+    count = 0
     for r, ptr in enumerate(roots.tolist()):
         if not ptr:
             continue
         roots_present += 1
+        if ptr in seen:  # sparse_index_alloc gives every root its own page: a shared one is corrupt
+            unreadable.append(f"mem_section root {r} at {ptr:#x} is the page of root {seen[ptr]} too")
+            continue
+        seen[ptr] = r
+        if count >= MAX_PRESENT_SECTIONS:
+            unreadable.append(f"mem_section roots {r} and above: more than {MAX_PRESENT_SECTIONS} present sections")
+            break
         try:
             page = np.frombuffer(kernel.read(ptr, spr * kernel.mem_section_size), dtype="<u8").reshape(spr, words_per)
         except (MemoryFault, VmemdbgError) as e:
             unreadable.append(f"mem_section root {r} at {ptr:#x} ({e})")
             continue
         present = np.nonzero(page[:, 0] & np.uint64(SECTION_MARKED_PRESENT))[0]
+        count += len(present)
         nrs.append(present.astype(np.int64) + r * spr)
         addrs.append(np.uint64(ptr) + present.astype(np.uint64) * np.uint64(kernel.mem_section_size))
         words.append(page[present, 0])
