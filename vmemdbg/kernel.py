@@ -138,6 +138,7 @@ class Kernel:
         self.pt = PageTableWalker(self.read_phys, self.kimg_to_phys(root_va), self.pgtable_levels, self.sme_mask,
                                   self.max_physmem_bits)
         self._user_symbols = symbols
+        self._kallsyms_error: str | None = None
         self.debug = debug
         self._symbols_slide = 0 if symbols_relocated else self.kaslr_offset
 
@@ -228,6 +229,7 @@ class Kernel:
             return {}
         except LayoutError as e:
             self.notes.append(str(e))
+            self._kallsyms_error = str(e)
             return {}
         return {name: addr for name, (addr, _t) in syms.items()}
 
@@ -263,6 +265,15 @@ class Kernel:
             if why is None:
                 return v
             self.unreadable.append(f"variable {why}")
+        try:
+            return self._page_offset_from_tables(span)
+        except LayoutError as e:
+            if self._kallsyms_error is None:
+                raise
+            raise LayoutError(f"{e}; kallsyms: {self._kallsyms_error}") from None  # why no variable
+
+    def _page_offset_from_tables(self, span: int) -> int:
+        """page_offset_base = SYMBOL(mem_section) minus its physical address through the page tables."""
         if not self.roots_addr:
             raise LayoutError("cannot find page_offset_base: no usable variable and mem_section is not allocated")
         try:
