@@ -233,10 +233,31 @@ def core_file() -> str | None:
     return None
 
 
+def _physical_core(path: str) -> bool:
+    """True if the core file maps physical addresses only (QEMU dump-guest-memory without paging)."""
+    try:
+        elf = ElfCoreSource(path)
+    except VmemdbgError:
+        return False
+    try:
+        return not elf.kdump_style
+    finally:
+        elf.close()
+
+
 def open_kernel() -> Kernel:
     """A :class:`Kernel` over gdb's memory, with gdb's symbols when it has kernel debug info."""
     if gdb.lookup_global_symbol("init_uts_ns") is not None:
-        text = compose_vmcoreinfo()
+        path = core_file()
+        if path is not None and _physical_core(path):
+            raise VmemdbgError(f"{path} is a QEMU dump-guest-memory core holding physical addresses only: gdb cannot "
+                               "read kernel virtual memory from it (it would read the vmlinux file's initial values); "
+                               "open it without the vmlinux (core-file only) or run the vmemdbg CLI on it")
+        try:
+            text = compose_vmcoreinfo()
+        except gdb.MemoryError as e:
+            raise VmemdbgError(f"the kernel is not running yet: gdb cannot read its memory ({e}); continue until the "
+                               "kernel runs on its own page tables (e.g. break start_kernel)") from None
         symbols: GdbSymbols | None = GdbSymbols()
         debug: GdbDebugFacts | None = GdbDebugFacts()
         where = "gdb (VMCOREINFO composed from debug info)"

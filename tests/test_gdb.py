@@ -197,3 +197,43 @@ def test_gdb_gathers_pages_and_reports_progress() -> None:
     b = blocks(res.stdout)
     assert b["g"].strip() == str(want)
     assert re.search(r"^vmemdbg: \d+ s, \d+ reads, [\d.]+ MiB read so far$", res.stderr, re.M), res.stderr
+
+
+QEMU = shutil.which("qemu-system-x86_64")
+VMLINUZ = Path("/boot/vmlinuz-6.1.0-56-cloud-amd64")
+
+
+@pytest.mark.skipif(not VMLINUX.exists(), reason="needs the -dbg vmlinux")
+def test_physical_core_with_vmlinux(tmp_path: Path) -> None:
+    """A QEMU dump-guest-memory ELF (p_vaddr = p_paddr) with a vmlinux: gdb would read the vmlinux
+    file's initial values at kernel addresses, so the command refuses in one line."""
+    src = ElfCoreSource(real_dump("1g-nokaslr"))
+    dump = tmp_path / "qemu.elf"
+    write_elf_core(dump, [(s, src.read_phys(s, e - s)) for s, e in src.ranges()], src.vmcoreinfo())
+    res = gdb("vmemdbg summary", pre=(f"file {VMLINUX}", f"core-file {dump}"))
+    assert [ln for ln in res.stderr.splitlines() if ln.startswith("vmemdbg")] == [
+        f"vmemdbg: {dump} is a QEMU dump-guest-memory core holding physical addresses only: gdb cannot read kernel "
+        "virtual memory from it (it would read the vmlinux file's initial values); open it without the vmlinux "
+        "(core-file only) or run the vmemdbg CLI on it"]
+
+
+@pytest.mark.skipif(QEMU is None or not VMLINUX.exists() or not VMLINUZ.exists(), reason="needs qemu and the 6.1 kernel")
+def test_live_target_before_the_kernel_runs(tmp_path: Path) -> None:
+    """qemu -S: gdb connects while the CPU sits at the reset vector, before any kernel code ran."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    qemu = subprocess.Popen([QEMU, "-S", "-gdb", f"tcp:127.0.0.1:{port}", "-display", "none", "-m", "256",
+                             "-kernel", str(VMLINUZ), "-serial", "none", "-monitor", "none"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        res = gdb("vmemdbg summary", pre=(f"file {VMLINUX}", f"target remote 127.0.0.1:{port}"), timeout=120)
+    finally:
+        qemu.kill()
+        qemu.wait()
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("vmemdbg")]
+    assert len(lines) == 1, res.stdout + res.stderr
+    assert lines[0].startswith("vmemdbg: the kernel is not running yet: gdb cannot read its memory (Cannot access memory at address 0xffffffff")
+    assert lines[0].endswith("continue until the kernel runs on its own page tables (e.g. break start_kernel)")

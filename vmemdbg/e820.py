@@ -40,6 +40,9 @@ def read_e820_table(kernel: "Kernel", symbol: str = "e820_table") -> list[dict] 
     except (MemoryFault, VmemdbgError):
         kernel.unreadable.append(f"{symbol} at {ptr:#x}")
         return None
+    if np.any(raw["addr"] + raw["size"] < raw["addr"]):  # e820__update_table refuses wrapping entries
+        kernel.unreadable.append(f"{symbol}: an entry wraps past 2^64 (corrupt table)")
+        return None
     return [{"addr": int(e["addr"]), "size": int(e["size"]), "type": int(e["type"]),
              "name": E820_TYPES.get(int(e["type"]), f"type-{int(e['type'])}")} for e in raw]
 

@@ -1,7 +1,10 @@
 """ELF vmcores: reading (kdump ``/proc/vmcore`` style and QEMU ``dump-guest-memory``) and writing.
 
 Reading goes through pyelftools for the ELF header, the program-header count (including the
-PN_XNUM extension) and the notes. The program-header table is decoded with numpy in blocks.
+PN_XNUM extension) and the notes; what a hostile header could make it allocate or loop over is
+checked against the file first (note sizes and counts with pyelftools' own ``Elf_Nhdr``,
+docs/hostile-dumps.md). The program-header table is decoded with numpy in blocks; PT_LOADs whose
+fields no x86-64 dump can have are left out.
 Physical reads are explicit ``pread`` calls of the file pages needed (never a mapping of the
 whole file, which would fault readahead windows around each scattered read), and
 :meth:`ElfCoreSource.gather_u64` reads thousands of scattered words with one pread per run of
@@ -27,6 +30,7 @@ from typing import Iterable
 
 import numpy as np
 from elftools.common.exceptions import ELFError
+from elftools.construct.core import ConstructError
 from elftools.elf.elffile import ELFFile
 
 from .errors import DumpError, MemoryFault
@@ -56,6 +60,28 @@ _PHDR_BLOCK = 1 << 16
 _RUN_MAX = 1 << 20
 #: most program headers accepted (a real vmcore has a few dozen; their columns cost 32 bytes each).
 MAX_PHDRS = 1 << 22
+#: x86-64 physical addresses are below 2^MAX_PHYSMEM_BITS, at most 2^52 (arch/x86/include/asm/sparsemem.h).
+PHYS_LIMIT = 1 << 52
+#: The VMCOREINFO note is one page (VMCOREINFO_BYTES, include/linux/crash_core.h); a note larger
+#: than this is not one the kernel or QEMU writes.
+MAX_NOTE_DESC = 1 << 20
+#: Notes looked at per PT_NOTE: kdump writes a few per CPU (NR_CPUS <= 8192) plus VMCOREINFO.
+MAX_NOTES = 1 << 16
+#: Exceptions pyelftools raises on malformed input (its own, and its construct library's).
+_ELF_ERRORS = (ELFError, ConstructError, struct.error, ValueError, UnicodeDecodeError)
+
+
+def _usable_loads(ph: np.ndarray) -> np.ndarray:
+    """Mask of PT_LOADs whose fields describe memory an x86-64 kernel can have: file data that does
+    not wrap (``p_offset + p_filesz`` below 2^63) and a physical range inside 2^52, with
+    ``p_filesz <= p_memsz``. Others are left out, so their memory reads as not in the dump."""
+    off, filesz = ph["p_offset"], ph["p_filesz"]
+    paddr, memsz = ph["p_paddr"], ph["p_memsz"]
+    top = np.uint64(1 << 63)
+    ok = (off < top) & (filesz < top) & (off + filesz < top)
+    ok &= (paddr < np.uint64(PHYS_LIMIT)) & (memsz <= np.uint64(PHYS_LIMIT) - np.minimum(paddr, np.uint64(PHYS_LIMIT)))
+    ok &= filesz <= memsz
+    return ok
 
 
 class ElfCoreSource(MemorySource):
@@ -93,7 +119,7 @@ class ElfCoreSource(MemorySource):
             nseg = elf.num_segments()
             phoff = elf["e_phoff"]
             phentsize = elf["e_phentsize"]
-        except (ELFError, struct.error, ValueError) as e:
+        except _ELF_ERRORS as e:
             raise DumpError(f"{path}: not an ELF core file ({e})") from None
         if elf.elfclass != 64 or not elf.little_endian:
             raise DumpError(f"{path}: not a 64-bit little-endian ELF (class {elf.elfclass})")
@@ -111,7 +137,7 @@ class ElfCoreSource(MemorySource):
         self._vmcoreinfo = self._read_vmcoreinfo(elf, phoff, nseg)
         loads = self._load_segments(phoff, nseg)
         if len(loads["p_paddr"]) == 0:
-            raise DumpError(f"{path}: ELF core has no PT_LOAD segments")
+            raise DumpError(f"{path}: ELF core has no usable PT_LOAD segments")
         self._set_segments(loads)
         self.description = f"{path} (ELF {'kdump' if self.kdump_style else 'physical'} core)"
 
@@ -121,19 +147,43 @@ class ElfCoreSource(MemorySource):
         return np.frombuffer(raw, dtype=_PHDR, count=len(raw) // _PHDR.itemsize)
 
     def _read_vmcoreinfo(self, elf: ELFFile, phoff: int, nseg: int) -> bytes | None:
-        """Find the ``VMCOREINFO`` note (pyelftools parses the note segment)."""
+        """Find the ``VMCOREINFO`` note (pyelftools parses the note segment, once
+        :meth:`_notes_sane` has checked what it would read)."""
         for first in range(0, nseg, _PHDR_BLOCK):
-            types = self._phdrs(phoff, first, min(_PHDR_BLOCK, nseg - first))["p_type"]
-            for i in (np.nonzero(types == PT_NOTE)[0] + first).tolist():
-                seg = elf.get_segment(i)
+            block = self._phdrs(phoff, first, min(_PHDR_BLOCK, nseg - first))
+            for i in (np.nonzero(block["p_type"] == PT_NOTE)[0]).tolist():
+                if not self._notes_sane(elf, int(block["p_offset"][i]), int(block["p_filesz"][i])):
+                    continue
                 try:
-                    for note in seg.iter_notes():
+                    for note in elf.get_segment(first + i).iter_notes():
                         if note["n_name"] == "VMCOREINFO":
                             desc = note["n_desc"]
                             return desc.encode("latin-1") if isinstance(desc, str) else bytes(desc)
-                except (ELFError, struct.error, UnicodeDecodeError, ValueError):
+                except _ELF_ERRORS:
                     continue
         return None
+
+    def _notes_sane(self, elf: ELFFile, offset: int, filesz: int) -> bool:
+        """Whether pyelftools can walk the notes of a PT_NOTE at ``offset``: the segment lies in the
+        file, each header (pyelftools' ``Elf_Nhdr``) names a descriptor of at most
+        :data:`MAX_NOTE_DESC` bytes that ends inside the segment, and there are at most
+        :data:`MAX_NOTES` of them. pyelftools itself allocates whatever ``n_descsz`` says."""
+        if offset >= self.file_size or filesz > self.file_size - offset or filesz > MAX_NOTES * (MAX_NOTE_DESC + 64):
+            return False
+        nhdr = elf.structs.Elf_Nhdr
+        pos, end = offset, offset + filesz
+        for _ in range(MAX_NOTES):
+            if pos + 12 > end:
+                return True
+            try:
+                h = nhdr.parse(os.pread(self._fd, 12, pos))
+            except _ELF_ERRORS:
+                return False
+            desc = pos + 12 + ((h["n_namesz"] + 3) & ~3)
+            if h["n_descsz"] > MAX_NOTE_DESC or desc + h["n_descsz"] > end:
+                return False
+            pos = desc + ((h["n_descsz"] + 3) & ~3)
+        return False
 
     def _load_segments(self, phoff: int, nseg: int) -> dict[str, np.ndarray]:
         """Columns of the PT_LOAD headers, read and decoded in blocks (a fixture may have many)."""
@@ -142,6 +192,7 @@ class ElfCoreSource(MemorySource):
         for i in range(0, nseg, _PHDR_BLOCK):
             block = self._phdrs(phoff, i, min(_PHDR_BLOCK, nseg - i))
             block = block[block["p_type"] == PT_LOAD]
+            block = block[_usable_loads(block)]
             for k, parts in cols.items():
                 parts.append(block[k].astype(np.uint64))
             self.kdump_style |= bool(np.any(block["p_vaddr"] != block["p_paddr"]))

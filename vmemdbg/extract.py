@@ -15,7 +15,7 @@ import numpy as np
 
 from .dump import open_dump
 from .elfcore import write_elf_core
-from .errors import MemoryFault
+from .errors import LayoutError, MemoryFault, VmemdbgError
 from .kernel import Kernel
 from .memory import MemorySource, RecordingSource
 from .views import all_views, explain
@@ -27,19 +27,34 @@ _IDENTITY_SYMBOLS = ("init_uts_ns", "_stext", "phys_base", "mem_section", "__pgt
                      "page_offset_base", "vmemmap_base", "vmalloc_base", "node_data", "node_states")
 
 
+#: The kallsyms tables of a real kernel span a few MiB; a larger span means absurd symbols.
+_KALLSYMS_MAX = 64 << 20
+
+
 def _keep_for_other_tools(kernel: Kernel) -> None:
     """Keep those variables and the page-table path to them (those tools translate kernel-image
     addresses through init_top_pgt)."""
-    ks = [int(v, 16) for k, v in kernel.info.entries.items() if k.startswith("SYMBOL(kallsyms_")]
-    if ks:  # the whole kallsyms area, so other kallsyms decoders (crash, drgn) work on the result
+    ks = []
+    for key in kernel.info.entries:
+        if key.startswith("SYMBOL(kallsyms_") and key.endswith(")"):
+            try:
+                v = kernel.info.symbol(key[7:-1])
+            except LayoutError:
+                continue
+            if v is not None and kernel.in_kernel_image(v):
+                ks.append(v)
+    if ks and max(ks) - min(ks) <= _KALLSYMS_MAX:  # the whole kallsyms area, so other kallsyms decoders (crash, drgn) work on the result
         lo, hi = min(ks), max(ks) + 4096
         try:
             kernel.read(lo, hi - lo)
         except MemoryFault:
             kernel.unreadable.append(f"kallsyms tables {lo:#x}-{hi:#x}")
     for name in _IDENTITY_SYMBOLS:
-        va = kernel.symbol(name) or kernel.info.symbol(name)
-        if va is not None:
+        try:
+            va = kernel.symbol(name) or kernel.info.symbol(name)
+        except LayoutError:
+            continue
+        if va is not None and kernel.in_kernel_image(va):
             try:
                 kernel.read(va, 512)
                 kernel.translate(va)
@@ -81,20 +96,69 @@ def _kernel_image(kernel: Kernel) -> tuple[int, int, int] | None:
 
 def extract(dump: str | os.PathLike, out: str | os.PathLike, *, vmcoreinfo: bytes | None = None,
             symbols: dict[str, int] | None = None, explain_addrs: Iterable[str] = ()) -> dict:
-    """Write the minimal dump; return ``{"pages": n, "bytes": size_on_disk}``."""
+    """Write the minimal dump and check it: every view on it must equal the view on ``dump``.
+
+    Returns ``{"pages": n, "bytes": size_on_disk}``. If a view would differ the output is removed and
+    a :class:`VmemdbgError` names the first difference.
+    """
     src = open_dump(dump)
     try:
         rec = RecordingSource(src)
         kernel = Kernel(rec, vmcoreinfo=vmcoreinfo, symbols=symbols)
-        all_views(kernel)
+        want = _views(kernel, explain_addrs)
         if symbols is not None:  # the result also answers without them (what the dump alone gives)
             all_views(Kernel(rec, vmcoreinfo=vmcoreinfo))
         _keep_for_other_tools(kernel)
-        for a in explain_addrs:
-            explain(kernel, a)
         chunks = _copy_pages(src, rec.pages().tolist())
-        write_elf_core(out, chunks, kernel.info.text.encode("ascii"), page_offset=kernel.page_offset_base,
+        write_elf_core(out, chunks, kernel.info.text.encode("latin-1"), page_offset=kernel.page_offset_base,
                        kernel_image=_kernel_image(kernel))
     finally:
         src.close()
+    _verify(out, want, vmcoreinfo, symbols, explain_addrs)
     return {"pages": len({a & ~0xFFF for a, _ in chunks}), "bytes": os.path.getsize(out)}
+
+
+def _views(kernel: Kernel, explain_addrs: Iterable[str]) -> dict:
+    """Every view and each kept ``explain``, as one comparable document."""
+    doc = {"all": all_views(kernel)}
+    for a in explain_addrs:
+        doc[f"explain {a}"] = explain(kernel, a)
+    return doc
+
+
+def _verify(out: str | os.PathLike, want: dict, vmcoreinfo: bytes | None, symbols: dict[str, int] | None,
+            explain_addrs: Iterable[str]) -> None:
+    """Reopen the written dump and compare every view with the original's."""
+    try:
+        small = open_dump(out)
+        try:
+            got = _views(Kernel(small, vmcoreinfo=vmcoreinfo, symbols=symbols), explain_addrs)
+        finally:
+            small.close()
+        diff = _first_difference(want, got)
+    except VmemdbgError as e:
+        diff = f"it cannot be analysed ({e})"
+    if diff is not None:
+        os.unlink(out)
+        raise VmemdbgError(f"extract: the views on the minimal dump would differ from the views on the input "
+                           f"({diff}); nothing written")
+
+
+def _first_difference(a: object, b: object, path: str = "") -> str | None:
+    """Path and values of the first difference between two view documents, or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(a) + [k for k in b if k not in a]:
+            d = _first_difference(a.get(k), b.get(k), f"{path}.{k}")
+            if d is not None:
+                return d
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            d = _first_difference(x, y, f"{path}[{i}]")
+            if d is not None:
+                return d
+        return None
+    if a != b:
+        show = lambda v: (repr(v)[:60] + "...") if len(repr(v)) > 60 else repr(v)  # noqa: E731
+        return f"{path or 'document'}: {show(a)} on the input, {show(b)} on the minimal dump"
+    return None

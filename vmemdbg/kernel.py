@@ -20,7 +20,7 @@ from .errors import LayoutError, MemoryFault, VmemdbgError
 from .kallsyms import read_kallsyms
 from .memory import MemorySource
 from .pagetable import PageTableWalker, Translation
-from .versions import START_KERNEL_MAP, KERNEL_IMAGE_SIZE, KernelVersion
+from .versions import KERNEL_IMAGE_SIZE, MAX_NUMNODES, START_KERNEL_MAP, KernelVersion
 from .vmcoreinfo import VmcoreInfo
 
 if TYPE_CHECKING:
@@ -74,26 +74,39 @@ class Kernel:
         root_va = info.symbol("init_top_pgt") or info.symbol("swapper_pg_dir")
         if root_va is None or root_va < START_KERNEL_MAP:
             raise LayoutError("VMCOREINFO has no SYMBOL(init_top_pgt): not an x86-64 kernel")
+        if not self.in_kernel_image(root_va) or root_va & 0xFFF:
+            raise LayoutError(f"SYMBOL(init_top_pgt)={root_va:x} is not a page of the kernel image")
         self.kaslr_offset = info.kernel_offset
+        if not 0 <= self.kaslr_offset < KERNEL_IMAGE_SIZE:  # _text - __START_KERNEL, inside the image area
+            raise LayoutError(f"KERNELOFFSET={self.kaslr_offset:x} is outside the 1 GiB kernel image area")
         phys_base = info.number("phys_base")
         if phys_base is None:
             raise LayoutError("VMCOREINFO has no NUMBER(phys_base): not an x86-64 kernel")
         self.phys_base = phys_base
         l5 = info.number("pgtable_l5_enabled")
         maxbits = info.number("MAX_PHYSMEM_BITS")
+        if l5 not in (None, 0, 1):
+            raise LayoutError(f"NUMBER(pgtable_l5_enabled)={l5} is not 0 or 1")
         if l5 is None:
             l5 = 1 if maxbits == 52 else 0
         self.pgtable_levels = 5 if l5 else 4
-        self.max_physmem_bits = maxbits or (52 if l5 else 46)
+        # arch/x86/include/asm/sparsemem.h: MAX_PHYSMEM_BITS = pgtable_l5_enabled() ? 52 : 46
+        self.max_physmem_bits = maxbits if maxbits is not None else (52 if l5 else 46)
+        if self.max_physmem_bits != (52 if l5 else 46):
+            raise LayoutError(f"NUMBER(MAX_PHYSMEM_BITS)={self.max_physmem_bits} is impossible with "
+                              f"{self.pgtable_levels}-level paging (x86-64 has {52 if l5 else 46})")
         self.section_size_bits = info.number("SECTION_SIZE_BITS") or 27
         self.struct_page_size = info.size("page") or 64
         self.mem_section_size = info.size("mem_section") or 16
         if self.mem_section_size not in (16, 32):
             raise LayoutError(f"SIZE(mem_section)={self.mem_section_size} is absurd (expected 16 or 32)")
-        if not 40 <= self.max_physmem_bits <= 52 or not 24 <= self.section_size_bits <= 31:
-            raise LayoutError(f"absurd MAX_PHYSMEM_BITS={self.max_physmem_bits} / SECTION_SIZE_BITS={self.section_size_bits}")
+        if self.section_size_bits != 27:  # arch/x86/include/asm/sparsemem.h
+            raise LayoutError(f"NUMBER(SECTION_SIZE_BITS)={self.section_size_bits} is not x86-64's 27")
         if self.struct_page_size not in range(32, 257, 8):
             raise LayoutError(f"SIZE(page)={self.struct_page_size} is absurd")
+        if not -(1 << self.max_physmem_bits) < phys_base < 1 << self.max_physmem_bits \
+                or not 0 <= self.kimg_to_phys(root_va) < 1 << self.max_physmem_bits:
+            raise LayoutError(f"NUMBER(phys_base)={phys_base} puts the kernel image outside physical memory")
         self.pfn_section_shift = self.section_size_bits - 12
         self.pages_per_section = 1 << self.pfn_section_shift
         self.nr_mem_sections = 1 << (self.max_physmem_bits - self.section_size_bits)
@@ -109,13 +122,23 @@ class Kernel:
         roots_addr = info.symbol("mem_section")
         if roots_addr is None:
             raise LayoutError("VMCOREINFO has no SYMBOL(mem_section): kernel without SPARSEMEM?")
+        if roots_addr and not self.is_kernel_address(roots_addr):  # 0: not allocated yet (mid-boot)
+            raise LayoutError(f"SYMBOL(mem_section)={roots_addr:x} is not a kernel address")
         self.roots_addr: int = roots_addr
         self.sme_mask = info.number("sme_mask") or 0
+        # The AMD memory-encryption C-bit: one physical-address bit (arch/x86/mm/mem_encrypt_identity.c).
+        if self.sme_mask and (self.sme_mask & (self.sme_mask - 1) or not 1 << 32 <= self.sme_mask < 1 << 52):
+            raise LayoutError(f"NUMBER(sme_mask)={self.sme_mask} is not a single physical-address bit")
         node_len = info.length("node_data")
+        # MAX_NUMNODES = 1 << CONFIG_NODES_SHIFT, NODES_SHIFT 1..10 on x86 (arch/x86/Kconfig)
+        if node_len is not None and (node_len & (node_len - 1) or not 1 <= node_len <= MAX_NUMNODES):
+            raise LayoutError(f"LENGTH(node_data)={node_len} is not a power of two up to MAX_NUMNODES={MAX_NUMNODES}")
         self.nodes_shift = (node_len.bit_length() - 1) if node_len else 0
         self.init_top_pgt = root_va
-        self.pt = PageTableWalker(self.read_phys, self.kimg_to_phys(root_va), self.pgtable_levels, self.sme_mask)
+        self.pt = PageTableWalker(self.read_phys, self.kimg_to_phys(root_va), self.pgtable_levels, self.sme_mask,
+                                  self.max_physmem_bits)
         self._user_symbols = symbols
+        self._kallsyms_error: str | None = None
         self.debug = debug
         self.kallsyms_rule: str | None = None  # which kallsyms_offsets rule decoded the symbols
         self.kallsyms_error: str | None = None  # why the dump's kallsyms could not be decoded
@@ -137,9 +160,29 @@ class Kernel:
                 raise LayoutError(f"{src} is not this kernel's: {name} {have:#x} + KERNELOFFSET {self.kaslr_offset:#x} "
                                   f"!= SYMBOL({name}) {want:#x} (kernel {self.release})")
 
+    def is_kernel_address(self, va: int) -> bool:
+        """True for a canonical address of the kernel half (sign-extended from bit 47 or 56)."""
+        bits = 56 if self.pgtable_levels == 5 else 47
+        return 0 <= va < 1 << 64 and va >> bits == (1 << (64 - bits)) - 1
+
+    def _check_base(self, name: str, value: int, span: int) -> str | None:
+        """Why ``value`` cannot be the base of a randomised region of ``span`` bytes (None if it can).
+
+        arch/x86/mm/kaslr.c (kernel_randomize_memory) places page_offset_base, vmalloc_base and
+        vmemmap_base PUD-aligned in the kernel half; the default bases are PUD-aligned too."""
+        if not self.is_kernel_address(value):
+            return f"{name}={value:#x} is not a kernel address"
+        if value & ((1 << 30) - 1):
+            return f"{name}={value:#x} is not 1 GiB aligned"
+        if value + span >= 1 << 64:
+            return f"{name}={value:#x} leaves no room for {span:#x} bytes below 2^64"
+        return None
+
     # -- memory -------------------------------------------------------------------------------------
     def read_phys(self, addr: int, size: int) -> bytes:
-        """Physical read through the source."""
+        """Physical read through the source; addresses outside 2^MAX_PHYSMEM_BITS fault."""
+        if addr < 0 or size < 0 or addr + size > 1 << self.max_physmem_bits:
+            raise MemoryFault(addr, size, why="outside the physical address space")
         return self.source.read_phys(addr, size)
 
     def kimg_to_phys(self, va: int) -> int:
@@ -172,6 +215,8 @@ class Kernel:
 
     def read(self, va: int, size: int) -> bytes:
         """Read kernel virtual memory."""
+        if va < 0 or size < 0 or va + size > 1 << 64:
+            raise MemoryFault(va, size, "virtual", "outside the 64-bit address space")
         if self.in_kernel_image(va) or self.in_direct_map(va):
             return self.read_phys(self.virt_to_phys(va), size)
         out = bytearray()
@@ -204,6 +249,7 @@ class Kernel:
         except LayoutError as e:
             self.kallsyms_error = str(e)
             self.notes.append(str(e))
+            self._kallsyms_error = str(e)
             return {}
         self.kallsyms_rule = table.rule.origin
         return table.first_addresses()
@@ -249,6 +295,9 @@ class Kernel:
         addr = self.symbol(name)
         if addr is None:
             return None
+        if not self.in_kernel_image(addr):  # every variable read this way is kernel-image data
+            self.unreadable.append(f"variable {name}: its address {addr:#x} is outside the kernel image")
+            return None
         try:
             return self.read_u64(addr)
         except MemoryFault:
@@ -259,40 +308,70 @@ class Kernel:
     @cached_property
     def page_offset_base(self) -> int:
         """Direct-map base: the variable, else SYMBOL(mem_section) translated through the page tables."""
+        span = 1 << self.max_physmem_bits
         v = self.read_symbol_u64("page_offset_base")
         if v is not None:
-            return v
+            why = self._check_base("page_offset_base", v, span)
+            if why is None:
+                return v
+            self.unreadable.append(f"variable {why}")
+        try:
+            return self._page_offset_from_tables(span)
+        except LayoutError as e:
+            if self._kallsyms_error is None:
+                raise
+            raise LayoutError(f"{e}; kallsyms: {self._kallsyms_error}") from None  # why no variable
+
+    def _page_offset_from_tables(self, span: int) -> int:
+        """page_offset_base = SYMBOL(mem_section) minus its physical address through the page tables."""
+        if not self.roots_addr:
+            raise LayoutError("cannot find page_offset_base: no usable variable and mem_section is not allocated")
         try:
             t = self.pt.translate(self.roots_addr)
         except MemoryFault as e:
             raise LayoutError(f"cannot find page_offset_base: kallsyms and the page tables are unreadable ({e})") from None
         if t.phys is None:
             raise LayoutError("cannot find page_offset_base: no symbol and SYMBOL(mem_section) is not mapped")
+        v = self.roots_addr - t.phys
+        why = self._check_base("page_offset_base", v, span)
+        if why is not None:
+            raise LayoutError(f"cannot find page_offset_base: the mapping of SYMBOL(mem_section) gives {why}")
         self.notes.append("page_offset_base derived from the mapping of SYMBOL(mem_section)")
-        return self.roots_addr - t.phys
+        return v
 
     @cached_property
     def vmalloc_base(self) -> int | None:
         """vmalloc base: the variable, else NUMBER(VMALLOC_START) (6.9+)."""
-        v = self.read_symbol_u64("vmalloc_base")
-        if v is None:
-            v = self.info.number("VMALLOC_START")
-        if v is None:
+        for v, name in ((self.read_symbol_u64("vmalloc_base"), "variable vmalloc_base"),
+                        (self.info.number("VMALLOC_START"), "NUMBER(VMALLOC_START)")):
+            if v is not None:
+                why = self._check_base(name, v, 1 << 30)
+                if why is None:
+                    return v
+                self.unreadable.append(why)
+        if self.symbol("vmalloc_base") is None and self.info.number("VMALLOC_START") is None:
             self.notes.append("vmalloc_base unknown (VMCOREINFO has NUMBER(VMALLOC_START) only since 6.9): "
                               + self.missing_symbol("vmalloc_base", "it"))
-        return v
+        return None
 
     @cached_property
     def vmemmap_base(self) -> int:
         """vmemmap base: the variable, SYMBOL(vmemmap) (6.9+), else any valid section word."""
-        v = self.read_symbol_u64("vmemmap_base")
-        if v is None:
-            v = self.info.symbol("vmemmap")
-        if v is None:
-            from .mmzone import vmemmap_base_from_sections
+        span = self.nr_mem_sections * self.pages_per_section * self.struct_page_size
+        for v, name in ((self.read_symbol_u64("vmemmap_base"), "variable vmemmap_base"),
+                        (self.info.symbol("vmemmap"), "SYMBOL(vmemmap)")):
+            if v is not None:
+                why = self._check_base(name, v, span)
+                if why is None:
+                    return v
+                self.unreadable.append(why)
+        from .mmzone import vmemmap_base_from_sections
 
-            v = vmemmap_base_from_sections(self)
-            self.notes.append("vmemmap_base derived from a valid section_mem_map word (kernel-facts §1.4)")
+        v = vmemmap_base_from_sections(self)
+        why = self._check_base("vmemmap_base", v, span)
+        if why is not None:
+            raise LayoutError(f"cannot find vmemmap_base: the first valid section word gives {why}")
+        self.notes.append("vmemmap_base derived from a valid section_mem_map word (kernel-facts §1.4)")
         return v
 
     # -- derived views, computed once per target ---------------------------------------------------
@@ -351,11 +430,15 @@ class Kernel:
         o_span = info.offset("pglist_data.node_spanned_pages")
         if nd is None or not n or o_start is None or o_span is None:
             return []
+        pgdat_size = info.size("pglist_data") or 1 << 20
+        if max(o_start, o_span) + 8 > pgdat_size or not self.in_kernel_image(nd):
+            self.unreadable.append("node_data: VMCOREINFO gives an absurd node_data address or pglist_data offsets")
+            return []
         online = None
         nom = info.symbol("node_online_map")
         if nom is not None:
             try:
-                online = int.from_bytes(self.read(nom, max(8, n // 8)), "little")
+                online = int.from_bytes(self.read(nom, max(8, n // 8)), "little") & ((1 << n) - 1)
             except (MemoryFault, VmemdbgError):
                 online = None
         count = online.bit_length() if online else n  # node_data[] up to the highest online node
@@ -364,15 +447,23 @@ class Kernel:
         except (MemoryFault, VmemdbgError):
             self.unreadable.append("node_data[]")
             return []
+        max_pfn = 1 << (self.max_physmem_bits - 12)
         out = []
         for nid, p in enumerate(ptrs.tolist()):
             if not p or (online is not None and not online >> nid & 1):
+                continue
+            if not self.is_kernel_address(p):
+                self.unreadable.append(f"node_data[{nid}] = {p:#x} is not a kernel address")
                 continue
             try:
                 start = self.read_u64(p + o_start)
                 span = self.read_u64(p + o_span)
             except (MemoryFault, VmemdbgError):
                 self.unreadable.append(f"pglist_data of node {nid} at {p:#x}")
+                continue
+            if start >= max_pfn or span > max_pfn - start:
+                self.unreadable.append(f"pglist_data of node {nid} at {p:#x}: span pfn {start:#x} + {span:#x} pages "
+                                       "is past MAX_PHYSMEM_BITS")
                 continue
             out.append({"nid": nid, "pgdat": p, "start_pfn": start, "spanned_pages": span})
         return out

@@ -79,6 +79,13 @@ def _read_type(kernel: "Kernel", addr: int, static: int | None, discarded: bool 
     except (MemoryFault, VmemdbgError):
         kernel.unreadable.append(f"memblock regions at {regions:#x}")
         return out
+    bad = raw["base"] + raw["size"] < raw["base"]  # memblock_cap_size keeps base + size within 2^64
+    if kernel.nodes_shift:
+        bad |= (raw["nid"] < -1) | (raw["nid"] > 1 << kernel.nodes_shift)  # NUMA_NO_NODE .. MAX_NUMNODES
+    if np.any(bad):
+        out["trust"] = "corrupt"
+        out["trust_reason"] = f"region {int(np.argmax(bad))} wraps past 2^64 or has an impossible nid"
+        return out
     out["regions"] = [{"base": int(r["base"]), "size": int(r["size"]), "flags": int(r["flags"]),
                        "flag_names": decode_memblock_flags(int(r["flags"])),
                        "nid": int(r["nid"]) if kernel.nodes_shift else None} for r in raw]

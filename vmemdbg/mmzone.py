@@ -35,6 +35,9 @@ SECTION_IS_ONLINE = 0x4
 SECTION_IS_EARLY = 0x8
 #: Runs of at least this many consecutive usage objects are read as one block.
 _BULK_MIN = 4
+#: Present sections read at most: 2^20 sections are 128 TiB of RAM (4-level paging allows 2^19 in
+#: all); a dump whose roots claim more (up to 2^25 with 5-level paging) is not believed beyond it.
+MAX_PRESENT_SECTIONS = 1 << 20
 
 
 @dataclass
@@ -99,9 +102,19 @@ def read_sections(kernel: "Kernel", *, with_usage: bool = True, with_nid: bool =
     raws: list[bytes] = []
     root_nrs: list[int] = []
     root_ptrs: list[int] = []
+    seen: dict[int, int] = {}
+    count = roots_present = 0
     for r, ptr in enumerate(roots.tolist()):
         if not ptr:
             continue
+        roots_present += 1
+        if ptr in seen:  # sparse_index_alloc gives every root its own page: a shared one is corrupt
+            unreadable.append(f"mem_section root {r} at {ptr:#x} is the page of root {seen[ptr]} too")
+            continue
+        seen[ptr] = r
+        if count >= MAX_PRESENT_SECTIONS:
+            unreadable.append(f"mem_section roots {r} and above: more than {MAX_PRESENT_SECTIONS} present sections")
+            break
         try:
             raws.append(kernel.read(ptr, spr * kernel.mem_section_size))
         except (MemoryFault, VmemdbgError) as e:
@@ -109,7 +122,8 @@ def read_sections(kernel: "Kernel", *, with_usage: bool = True, with_nid: bool =
             continue
         root_nrs.append(r)
         root_ptrs.append(ptr)
-    roots_present = len(raws) + len(unreadable)
+        count += int(np.count_nonzero(np.frombuffer(raws[-1], dtype="<u8")[::words_per]
+                                      & np.uint64(SECTION_MARKED_PRESENT)))
     # all root pages at once: (roots, sections per root, words per mem_section)
     pages = np.frombuffer(b"".join(raws), dtype="<u8").reshape(len(raws), spr, words_per)
     ri, si = np.nonzero(pages[:, :, 0] & np.uint64(SECTION_MARKED_PRESENT))
@@ -149,7 +163,11 @@ def read_sections(kernel: "Kernel", *, with_usage: bool = True, with_nid: bool =
         # Present without a memmap only happens during boot, between memory_present() and
         # sparse_init_one_section(): the word still holds the early nid stash (sparse_early_nid).
         early = np.nonzero(~valid)[0]
-        table.nid[early] = (table.word[early] >> np.uint64(flag_layout.nid_shift)).astype(np.int64)
+        stash = table.word[early] >> np.uint64(flag_layout.nid_shift)
+        table.nid[early] = np.where(stash < np.uint64(1 << max(kernel.nodes_shift, 0)), stash, -1).astype(np.int64)
+        for i in early[stash >= np.uint64(1 << kernel.nodes_shift)].tolist():
+            table.unreadable.append(f"section {int(table.nr[i])}: early nid {int(table.word[i]) >> flag_layout.nid_shift} "
+                                    "is not below MAX_NUMNODES")
     return table
 
 

@@ -8,11 +8,18 @@ C-bit (``NUMBER(sme_mask)``).
 Every table page is read whole, once, and cached as 512 little-endian u64. :meth:`leaves`
 walks a VA range and returns all leaves as numpy arrays, visiting only present entries, so its
 cost is the number of table pages, not the size of the range.
+
+The walk is bounded by what a dump can really hold, not by what its entries claim: each table page
+is visited once per walk (a page reached again, from its own subtree or from another entry, is a
+loop or a shared table and is reported, not walked again; kernel page tables never share a table
+between two entries of the ranges walked here), PSE at the top level (a reserved bit there) and
+frames at or above 2^MAX_PHYSMEM_BITS are reported instead of followed, and a walk stops with a
+fault after :data:`MAX_TABLES` table pages or :data:`MAX_LEAVES` leaves.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -33,8 +40,17 @@ LEVEL_NAMES = {4: ("pgd", "pud", "pmd", "pte"), 5: ("pgd", "p4d", "pud", "pmd", 
 #: Leaf level names by shift.
 LEAF_NAME = {12: "pte", 21: "pmd", 30: "pud"}
 
-#: Refuse walks that touch more table pages than this (corrupt or looping tables).
-MAX_TABLES = 1 << 22
+#: A walk stops after this many distinct table pages (256 MiB of cached tables). A 64 TiB machine's
+#: vmemmap needs about 2^10 PMD tables; only a vmemmap split into 4 KiB PTEs almost everywhere (HVO
+#: of most of a machine beyond 8 TiB) needs more, and is then reported as partly unwalked.
+MAX_TABLES = 1 << 16
+#: A walk stops after this many leaves (a 64 TiB machine's vmemmap has 2^19 PMD leaves); each leaf
+#: can become a run of the census, and a million runs is what the views can hold within 1 GiB.
+MAX_LEAVES = 1 << 20
+
+
+class _Budget(Exception):
+    """The walk reached MAX_TABLES or MAX_LEAVES."""
 
 
 @dataclass
@@ -91,7 +107,8 @@ class WalkFault:
 class PageTableWalker:
     """Walk the kernel page tables rooted at ``root`` (physical address of the PGD page)."""
 
-    def __init__(self, read_phys: Callable[[int, int], bytes], root: int, levels: int, sme_mask: int = 0):
+    def __init__(self, read_phys: Callable[[int, int], bytes], root: int, levels: int, sme_mask: int = 0,
+                 max_physmem_bits: int = 52):
         if levels not in LEVEL_NAMES:
             raise LayoutError(f"unsupported paging depth {levels}")
         self._read = read_phys
@@ -99,6 +116,7 @@ class PageTableWalker:
         self.levels = levels
         self.va_bits = 48 if levels == 4 else 57
         self.sme_mask = sme_mask
+        self.phys_limit = 1 << max_physmem_bits
         self._cache: dict[int, np.ndarray] = {}
         self.faults: list[WalkFault] = []
         self.tables_read = 0
@@ -124,7 +142,9 @@ class PageTableWalker:
         t = self._cache.get(phys)
         if t is None:
             if len(self._cache) >= MAX_TABLES:
-                raise LayoutError(f"page-table walk read more than {MAX_TABLES} table pages: corrupt page tables?")
+                raise _Budget(f"more than {MAX_TABLES} table pages")
+            if phys >= self.phys_limit:
+                raise MemoryFault(phys, 4096, why="past MAX_PHYSMEM_BITS")
             t = np.frombuffer(self._read(phys, 4096), dtype="<u8")
             self._cache[phys] = t
             self.tables_read += 1
@@ -150,13 +170,20 @@ class PageTableWalker:
             seen.add(table_phys)
             shift = self._shift(i)
             idx = (va >> shift) & 511
-            entry = int(self.table(table_phys)[idx])
+            try:
+                entry = int(self.table(table_phys)[idx])
+            except _Budget as e:
+                raise LayoutError(f"page-table walk stopped: {e}: corrupt page tables?") from None
             path.append(PathStep(name, table_phys, idx, entry))
             if not entry & PAGE_PRESENT:
                 return Translation(va, None, None, None, path)
             if shift == 12 or (shift in (21, 30) and entry & PAGE_PSE):
                 phys = self._frame(entry, shift) + (va & ((1 << shift) - 1))
+                if phys >= self.phys_limit:
+                    return Translation(va, None, None, None, path)
                 return Translation(va, phys, LEAF_NAME[shift], entry, path)
+            if entry & PAGE_PSE:  # reserved at the PGD/P4D level: the CPU faults here
+                return Translation(va, None, None, None, path)
             table_phys = entry & TABLE_MASK & ~self.sme_mask
         raise AssertionError("unreachable: the PTE level always ends the walk")
 
@@ -164,7 +191,9 @@ class PageTableWalker:
     def leaves(self, start: int, end: int) -> Leaves:
         """All present leaves intersecting canonical VA range ``[start, end)``, sorted by VA.
 
-        Unreadable table pages and loops are recorded in :attr:`faults` and skipped.
+        Unreadable table pages, loops, shared tables, reserved bits and frames past
+        MAX_PHYSMEM_BITS are recorded in :attr:`faults` and skipped; a walk over budget stops
+        with a fault covering what it did not walk.
         """
         mask = (1 << self.va_bits) - 1
         out_va: list[np.ndarray] = []
@@ -172,8 +201,13 @@ class PageTableWalker:
         out_entry: list[np.ndarray] = []
         out_rw: list[np.ndarray] = []
         tables: list[int] = []
-        self._walk(self.root, 0, 0, start & mask, ((end - 1) & mask), (), True,
-                   (out_va, out_shift, out_entry, out_rw), tables)
+        walk = _Walk((out_va, out_shift, out_entry, out_rw), tables)
+        lo, hi = start & mask, (end - 1) & mask
+        try:
+            self._walk(self.root, 0, 0, lo, hi, (), True, walk)
+        except _Budget as e:
+            self.faults.append(WalkFault(self.canonical(walk.reached), self.canonical(hi) + 1, walk.table,
+                                         f"walk stopped: {e} (corrupt page tables?)"))
         if not out_va:
             z = np.zeros(0, dtype=np.uint64)
             return Leaves(z, np.zeros(0, dtype=np.uint8), z, z, tables, np.zeros(0, dtype=bool))
@@ -183,49 +217,91 @@ class PageTableWalker:
         rw = np.concatenate(out_rw)
         order = np.argsort(va, kind="stable")
         va, shift, entry, rw = va[order], shift[order], entry[order], rw[order]
-        frame = np.select(
+        frame = self._frames(shift, entry)
+        return Leaves(self._canonical_array(va), shift, entry, frame, tables, rw)
+
+    def _frames(self, shift: np.ndarray, entry: np.ndarray) -> np.ndarray:
+        """Frame physical address of each leaf entry."""
+        return np.select(
             [shift == 12, shift == 21],
             [entry & np.uint64(_FRAME[12]), entry & np.uint64(_FRAME[21])],
             entry & np.uint64(_FRAME[30]),
         ) & np.uint64(~self.sme_mask & ((1 << 64) - 1))
-        return Leaves(self._canonical_array(va), shift, entry, frame, tables, rw)
+
+    def _fault(self, base: int, span: int, lo: int, hi: int, table: int, reason: str) -> None:
+        """Record a fault over the part of ``[base, base + 512 * span)`` the walk was asked for."""
+        a, b = self.canonical(max(base, lo)), self.canonical(min(base + 512 * span - 1, hi)) + 1
+        last = self.faults[-1] if self.faults else None
+        if last is not None and last.va_end == a and last.table == table and last.reason == reason:
+            last.va_end = b  # neighbouring entries of one table with the same fault: one range
+        else:
+            self.faults.append(WalkFault(a, b, table, reason))
 
     def _walk(self, table_phys: int, level_i: int, base: int, lo: int, hi: int, ancestors: tuple[int, ...],
-              parent_rw: bool, out: tuple[list[np.ndarray], ...], tables: list[int]) -> None:
+              parent_rw: bool, walk: "_Walk") -> None:
         shift = self._shift(level_i)
         span = 1 << shift
-        if table_phys in ancestors:
-            self.faults.append(WalkFault(self.canonical(base), self.canonical(base + 512 * span - 1) + 1,
-                                         table_phys, "page-table loop"))
+        walk.reached, walk.table = max(base, lo), table_phys
+        if table_phys in walk.visited:
+            why = "page-table loop" if table_phys in ancestors else "table page shared with another entry (fan-out)"
+            self._fault(base, span, lo, hi, table_phys, why)
             return
+        walk.visited.add(table_phys)
         try:
             table = self.table(table_phys)
         except MemoryFault:
-            self.faults.append(WalkFault(self.canonical(base), self.canonical(base + 512 * span - 1) + 1,
-                                         table_phys, "table page not in dump"))
+            self._fault(base, span, lo, hi, table_phys, "table page not in dump")
             return
         if level_i:
-            tables.append(table_phys)
+            walk.tables.append(table_phys)
         i0 = max(0, (lo - base) >> shift)
         i1 = min(511, (hi - base) >> shift)
         entries = table[i0 : i1 + 1]
         present = (entries & np.uint64(PAGE_PRESENT)) != 0
+        pse = (entries & np.uint64(PAGE_PSE)) != 0
         if shift == 12:
             leaf = present
         elif shift in (21, 30):
-            leaf = present & ((entries & np.uint64(PAGE_PSE)) != 0)
+            leaf = present & pse
         else:
             leaf = np.zeros(len(entries), dtype=bool)
+            for j in np.nonzero(present & pse)[0].tolist():  # reserved bit: the CPU would fault
+                cb = base + (i0 + j) * span
+                self._fault(cb, span >> 9, max(lo, cb), min(hi, cb + span - 1), table_phys,
+                            f"PSE bit set in a {LEVEL_NAMES[self.levels][level_i]} entry (reserved)")
+            present &= ~pse
         li = np.nonzero(leaf)[0]
         if li.size:
-            out[0].append(np.uint64(base) + (li + i0).astype(np.uint64) * np.uint64(span))
-            out[1].append(np.full(li.size, shift, dtype=np.uint8))
-            out[2].append(entries[li])
-            out[3].append(((entries[li] & np.uint64(PAGE_RW)) != 0) & parent_rw)
+            frames = self._frames(np.full(li.size, shift, dtype=np.uint8), entries[li])
+            past = frames >= np.uint64(self.phys_limit)
+            for j in li[past].tolist():  # neighbours merge into one fault (see _fault)
+                cb = base + (i0 + j) * span
+                self._fault(cb, span >> 9, cb, cb + span - 1, table_phys,
+                            f"{LEAF_NAME[shift]} leaf maps a frame past MAX_PHYSMEM_BITS")
+            li = li[~past]
+            walk.leaves += li.size
+            if walk.leaves > MAX_LEAVES:
+                raise _Budget(f"more than {MAX_LEAVES} leaves")
+            walk.out[0].append(np.uint64(base) + (li + i0).astype(np.uint64) * np.uint64(span))
+            walk.out[1].append(np.full(li.size, shift, dtype=np.uint8))
+            walk.out[2].append(entries[li])
+            walk.out[3].append(((entries[li] & np.uint64(PAGE_RW)) != 0) & parent_rw)
         for j in np.nonzero(present & ~leaf)[0].tolist():
             idx = i0 + j
             child_base = base + idx * span
             e = int(entries[j])
             child = e & TABLE_MASK & ~self.sme_mask
             self._walk(child, level_i + 1, child_base, max(lo, child_base), min(hi, child_base + span - 1),
-                       ancestors + (table_phys,), parent_rw and bool(e & PAGE_RW), out, tables)
+                       ancestors + (table_phys,), parent_rw and bool(e & PAGE_RW), walk)
+
+
+@dataclass
+class _Walk:
+    """State of one :meth:`PageTableWalker.leaves` call."""
+
+    out: tuple[list[np.ndarray], ...]
+    tables: list[int]
+    visited: set[int] = field(default_factory=set)
+    leaves: int = 0
+    reached: int = 0  # VA where the walk is (for the budget fault)
+    table: int = 0

@@ -440,3 +440,7 @@ def boot_rules(release: str) -> BootRules:
         raise ValueError(f"kernel {release!r} (series {series}) has no simulator profile; "
                          f"supported: {', '.join(BOOT_RULES)}")
     return BOOT_RULES[series]
+
+
+#: Largest MAX_NUMNODES of x86-64: 1 << CONFIG_NODES_SHIFT, which arch/x86/Kconfig limits to 10.
+MAX_NUMNODES = 1 << 10
