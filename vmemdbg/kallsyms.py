@@ -174,6 +174,9 @@ def _expand_names(read: Read, start: int, num: int, table: np.ndarray, tok_start
     # a separator after each record's type letter and after its name: one split gives both
     last = np.cumsum(rec_len) - 1  # index in ``codes`` of each record's last token
     begin = np.concatenate(([0], cend[last][:-1]))
+    if np.any(cend[last] - begin < 2):  # a type letter and at least one character of name each
+        raise LayoutError("kallsyms_names holds a name that expands to less than a type and a name "
+                          "(empty tokens): tables unreadable")
     sep_at = np.stack((begin + 1, cend[last]), axis=1).ravel()  # already in ascending order
     src = np.insert(src, sep_at, table.size - 1)
     parts = table[src].tobytes().decode("latin-1").split(_SEP)

@@ -147,6 +147,8 @@ class _Checker:
             self.nid(q + ".nid", f["nid"])
 
     def e820(self, d: dict, p: str) -> None:
+        if "error" in d:  # the audit holds the e820 view's one-line error (e.g. no symbols)
+            return
         for name, t in d["tables"].items():
             for i, e in enumerate(t or []):
                 self.rng(f"{p}.tables.{name}[{i}].end", e["addr"] + e["size"], 0, U64 + 1)
