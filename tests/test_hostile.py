@@ -434,3 +434,17 @@ def test_shared_root_pages(tmp_path: Path) -> None:
     doc = valid_json(cli("sections", str(f), "--json"))
     assert [s["nr"] for s in doc["sections"]] == list(range(16)) + list(range(32, 64))  # root 0's, once
     assert f"mem_section root 1 at {root0:#x} is the page of root 0 too" in doc["unreadable"]
+
+
+@pytest.mark.parametrize("n_type", [1, 3, 5, 0xFFFFFFFF])
+def test_vmcoreinfo_note_of_any_type(tmp_path: Path, n_type: int) -> None:
+    """A VMCOREINFO note whose n_type was damaged (pyelftools interprets descriptors by type: a
+    build id, a prpsinfo...) is still read as its raw text."""
+    data = bytearray(real_dump("1000m").read_bytes())
+    name = data.index(b"VMCOREINFO\0")
+    data[name - 4 : name] = n_type.to_bytes(4, "little")
+    f = tmp_path / "note-type.elf"
+    f.write_bytes(bytes(data))
+    res = cli("summary", str(f), "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["kernel"]["release"] == real_truth("1000m")["summary"]["kernel"]["release"]

@@ -157,8 +157,9 @@ class ElfCoreSource(MemorySource):
                 try:
                     for note in elf.get_segment(first + i).iter_notes():
                         if note["n_name"] == "VMCOREINFO":
-                            desc = note["n_desc"]
-                            return desc.encode("latin-1") if isinstance(desc, str) else bytes(desc)
+                            # the raw descriptor: pyelftools interprets n_desc by n_type, which a
+                            # damaged VMCOREINFO note may carry any value of
+                            return bytes(note["n_descdata"])
                 except _ELF_ERRORS:
                     continue
         return None
