@@ -307,9 +307,10 @@ def current_kernel() -> Kernel:
 class VmemdbgCommand(gdb.Command):
     """vmemdbg VIEW [ADDR...] [-v] [--json]: what the vmemdbg CLI prints, for the debugged kernel.
 
-VIEW is summary, sections, vmemmap, memblock, e820, memory-blocks, audit or explain (explain takes ADDRs:
-pfn:N, phys:A, direct:VA, page:VA or a bare address). -v adds detail, --json prints JSON
-(schema vmemdbg/1). Results are recomputed after the target runs."""
+VIEW is summary, sections, vmemmap, memblock, e820, memory-blocks, audit, describe, check, explain
+or map (explain takes ADDRs: pfn:N, phys:A, direct:VA, page:VA or a bare address; map takes
+-o FILE [--check FILE]). -v adds detail, --json prints JSON (schema vmemdbg/1). Results are
+recomputed after the target runs."""
 
     def __init__(self) -> None:
         super().__init__("vmemdbg", gdb.COMMAND_DATA)

@@ -20,13 +20,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REAL, rewrite_dump
+from conftest import REAL, real_dump, rewrite_dump
 from truthcmp import compare, engine_views
 
 from vmemdbg import views
 from vmemdbg.dump import open_dump
 from vmemdbg.errors import VmemdbgError
 from vmemdbg.kernel import Kernel
+from vmemdbg.symbols import load_symbol_file
 
 RELEASES = ("6.1", "6.12")
 SCENARIOS = ("hotplug", "memmap-on-memory", "hvo")
@@ -274,3 +275,19 @@ def test_planted_memmap_for_non_ram_in_a_hot_added_section(release: str, tmp_pat
     anomalies = [a for a in views.vmemmap(Kernel(open_dump(edited)))["audit"] if a["severity"] == "anomaly"]
     assert [a["kind"] for a in anomalies] == ["hole_mapped"]
     assert anomalies[0]["detail"].startswith("section 33: 256 KiB of mapped memmap describe only pfns that are not RAM")
+
+
+#: every committed real-kernel dump (fixtures/real/**/vmcore.elf[.xz]); 5.10 gets its System.map subset
+ALL_REAL = sorted({str(p.parent.relative_to(REAL)) for p in REAL.glob("**/vmcore.elf*")})
+
+
+@pytest.mark.parametrize("case", ALL_REAL)
+def test_every_real_machine_audits_without_anomaly(case: str) -> None:
+    """Healthy real boots (every kernel, hot-add, memmap_on_memory, HVO, 5-level): no anomaly, and
+    every note names its mechanism."""
+    symbols = load_symbol_file(REAL / "System.map-5.10.0-32-cloud-amd64.subset") if case.startswith("bullseye") \
+        else None
+    doc = views.vmemmap(Kernel(open_dump(real_dump(case)), symbols=symbols))
+    assert [a for a in doc["audit"] if a["severity"] == "anomaly"] == []
+    assert doc["audit"] and all(a["mechanism"] for a in doc["audit"])
+    assert doc["unreadable"] == [] and doc["not_audited"] == []
