@@ -26,6 +26,9 @@ from vmemdbg.dump import open_dump
 from vmemdbg.elfcore import PT_LOAD, PT_NOTE, ElfCoreSource, _PHDR, _note
 from vmemdbg.errors import MemoryFault
 from vmemdbg.kernel import Kernel
+from vmemdbg.mmzone import present_sections
+from vmemdbg.census import vmemmap_census
+from vmemdbg.vmemmap import vmemmap_mapping
 from vmemdbg.sim import simulate
 from vmemdbg.sim.machine import load_machine
 
@@ -99,13 +102,13 @@ def test_drgn_reads_the_layout_natively(layouts: dict, layout: str) -> None:
     prog.set_core_dump(str(layouts[layout]))
     prog.load_debug_info([str(layouts["debug"])])
     k = Kernel(open_dump(layouts[layout]))
-    secs = k.sections
+    secs = present_sections(k)
     got = [(nr, section_decode_mem_map(ms, nr).value_()) for nr, ms in for_each_present_section(prog)]
     assert [n for n, _ in got] == secs.nr.tolist()
     mm = prog["init_mm"].address_of_()
     shift = 64 - (prog["node_data"].type_.length - 1).bit_length()
-    census = k.census
-    assert census.counts["nid_source"] == {"node_ranges": len(k.vmemmap.leaves), "struct_page": 0}
+    census = vmemmap_census(k)
+    assert census.counts["nid_source"] == {"node_ranges": len(vmemmap_mapping(k).leaves), "struct_page": 0}
     for run in census.runs:
         phys = follow_phys(mm, run["start"]).value_()
         assert phys == run["phys"]
@@ -237,16 +240,16 @@ def test_node_ranges_decide_and_agree_with_drgn() -> None:
     k = Kernel(open_dump(real_dump("6g-2node-kaslr")))
     assert [(n["nid"], n["start_pfn"], n["spanned_pages"]) for n in k.nodes] == \
         [(n["nid"], n["start_pfn"], n["spanned_pages"]) for n in truth["nodes"]]
-    assert [(r["start"], r["nid"]) for r in k.census.runs] == want
-    assert k.census.counts["nid_source"] == {"node_ranges": len(k.vmemmap.leaves), "struct_page": 0}
-    before = dict(k.vmemmap.nid_sources)
-    assert k.vmemmap.pfn_nids(np.array([0], np.uint64)).tolist() == [truth["sections"][0]["nid"]]
-    assert k.vmemmap.nid_sources["struct_page"] == before["struct_page"] + 1
+    assert [(r["start"], r["nid"]) for r in vmemmap_census(k).runs] == want
+    assert vmemmap_census(k).counts["nid_source"] == {"node_ranges": len(vmemmap_mapping(k).leaves), "struct_page": 0}
+    before = dict(vmemmap_mapping(k).nid_sources)
+    assert vmemmap_mapping(k).pfn_nids(np.array([0], np.uint64)).tolist() == [truth["sections"][0]["nid"]]
+    assert vmemmap_mapping(k).nid_sources["struct_page"] == before["struct_page"] + 1
 
     k2 = Kernel(open_dump(real_dump("6g-2node-kaslr")))
     k2.__dict__["nodes"] = [dict(n, start_pfn=0, spanned_pages=1 << 22) for n in k2.nodes]  # interleaved
-    assert [(r["start"], r["nid"]) for r in k2.census.runs] == want
-    assert k2.census.counts["nid_source"] == {"node_ranges": 0, "struct_page": len(k2.vmemmap.leaves)}
+    assert [(r["start"], r["nid"]) for r in vmemmap_census(k2).runs] == want
+    assert vmemmap_census(k2).counts["nid_source"] == {"node_ranges": 0, "struct_page": len(vmemmap_mapping(k2).leaves)}
 
 
 def test_drgn_plugin_import_is_light() -> None:
@@ -264,7 +267,7 @@ def test_generic_gather_equals_word_reads(layouts: dict) -> None:
     kdump variant, so some words fault)."""
     src = open_dump(layouts["kdump"])
     k = Kernel(src)
-    usage = [int(u) - k.page_offset_base for u in k.sections.usage.tolist() if u]
+    usage = [int(u) - k.page_offset_base for u in present_sections(k).usage.tolist() if u]
     addrs = np.array(sorted({u + d for u in usage for d in (0, 8, 4090)} | {0x7ff8, 6 << 30, (6 << 30) + 4093}),
                      dtype=np.uint64)
     vals, ok = src.gather_u64(addrs)

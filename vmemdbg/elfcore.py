@@ -34,6 +34,7 @@ from elftools.construct.core import ConstructError
 from elftools.elf.elffile import ELFFile
 
 from .errors import DumpError, MemoryFault
+from .intervals import containing, merge_ranges
 from .memory import MemorySource, blockwise
 
 PT_LOAD = 1
@@ -257,13 +258,7 @@ class ElfCoreSource(MemorySource):
 
     def ranges(self) -> list[tuple[int, int]]:
         """Physical ranges described by PT_LOADs (merged)."""
-        out: list[tuple[int, int]] = []
-        for s, e in zip(self._starts.tolist(), self._ends.tolist()):
-            if out and s <= out[-1][1]:
-                out[-1] = (out[-1][0], max(e, out[-1][1]))
-            else:
-                out.append((s, e))
-        return out
+        return merge_ranges(zip(self._starts.tolist(), self._ends.tolist()))
 
     def _pread(self, off: int, n: int) -> bytes | None:
         """``n`` bytes at file offset ``off``, or None if any of them is past the end of the file."""
@@ -279,9 +274,10 @@ class ElfCoreSource(MemorySource):
         out = bytearray()
         cur, end = addr, addr + size
         while cur < end:
-            i = int(np.searchsorted(self._starts, np.uint64(cur), side="right")) - 1
-            if i < 0 or cur >= int(self._ends[i]):
+            at, inside = containing(self._starts, self._ends, np.uint64(cur))
+            if not inside:
                 raise MemoryFault(addr, size)
+            i = int(at)
             seg_end = min(end, int(self._ends[i]))
             file_end = int(self._fileends[i])
             if cur < file_end:
@@ -312,9 +308,7 @@ class ElfCoreSource(MemorySource):
         if addrs.size == 0 or len(self._starts) == 0:
             return vals, ok
         eight = np.uint64(8)
-        idx = np.searchsorted(self._starts, addrs, side="right").astype(np.int64) - 1
-        ic = np.maximum(idx, 0)
-        inseg = (idx >= 0) & (addrs < self._ends[ic])
+        ic, inseg = containing(self._starts, self._ends, addrs)
         last = addrs + np.uint64(7)
         whole = inseg & (last >= addrs) & (last < self._ends[ic])  # all 8 bytes in this segment
         infile = whole & (last < self._fileends[ic])
@@ -603,9 +597,10 @@ def write_vmcore_layout(
     loads = ph[1:]
     if kernel_image is not None:
         k0, k1, kva = kernel_image
-        i = int(np.searchsorted(rs, np.uint64(k0), side="right")) - 1
-        if i < 0 or k1 > int(rs[i] + rl[i]):
+        at, inside = containing(rs, rs + rl, np.uint64(k0), np.uint64(k1))
+        if not inside:
             raise ValueError("write_vmcore_layout: kernel image outside RAM")
+        i = int(at)
         ph[1] = (PT_LOAD, 7, int(run_off[i]) + k0 - int(rs[i]), kva, k0, k1 - k0, k1 - k0, 0)
         loads = ph[2:]
     loads["p_type"], loads["p_flags"], loads["p_offset"] = PT_LOAD, 7, run_off
@@ -615,9 +610,8 @@ def write_vmcore_layout(
         "<HHIQQQIHHHHHH", 4, 62, 1, 0, phoff, 0, 0, 64, _PHDR.itemsize, nphdr, 0, 0, 0)
 
     def file_offsets(addrs: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-        i = np.searchsorted(rs, addrs, side="right").astype(np.int64) - 1
-        ic = np.maximum(i, 0)
-        bad = (i < 0) | (addrs + sizes > rs[ic] + rl[ic])
+        ic, inside = containing(rs, rs + rl, addrs, addrs + sizes)
+        bad = ~inside
         if np.any(bad):
             a = int(addrs[np.argmax(bad)])
             raise ValueError(f"write_vmcore_layout: memory at {a:#x} is outside every RAM range")

@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from ..intervals import containing
 from .boot import BootState
 from .debuginfo import KALLSYMS_AREA, LAYOUT, PG_RESERVED, DebugInfo, pageflags
 from .kallsyms_image import KallsymsBlob, encode
@@ -343,9 +344,7 @@ class ImageBuilder:
             return np.zeros(len(pfns), np.uint64)
         leaf_ph = np.frombuffer(vm.pmd_phys, np.uint64)
         vaoff = pfns.astype(np.uint64) * np.uint64(sps)
-        k = np.searchsorted(rel, vaoff, "right") - 1
-        kk = np.maximum(k, 0)
-        inside = (k >= 0) & (vaoff + np.uint64(sps) <= rel[kk] + np.uint64(PMD_SIZE))
+        kk, inside = containing(rel, rel + np.uint64(PMD_SIZE), vaoff, vaoff + np.uint64(sps))
         return np.where(inside, leaf_ph[kk] + (vaoff - rel[kk]), np.uint64(0))
 
     def _page_rows(self, pfns: np.ndarray) -> np.ndarray:
@@ -359,13 +358,11 @@ class ImageBuilder:
         p, sp = self.p, self.st.sparse
         pa = pfns << 12
         mb_base, mb_end, mb_nid = self._regions("memory")
-        i = np.searchsorted(mb_base, pa, "right") - 1
-        in_mem = (i >= 0) & (pa < mb_end[np.maximum(i, 0)])
-        nid = np.where(in_mem, mb_nid[np.maximum(i, 0)],
+        i, in_mem = containing(mb_base, mb_end, pa)
+        nid = np.where(in_mem, mb_nid[i],
                        sp.early_nid[pfns >> p.nr_section_bits].astype(np.int64))
         rs_base, rs_end, _ = self._regions("reserved")
-        j = np.searchsorted(rs_base, pa, "right") - 1
-        reserved = ~in_mem | ((j >= 0) & (pa < rs_end[np.maximum(j, 0)]))
+        reserved = ~in_mem | containing(rs_base, rs_end, pa)[1]
         zone = np.where(pfns < ZONE_DMA_END_PFN, 0, np.where(pfns < ZONE_DMA32_END_PFN, 1, 2))
         nodes_shift = 64 - p.nodes_shift
         zones_shift = nodes_shift - (p.max_nr_zones - 1).bit_length()
