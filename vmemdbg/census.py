@@ -43,9 +43,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .abi import SECTION_HAS_MEM_MAP, SECTION_IS_EARLY
 from .hvo import HvoResult, find_hvo
 from .intervals import containing, split_runs
-from .abi import SECTION_HAS_MEM_MAP, SECTION_IS_EARLY
 from .mmzone import present_sections
 from .pagetable import LEAF_NAME
 from .ram import RamAccount, ram_account

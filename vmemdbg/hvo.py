@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .intervals import containing
-from .versions import HPG_VMEMMAP_OPTIMIZED_BIT, HSTATE_ORDERS, folio_order_location, hvo_reserved_pages
+from .versions import (
+    HPG_VMEMMAP_OPTIMIZED_BIT,
+    HSTATE_ORDERS,
+    folio_order_location,
+    hvo_reserved_pages,
+)
 from .vmemmap import vmemmap_mapping
 
 if TYPE_CHECKING:

@@ -19,12 +19,20 @@ from typing import Any, Mapping, Protocol
 
 import numpy as np
 
+from .abi import (
+    KERNEL_IMAGE_SIZE,
+    MAX_NUMNODES,
+    MAX_PHYSMEM_BITS,
+    PAGE_SIZE,
+    SECTION_HAS_MEM_MAP,
+    SECTION_SIZE_BITS,
+    START_KERNEL_MAP,
+)
 from .errors import LayoutError, MemoryFault, VmemdbgError
 from .kallsyms import read_kallsyms
 from .memory import MemorySource
 from .pagetable import PageTableWalker, Translation
-from .abi import KERNEL_IMAGE_SIZE, SECTION_HAS_MEM_MAP, START_KERNEL_MAP
-from .versions import MAX_NUMNODES, KernelVersion
+from .versions import KernelVersion
 from .vmcoreinfo import VmcoreInfo
 
 
@@ -69,7 +77,7 @@ class Kernel:
         self.release = info.release
         self.version = KernelVersion.parse(self.release)
         self.page_size = info.page_size
-        if self.page_size != 4096:
+        if self.page_size != PAGE_SIZE:
             raise LayoutError(f"PAGESIZE={self.page_size}: only 4 KiB-page x86-64 kernels are supported")
         root_va = info.symbol("init_top_pgt") or info.symbol("swapper_pg_dir")
         if root_va is None or root_va < START_KERNEL_MAP:
@@ -88,20 +96,20 @@ class Kernel:
         if l5 not in (None, 0, 1):
             raise LayoutError(f"NUMBER(pgtable_l5_enabled)={l5} is not 0 or 1")
         if l5 is None:
-            l5 = 1 if maxbits == 52 else 0
+            l5 = 1 if maxbits == MAX_PHYSMEM_BITS[5] else 0
         self.pgtable_levels = 5 if l5 else 4
-        # arch/x86/include/asm/sparsemem.h: MAX_PHYSMEM_BITS = pgtable_l5_enabled() ? 52 : 46
-        self.max_physmem_bits = maxbits if maxbits is not None else (52 if l5 else 46)
-        if self.max_physmem_bits != (52 if l5 else 46):
+        want_bits = MAX_PHYSMEM_BITS[self.pgtable_levels]
+        self.max_physmem_bits = maxbits if maxbits is not None else want_bits
+        if self.max_physmem_bits != want_bits:
             raise LayoutError(f"NUMBER(MAX_PHYSMEM_BITS)={self.max_physmem_bits} is impossible with "
-                              f"{self.pgtable_levels}-level paging (x86-64 has {52 if l5 else 46})")
-        self.section_size_bits = info.number("SECTION_SIZE_BITS") or 27
+                              f"{self.pgtable_levels}-level paging (x86-64 has {want_bits})")
+        self.section_size_bits = info.number("SECTION_SIZE_BITS") or SECTION_SIZE_BITS
         self.struct_page_size = info.size("page") or 64
         self.mem_section_size = info.size("mem_section") or 16
         if self.mem_section_size not in (16, 32):
             raise LayoutError(f"SIZE(mem_section)={self.mem_section_size} is absurd (expected 16 or 32)")
-        if self.section_size_bits != 27:  # arch/x86/include/asm/sparsemem.h
-            raise LayoutError(f"NUMBER(SECTION_SIZE_BITS)={self.section_size_bits} is not x86-64's 27")
+        if self.section_size_bits != SECTION_SIZE_BITS:
+            raise LayoutError(f"NUMBER(SECTION_SIZE_BITS)={self.section_size_bits} is not x86-64's {SECTION_SIZE_BITS}")
         if self.struct_page_size not in range(32, 257, 8):
             raise LayoutError(f"SIZE(page)={self.struct_page_size} is absurd")
         if not -(1 << self.max_physmem_bits) < phys_base < 1 << self.max_physmem_bits \

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import MemoryFault
 from .abi import SECTION_HAS_MEM_MAP, SECTION_IS_EARLY, SECTION_IS_ONLINE
+from .errors import MemoryFault
 from .intervals import containing, split_runs
 from .mmzone import present_sections
 from .ram import ram_account

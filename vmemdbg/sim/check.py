@@ -26,16 +26,24 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from ..errors import MemoryFault, VmemdbgError
-from ..abi import SECTION_HAS_MEM_MAP, SECTION_IS_EARLY, SECTION_IS_ONLINE, SECTION_MARKED_PRESENT
+from ..abi import (
+    PAGE_PRESENT,
+    PAGE_PSE,
+    PTE_PFN_MASK,
+    SECTION_HAS_MEM_MAP,
+    SECTION_IS_EARLY,
+    SECTION_IS_ONLINE,
+    SECTION_MARKED_PRESENT,
+)
 from ..census import vmemmap_census
+from ..errors import MemoryFault, VmemdbgError
 from ..mmzone import present_sections
 from ..vmemmap import vmemmap_mapping
 from .boot import BootState, boot
 from .describe import Description, describe
 from .machine import MachineError, machine_from_dict
 from .memblock import MemblockPanic
-from .pagetables import PHYS_MASK, PRESENT, PSE, index
+from .pagetable_build import index
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -118,9 +126,9 @@ def _sim_path(st: BootState, va: int) -> list[tuple[str, int]]:
         e = pt.get(table, index(pt.levels, level, va))
         if level != "pgd":
             out.append((level, table))
-        if not e & PRESENT or e & PSE or level == "pte":
+        if not e & PAGE_PRESENT or e & PAGE_PSE or level == "pte":
             break
-        table = e & PHYS_MASK
+        table = e & PTE_PFN_MASK
     return out
 
 

@@ -27,23 +27,27 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..abi import (
+    DEFAULT_BASES,
+    PHYSICAL_START,
+    SECTION_HAS_MEM_MAP,
+    SECTION_IS_EARLY,
+    SECTION_IS_ONLINE,
+)
 from ..e820 import read_e820_table
 from ..errors import MemoryFault, VmemdbgError
 from ..intervals import merge_ranges
 from ..memblock import read_memblock
-from ..abi import SECTION_HAS_MEM_MAP, SECTION_IS_EARLY, SECTION_IS_ONLINE
 from ..mmzone import present_sections
-from ..versions import BOOT_RULES, KernelVersion, X86
+from ..versions import BOOT_RULES, KernelVersion
 from ..vmemmap import vmemmap_mapping
-from .machine import PHYSICAL_START, PROFILES
+from .machine import E820_TYPES, PROFILES
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
 
 #: e820 type number → the name the machine format accepts (arch/x86/kernel/e820.c e820_print_type).
-E820_NAMES = {1: "usable", 2: "reserved", 3: "ACPI data", 4: "ACPI NVS", 5: "unusable",
-              7: "persistent (type 7)", 12: "persistent (type 12)", 0xEFFFFFFF: "soft reserved",
-              128: "reserved kernel"}
+E820_NAMES = {number: name for name, number in E820_TYPES.items()}
 #: Bytes of brk the Debian 6.1 and 6.12 builds had used when reserve_brk ran (both real boots:
 #: the first memblock_reserve of setup_arch is [__brk_base, __brk_base + 0x11000)).
 DEFAULT_BRK_USED = 0x11000
@@ -320,7 +324,7 @@ def describe(kernel: "Kernel") -> Description:
     if kernel.vmalloc_base is not None:
         lay["vmalloc_base"] = _hex(kernel.vmalloc_base)
     levels = kernel.pgtable_levels
-    defaults = (X86.page_offset_base[levels], X86.vmalloc_base[levels], X86.vmemmap_base[levels])
+    defaults = tuple(DEFAULT_BASES[levels][k] for k in ("page_offset_base", "vmalloc_base", "vmemmap_base"))
     lay["kaslr"] = bool(kernel.kaslr_offset) or (po, kernel.vmalloc_base, kernel.vmemmap_base) != defaults
     lay["phys_base"] = _hex(kernel.phys_base)
     m["layout"] = lay

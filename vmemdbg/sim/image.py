@@ -16,16 +16,24 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from ..abi import (
+    E820_RAM,
+    E820_RESERVED_KERN,
+    KERNPG_TABLE,
+    PAGE_KERNEL_LARGE_EXEC,
+    PAGE_SIZE,
+    PAGE_TABLE,
+    PMD_SIZE,
+    SECTION_HAS_MEM_MAP,
+    START_KERNEL,
+)
 from ..intervals import containing
 from .boot import BootState
 from .debuginfo import KALLSYMS_AREA, LAYOUT, PG_RESERVED, DebugInfo, pageflags
 from .kallsyms_image import KallsymsBlob, encode
-from .machine import E820_RAM, E820_RESERVED_KERN, LINK_TEXT, PAGE_SIZE, PMD_SIZE, SZ_16M, E820Entry
+from .machine import SZ_16M, E820Entry
 from .memblock import MemblockType
-from .pagetables import PAGE_KERNEL_LARGE_EXEC, PAGE_TABLE
-from .sparse import SECTION_HAS_MEM_MAP
 
-_KERNPG_TABLE = 0x63
 SYSTEM_RUNNING = 3
 #: struct resource flags (include/linux/ioport.h)
 IORESOURCE_MEM, IORESOURCE_SYSRAM, IORESOURCE_BUSY = 0x200, 0x01000000, 0x80000000
@@ -94,7 +102,7 @@ class ImageBuilder:
     # -- address helpers ---------------------------------------------------------------------
     def kphys(self, link_va: int) -> int:
         """Physical address of a kernel-image link address."""
-        return self.lay.image_phys + (link_va - LINK_TEXT)
+        return self.lay.image_phys + (link_va - START_KERNEL)
 
     def kva(self, link_va: int) -> int:
         """Runtime virtual address of a kernel-image link address (KASLR slide applied)."""
@@ -125,9 +133,9 @@ class ImageBuilder:
             pt.set(l4, 511, l3 | PAGE_TABLE)
         else:
             pt.set(pt.top, 511, l3 | PAGE_TABLE)
-        pt.set(l3, 510, l2 | _KERNPG_TABLE)
+        pt.set(l3, 510, l2 | KERNPG_TABLE)
         pt.set(l3, 511, fix | PAGE_TABLE)
-        text_rt = self.kva(LINK_TEXT)
+        text_rt = self.kva(START_KERNEL)
         first = (text_rt - 0xFFFFFFFF80000000) // PMD_SIZE
         last = (text_rt + self.lay.image_size - 1 - 0xFFFFFFFF80000000) // PMD_SIZE
         for i in range(first, last + 1):
@@ -139,9 +147,9 @@ class ImageBuilder:
             self.chunks.append((phys, tp.to_bytes()))
 
     def kallsyms(self) -> tuple[KallsymsBlob, int]:
-        """kallsyms tables at LINK_TEXT + LAYOUT['kallsyms'] (.rodata)."""
+        """kallsyms tables at START_KERNEL + LAYOUT['kallsyms'] (.rodata)."""
         blob = encode(self.dbg.kallsyms(), self.lay.kernel_offset)
-        link = LINK_TEXT + LAYOUT["kallsyms"]
+        link = START_KERNEL + LAYOUT["kallsyms"]
         if len(blob.data) + 64 > KALLSYMS_AREA:
             raise ValueError("kallsyms tables do not fit the reserved area")
         self.chunks.append((self.kphys(link), blob.data.ljust(KALLSYMS_AREA, b"\0")))
@@ -427,7 +435,7 @@ class ImageBuilder:
         """Assemble every piece."""
         self.kernel_mapping()
         blob, ks_va = self.kallsyms()
-        names = self.strings(LINK_TEXT + LAYOUT["kallsyms"] + KALLSYMS_AREA)
+        names = self.strings(START_KERNEL + LAYOUT["kallsyms"] + KALLSYMS_AREA)
         self.variables(names)
         self.put_sym("linux_banner",
                      f"Linux version {self.p.release} (vmemdbg-sim) #1 SMP PREEMPT_DYNAMIC\n".encode() + b"\0")
