@@ -21,7 +21,8 @@ from conftest import ROOT, real_dump, real_truth
 from truthcmp import compare
 
 from vmemdbg.frontend import VIEWS as CLI_VIEWS
-from vmemdbg.elfcore import ElfCoreSource, write_elf_core
+from vmemdbg.elfcore import ElfCoreSource
+from vmemdbg.elfwrite import write_elf_core
 from vmemdbg.extract import _kernel_image
 from vmemdbg.kernel import Kernel
 from vmemdbg.mmzone import present_sections

@@ -20,17 +20,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, real_dump, real_truth
+
+from vmemdbg.census import vmemmap_census
 from vmemdbg.dump import open_dump
-from vmemdbg.elfcore import PT_LOAD, PT_NOTE, ElfCoreSource, _PHDR, _note
+from vmemdbg.elfcore import ELF64_PHDR, PT_LOAD, PT_NOTE, ElfCoreSource
+from vmemdbg.elfwrite import elf_note
 from vmemdbg.errors import MemoryFault
 from vmemdbg.kernel import Kernel
 from vmemdbg.mmzone import present_sections
-from vmemdbg.census import vmemmap_census
-from vmemdbg.vmemmap import vmemmap_mapping
 from vmemdbg.sim import simulate
 from vmemdbg.sim.machine import load_machine
+from vmemdbg.vmemmap import vmemmap_mapping
 
 drgn = pytest.importorskip("drgn")
 from drgn.helpers.linux.mm import follow_phys, phys_to_page  # noqa: E402
@@ -68,7 +69,7 @@ def test_vmcore_layout_is_one_load_per_ram_range(layouts: dict) -> None:
     with open(path, "rb") as f:
         raw = f.read(4096)
     phnum = struct.unpack_from("<H", raw, 56)[0]
-    ph = np.frombuffer(raw, dtype=_PHDR, count=phnum, offset=64)
+    ph = np.frombuffer(raw, dtype=ELF64_PHDR, count=phnum, offset=64)
     assert list(ph["p_type"]) == [PT_NOTE] + [PT_LOAD] * (phnum - 1)
     ram = ph[2:]
     assert [(int(p), int(p + s)) for p, s in zip(ram["p_paddr"], ram["p_memsz"])] == \
@@ -179,10 +180,10 @@ def _hostile_core(path: Path) -> dict[str, tuple[int, int]]:
         "past_eof": (0x30000, 0x2000, 0x2000, 0x8000),   # half inside the file, half past EOF
         "odd": (0x40001, 0x100, 0x100, 0x4003),          # unaligned in memory and in the file
     }
-    note = _note(b"VMCOREINFO", 0, b"OSRELEASE=6.1.0\n")
+    note = elf_note(b"VMCOREINFO", 0, b"OSRELEASE=6.1.0\n")
     n = len(segs) + 1
     data_off = 0x1000
-    ph = np.zeros(n, dtype=_PHDR)
+    ph = np.zeros(n, dtype=ELF64_PHDR)
     ph[0] = (PT_NOTE, 0, 64 + n * 56, 0, 0, len(note), len(note), 4)
     for i, (p, m, f, o) in enumerate(segs.values(), 1):
         ph[i] = (PT_LOAD, 7, o + data_off if o < 1 << 32 else o, p, p, f, m, 0)

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from ..abi import KERNEL_IMAGE_SIZE, PAGE_SIZE, START_KERNEL
-from ..elfcore import write_elf_core, write_vmcore_layout
+from ..elfwrite import write_elf_core, write_vmcore_layout
 from ..vmcoreinfo import compose_vmcoreinfo
 from .boot import BootState
 from .debuginfo import LAYOUT, PAGEFLAGS_6_1, DebugInfo
