@@ -23,7 +23,8 @@ from .boot import BootState, boot
 from .debuginfo import DebugInfo, build
 from .events import apply_events
 from .image import Image, build_image
-from .machine import Machine, MachineError, load_machine
+from .machine import Machine, MachineError
+from .machine_format import load_machine
 from .memblock import Allocation, MemblockPanic
 from .writer import LAYOUTS, vmcoreinfo_text, write_fixture
 

@@ -41,7 +41,8 @@ from ..mmzone import present_sections
 from ..vmemmap import vmemmap_mapping
 from .boot import BootState, boot
 from .describe import Description, describe
-from .machine import MachineError, machine_from_dict
+from .machine import MachineError
+from .machine_format import machine_from_dict
 from .memblock import MemblockPanic
 from .pagetable_build import index
 
