@@ -408,17 +408,3 @@ BOOT_RULES: dict[str, BootRules] = {
         "table pages) lands below a NODE_DATA that no longer ends on a page boundary", hvo_new_head=True,
         numa_memblks=True),
 }
-
-
-def boot_rules(release: str) -> BootRules:
-    """The simulator rules for a release string (``6.12.107+deb12-cloud-amd64`` → 6.12).
-
-    A series without rules raises ``ValueError`` naming the supported ones: the simulator never
-    replays one kernel's algorithm for another.
-    """
-    v = KernelVersion.parse(release)
-    series = f"{v.major}.{v.minor}"
-    if series not in BOOT_RULES:
-        raise ValueError(f"kernel {release!r} (series {series}) has no simulator profile; "
-                         f"supported: {', '.join(BOOT_RULES)}")
-    return BOOT_RULES[series]
