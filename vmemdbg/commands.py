@@ -59,6 +59,11 @@ def _verbose(detail: str | None) -> Argument:
                     {"action": "store_true"})
 
 
+def _output(help: str, metavar: str) -> Argument:
+    """``-o FILE``, required: the file a command writes."""
+    return Argument(("-o", "--output"), help, {"required": True, "metavar": metavar}, complete="file")
+
+
 def _text(name: str) -> Callable[[Any, argparse.Namespace], str]:
     """The renderer ``vmemdbg.render.render_<name>`` (imported when first used)."""
     def render(doc: Any, args: argparse.Namespace) -> str:
@@ -202,7 +207,7 @@ def source_options(args: argparse.Namespace) -> dict:
     return kw
 
 
-def _extract(kernel: None, args: argparse.Namespace) -> dict:
+def _extract(kernel: "Kernel | None", args: argparse.Namespace) -> dict:
     from .extract import extract
     from .views import document
 
@@ -221,7 +226,7 @@ def _render_extract(doc: dict, args: argparse.Namespace) -> str:
 SIMULATE_LAYOUTS = ("pages", "vmcore", "qemu", "kdump")
 
 
-def _simulate(kernel: None, args: argparse.Namespace) -> dict:
+def _simulate(kernel: "Kernel | None", args: argparse.Namespace) -> dict:
     try:
         from .sim import simulate
     except ImportError as e:
@@ -243,8 +248,8 @@ def _render_simulate(doc: dict, args: argparse.Namespace) -> str:
 def _view(name: str, help: str, description: str, run: Callable[["Kernel", argparse.Namespace], Any],
           verbose: str | None, *extra: Argument,
           render: Callable[[Any, argparse.Namespace], str] | None = None, **kw: Any) -> Command:
-    """A view of the analysed kernel with ``--json``, ``-v`` (adding ``verbose``) and ``extra`` arguments, rendered by
-    ``vmemdbg.render.render_<name>`` unless ``render`` is given."""
+    """A command printing a document: ``--json``, ``-v`` (adding ``verbose``) and ``extra``
+    arguments, rendered by ``vmemdbg.render.render_<name>`` unless ``render`` is given."""
     return Command(name, help, description, (JSON, _verbose(verbose), *extra), run,
                    render or _text(name.replace("-", "_")), **kw)
 
@@ -293,35 +298,33 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
           "Replays the boot of the machine the dump implies (describe) and compares: every difference is "
           "explained by a named mechanism or flagged. The CLI exits 1 when a difference is unexplained.",
           _check, "derived fields, notes", status=lambda doc: 0 if doc["consistent"] else 1),
-    Command("explain", "section, pageblock, struct page and page-table path of addresses",
-            "For each ADDR: its section, subsection, pageblock and node, its struct page and the "
-            "page-table path that maps the struct page.",
-            (JSON, _verbose(None),
-             Argument(("addrs",), f"one of: {_ADDRESS_FORMS}", {"nargs": "+", "metavar": "ADDR"},
-                      complete="address")),
-            _explain, _render_explain),
-    Command("map", "draw physical memory and the vmemmap into an HTML or SVG file",
-            "Write an interactive .html (self-contained) or a static .svg map of physical memory and the "
-            "vmemmap (docs/map.md).",
-            (JSON, _verbose(None),
-             Argument(("-o", "--output"), "map.html or map.svg", {"required": True, "metavar": "FILE"}, complete="file"),
-             Argument(("--check",), "JSON of `vmemdbg check --json` whose differences to highlight",
-                      {"metavar": "FILE", "default": None}, complete="file")),
-            _map, _render_map),
-    Command("extract", "write a minimal vmcore holding only what the views read",
-            "Write a minimal ELF vmcore holding only the pages the views read; every view on it is checked "
-            "to equal the view on DUMP.",
-            (JSON, _verbose(None),
-             Argument(("-o", "--output"), "output ELF vmcore", {"required": True, "metavar": "SMALL"}, complete="file"),
-             Argument(("--keep",), "also keep what `explain ADDR` reads",
-                      {"action": "append", "default": [], "metavar": "ADDR"}, complete="address")),
-            _extract, _render_extract, debugger=False, reads="dump"),
+    _view("explain", "section, pageblock, struct page and page-table path of addresses",
+          "For each ADDR: its section, subsection, pageblock and node, its struct page and the "
+          "page-table path that maps the struct page.",
+          _explain, None,
+          Argument(("addrs",), f"one of: {_ADDRESS_FORMS}", {"nargs": "+", "metavar": "ADDR"}, complete="address"),
+          render=_render_explain),
+    _view("map", "draw physical memory and the vmemmap into an HTML or SVG file",
+          "Write an interactive .html (self-contained) or a static .svg map of physical memory and the "
+          "vmemmap (docs/map.md).",
+          _map, None,
+          _output("map.html or map.svg", "FILE"),
+          Argument(("--check",), "JSON of `vmemdbg check --json` whose differences to highlight",
+                   {"metavar": "FILE", "default": None}, complete="file"),
+          render=_render_map),
+    _view("extract", "write a minimal vmcore holding only what the views read",
+          "Write a minimal ELF vmcore holding only the pages the views read; every view on it is checked "
+          "to equal the view on DUMP.",
+          _extract, None,
+          _output("output ELF vmcore", "SMALL"),
+          Argument(("--keep",), "also keep what `explain ADDR` reads",
+                   {"action": "append", "default": [], "metavar": "ADDR"}, complete="address"),
+          render=_render_extract, debugger=False, reads="dump"),
     Command("simulate", "replay sparse_init for a machine description and write a fixture vmcore",
             "Replay Linux 6.1 or 6.12 x86-64 early boot (memblock, sparse_init, vmemmap) for MACHINE.toml "
             "(docs/machine-format.md) and write an ELF vmcore fixture.",
             (Argument(("machine",), "the machine description", {"metavar": "MACHINE.toml"}, complete="file"),
-             Argument(("-o", "--output"), "the fixture vmcore to write", {"required": True, "metavar": "FIXTURE.elf"},
-                      complete="file"),
+             _output("the fixture vmcore to write", "FIXTURE.elf"),
              Argument(("--trace",), "write the memblock=debug style allocation log", {"metavar": "TRACE.txt"},
                       complete="file"),
              Argument(("--debuginfo",), "copy the matching debug-info ELF here", {"metavar": "FIXTURE.debug"},
