@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 from functools import cached_property
-from typing import Any, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol, TypeVar
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from .memory import MemorySource
 from .pagetable import PageTableWalker, Translation
 from .versions import KernelVersion
 from .vmcoreinfo import VmcoreInfo
+
+
+T = TypeVar("T")
 
 
 class DebugFacts(Protocol):
@@ -84,6 +87,13 @@ class Kernel:
         self._symbols_slide = 0 if symbols_relocated else self.kaslr_offset
         if not symbols_relocated:
             self._check_symbol_file()
+
+    def cached(self, key: str, compute: "Callable[[Kernel], T]") -> T:
+        """``cache[key]``, set to ``compute(self)`` the first time (how concept modules keep their
+        results: the Kernel never calls them itself)."""
+        if key not in self.cache:
+            self.cache[key] = compute(self)
+        return self.cache[key]
 
     # -- VMCOREINFO validation, in the order the values depend on each other -------------------------
     def _vmcoreinfo_text(self, source: MemorySource, given: bytes | None) -> bytes:
