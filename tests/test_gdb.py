@@ -23,10 +23,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, real_dump, real_truth
+from conftest import ROOT, real_dump, real_truth, rewrite_dump
 from truthcmp import compare
 
-from vmemdbg.commands import COMMANDS
+from vmemdbg.addresses import PREFIXES
+from vmemdbg.commands import COMMANDS, DEBUGGER_COMMANDS
 from vmemdbg.elfcore import ElfCoreSource, write_elf_core
 from vmemdbg.extract import _kernel_image
 from vmemdbg.kernel import Kernel
@@ -35,7 +36,7 @@ GDB = shutil.which("gdb")
 VMLINUX = Path("/usr/lib/debug/boot/vmlinux-6.1.0-56-cloud-amd64")
 MACHINES = ROOT / "fixtures" / "machines"
 #: the views gdb offers that take no argument and print what the CLI prints for a dump
-PLAIN_VIEWS = [name for name, c in COMMANDS.items() if c.debugger and name not in ("explain", "map")]
+PLAIN_VIEWS = [name for name in DEBUGGER_COMMANDS if name not in ("explain", "map")]
 
 pytestmark = pytest.mark.skipif(GDB is None, reason="gdb is not installed")
 
@@ -375,6 +376,13 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     res = gdb("vmemdbg summary", pre=(f"core-file {bare}",))
     assert errors(res) == [f"vmemdbg: {bare}: no VMCOREINFO note, and gdb has no kernel debug info to compose one: "
                            "file VMLINUX"]
+    # memory gdb cannot read: the page holding the mem_section roots left out of the core
+    roots = k.roots_addr - k.page_offset_base
+    holed = rewrite_dump(real_dump("1000m"), tmp_path / "holed.elf", drop_pages=[roots])
+    res = gdb("vmemdbg sections", pre=(f"core-file {holed}",))
+    assert errors(res) == [f"vmemdbg: mem_section root array at {k.roots_addr:#x} is unreadable (cannot read 8 bytes at "
+                           f"physical address {roots:#x}: gdb cannot read its alias {roots:#x} (Cannot access memory "
+                           f"at address {roots:#x}))"]
 
 
 def test_live_target_needs_the_vmlinux() -> None:
@@ -438,7 +446,7 @@ def test_gdb_gathers_pages_and_reports_progress() -> None:
 # -- help and completion --------------------------------------------------------------------------
 
 def test_help_lists_every_view_with_its_arguments() -> None:
-    views = [c for c in COMMANDS.values() if c.debugger]
+    views = DEBUGGER_COMMANDS.values()
     res = gdb(*marked({"all": "help vmemdbg", "sections": "help vmemdbg sections", "explain": "help vmemdbg explain",
                        "function": "help function vmemdbg_pfn_to_page"}))
     b = blocks(res.stdout)
@@ -466,7 +474,8 @@ def test_completion(tmp_path: Path) -> None:
     assert b["opt"] == "vmemdbg sections --nr\n"
     assert b["opts"] == "vmemdbg summary --json\nvmemdbg summary --verbose\nvmemdbg summary -v\n"
     assert b["addr"] == "vmemdbg explain pfn:0x1 page:\nvmemdbg explain pfn:0x1 pfn:\nvmemdbg explain pfn:0x1 phys:\n"
-    assert b["addr2"] == "".join(f"vmemdbg explain {f}\n" for f in ("direct:", "page:", "pfn:", "phys:"))
+    assert b["addr2"] == "".join(f"vmemdbg explain {f}\n" for f in sorted(PREFIXES))
+    assert sorted(PREFIXES) == ["direct:", "page:", "pfn:", "phys:", "virt:"]
     assert b["file"] == f"vmemdbg map -o {tmp_path}/check.json\nvmemdbg map -o {tmp_path}/sub/\n"
     assert b["check"] == f"vmemdbg map -o x.svg --check {tmp_path}/check.json\n"
 

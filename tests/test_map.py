@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import os
 import shutil
 import subprocess
@@ -305,7 +304,7 @@ def test_gdb_command_writes_the_map(tmp_path: Path) -> None:
                           "-ex", "vmemdbg map"],
                          capture_output=True, text=True, timeout=300, cwd="/")
     assert f"wrote {tmp_path / 'gdb.svg'}: " in res.stdout and f"wrote {tmp_path / 'gdb.html'}: " in res.stdout
-    assert re.search(r"^vmemdbg: .*-o", res.stderr, re.M), res.stderr
+    assert "vmemdbg: the following arguments are required: -o/--output" in res.stderr
     assert _marks(tmp_path / "gdb.svg") == _marks(cli)
 
 

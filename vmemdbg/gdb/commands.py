@@ -12,24 +12,39 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+from typing import Callable, TypeVar
 
 import gdb
 
 from .. import commands
+from ..addresses import PREFIXES
 from ..errors import VmemdbgError
 from .memory import PROGRESS
 from .target import current_kernel
 
-#: the address forms ``explain`` understands (vmemdbg.views.parse_address).
-ADDRESS_FORMS = ("pfn:", "phys:", "direct:", "page:")
 #: the engine's advice for a missing symbol, which in gdb means loading the vmlinux.
 _CLI_SYMBOLS_HINT = "pass --symbols VMLINUX|System.map"
 _GDB_SYMBOLS_HINT = "load the kernel's vmlinux in gdb (file VMLINUX)"
 
 
-def one_line(e: VmemdbgError) -> gdb.GdbError:
-    """A vmemdbg error as gdb prints it: ``vmemdbg: <message>``, with gdb's own remedy."""
-    return gdb.GdbError(f"vmemdbg: {str(e).replace(_CLI_SYMBOLS_HINT, _GDB_SYMBOLS_HINT)}")
+T = TypeVar("T")
+
+
+def one_line(action: Callable[[], T]) -> T:
+    """Run ``action``; any error becomes one ``gdb.GdbError`` line ``vmemdbg: ...`` (gdb prints no traceback)."""
+    try:
+        return action()
+    except VmemdbgError as e:
+        raise gdb.GdbError(f"vmemdbg: {str(e).replace(_CLI_SYMBOLS_HINT, _GDB_SYMBOLS_HINT)}") from None
+    except gdb.MemoryError as e:  # a read outside the engine's sources, e.g. by gdb's own evaluation
+        raise gdb.GdbError(f"vmemdbg: the target refused a read: {e}") from None
+    except (gdb.GdbError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # never a traceback, unless asked for
+        if os.environ.get("VMEMDBG_DEBUG"):
+            raise
+        raise gdb.GdbError(f"vmemdbg: internal error: {type(e).__name__}: {e} "
+                           "(set VMEMDBG_DEBUG=1 for a traceback)") from None
 
 
 class VmemdbgPrefix(gdb.Command):
@@ -55,7 +70,7 @@ class ViewCommand(gdb.Command):
     def __init__(self, command: commands.Command):
         self.command = command
         self.parser = commands.parser(command, f"vmemdbg {command.name}")
-        self.__doc__ = f"{command.help}\n\n{self.parser.format_help().rstrip()}"
+        self.__doc__ = f"{command.help}\n\n{commands.help_text(command, f'vmemdbg {command.name}')}"
         super().__init__(f"vmemdbg {command.name}", gdb.COMMAND_DATA)
         #: option string -> its Argument declaration (for completion).
         self.options = {flag: a for a in command.arguments for flag in a.flags if flag.startswith("-")}
@@ -68,23 +83,13 @@ class ViewCommand(gdb.Command):
 
     def invoke(self, argument: str, from_tty: bool) -> None:
         """Parse, analyse, print; every error is one line."""
+        args = one_line(lambda: self.parser.parse_args(gdb.string_to_argv(argument)))
+        PROGRESS.start()
         try:
-            args = self.parser.parse_args(gdb.string_to_argv(argument))
-            PROGRESS.start()
-            gdb.write(commands.output(current_kernel(), self.command, args) + "\n")
-        except VmemdbgError as e:
-            raise one_line(e) from None
-        except gdb.MemoryError as e:  # a read outside the engine's sources, e.g. by gdb's own evaluation
-            raise gdb.GdbError(f"vmemdbg: the target refused a read: {e}") from None
-        except (gdb.GdbError, KeyboardInterrupt):
-            raise
-        except Exception as e:  # one line, never a traceback, unless asked for
-            if os.environ.get("VMEMDBG_DEBUG"):
-                raise
-            raise gdb.GdbError(f"vmemdbg: internal error: {type(e).__name__}: {e} "
-                               "(set VMEMDBG_DEBUG=1 for a traceback)") from None
+            text = one_line(lambda: commands.output(current_kernel(), self.command, args))
         finally:
             PROGRESS.stop()
+        gdb.write(text + "\n")
 
     def complete(self, text: str, word: str | None) -> list[str]:
         """Options, address forms for address arguments, file names after options that take a file."""
@@ -101,7 +106,7 @@ class ViewCommand(gdb.Command):
         elif current.startswith("-") or self.positional is None:
             candidates = [f for f in self.options if f.startswith(current)]
         elif self.positional.complete == "address":
-            candidates = [f for f in ADDRESS_FORMS if f.startswith(current)]
+            candidates = [f for f in PREFIXES if f.startswith(current)]
         else:
             candidates = []
         # gdb replaces only ``word``, the part after its last word-break character ("-", ":", "/"...)
@@ -128,6 +133,5 @@ def _files(prefix: str) -> list[str]:
 def register() -> None:
     """Define (or redefine) ``vmemdbg`` and one subcommand per debugger command."""
     VmemdbgPrefix()
-    for command in commands.COMMANDS.values():
-        if command.debugger:
-            ViewCommand(command)
+    for command in commands.DEBUGGER_COMMANDS.values():
+        ViewCommand(command)

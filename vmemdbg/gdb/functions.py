@@ -46,10 +46,7 @@ class _Function(gdb.Function):
         """Check the argument count, compute on the current kernel."""
         if len(args) != 1:
             raise gdb.GdbError(f"${self.name} takes one argument, got {len(args)}")
-        try:
-            return self.compute(current_kernel(), args[0])
-        except VmemdbgError as e:
-            raise one_line(e) from None
+        return one_line(lambda: self.compute(current_kernel(), args[0]))
 
     def compute(self, kernel: Kernel, arg: gdb.Value) -> gdb.Value:
         """The function's value."""
