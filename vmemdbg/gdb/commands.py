@@ -9,7 +9,6 @@ for address arguments and file names after options that take a file.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 from typing import Callable, TypeVar
@@ -60,8 +59,8 @@ $vmemdbg_pfn_to_section (help function vmemdbg_pfn_to_page)."""
         super().__init__("vmemdbg", gdb.COMMAND_DATA, gdb.COMPLETE_NONE, True)
 
 
-def _action_takes_value(action: argparse.Action) -> bool:
-    return action.nargs != 0
+#: argparse actions whose option is followed by a value (completion completes that value).
+_TAKES_VALUE = ("store", "append")
 
 
 class ViewCommand(gdb.Command):
@@ -74,11 +73,7 @@ class ViewCommand(gdb.Command):
         super().__init__(f"vmemdbg {command.name}", gdb.COMMAND_DATA)
         #: option string -> its Argument declaration (for completion).
         self.options = {flag: a for a in command.arguments for flag in a.flags if flag.startswith("-")}
-        for action in self.parser._actions:
-            for flag in action.option_strings:
-                self.options.setdefault(flag, commands.Argument((flag,), action.help or "", {}))
-        self.takes_value = {flag for action in self.parser._actions if _action_takes_value(action)
-                            for flag in action.option_strings}
+        self.takes_value = {flag for flag, a in self.options.items() if a.kwargs.get("action", "store") in _TAKES_VALUE}
         self.positional = next((a for a in command.arguments if not a.flags[0].startswith("-")), None)
 
     def invoke(self, argument: str, from_tty: bool) -> None:
@@ -110,7 +105,7 @@ class ViewCommand(gdb.Command):
         else:
             candidates = []
         # gdb replaces only ``word``, the part after its last word-break character ("-", ":", "/"...)
-        cut = len(current) - len(word)
+        cut = max(0, len(current) - len(word))
         return sorted(c[cut:] for c in candidates)
 
 
