@@ -160,7 +160,7 @@ def sim_kaslr(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     from vmemdbg.sim import simulate
 
     d = tmp_path_factory.mktemp("sim-kaslr")
-    r = simulate(MACHINES / "real-6g-2node-kaslr.toml", d / "vmcore.elf", debuginfo=d / "vmlinux.debug")
+    simulate(MACHINES / "real-6g-2node-kaslr.toml", d / "vmcore.elf", debuginfo=d / "vmlinux.debug")
     return d / "vmlinux.debug", d / "vmcore.elf"
 
 

@@ -10,7 +10,7 @@ symbol lookup, which would read the unrelocated address.
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 import gdb
 

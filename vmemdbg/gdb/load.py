@@ -31,7 +31,7 @@ def _venv_version(path: str) -> str | None:
 
 def problem(home: str) -> str | None:
     """Why gdb's Python cannot run vmemdbg from ``home`` (on ``sys.path``), in one line, or None."""
-    mine = "%d.%d" % sys.version_info[:2]
+    mine = "{}.{}".format(*sys.version_info[:2])
     spec = importlib.util.find_spec("numpy")
     numpy_dir = os.path.dirname(os.path.dirname(spec.origin)) if spec is not None and spec.origin else ""
     for where in (home, numpy_dir):
