@@ -193,7 +193,8 @@ def test_kaslr_offset_from_vmcoreinfo(sim_kaslr: tuple[Path, Path]) -> None:
 
 def test_functions_equal_drgn_helpers(sim_kaslr: tuple[Path, Path]) -> None:
     """$vmemdbg_pfn_to_page, _page_to_pfn, _virt_to_page and _pfn_to_section against drgn's helpers
-    on the same core and DWARF; typed with the kernel's types, plain integers without them."""
+    on the same core and DWARF, struct page fields read through $vmemdbg_readable against drgn's;
+    typed with the kernel's types, plain integers without them."""
     drgn = pytest.importorskip("drgn")
     from drgn.helpers.linux.mm import page_to_pfn, pfn_to_page, virt_to_page
     from drgn.helpers.linux.mmzone import pfn_to_section
@@ -211,6 +212,13 @@ def test_functions_equal_drgn_helpers(sim_kaslr: tuple[Path, Path]) -> None:
         cmds[f"virt{i}"] = f"output $vmemdbg_virt_to_page({page_offset + (pfn << 12) + 0x123:#x})"
         cmds[f"sec{i}"] = f"output $vmemdbg_pfn_to_section({pfn:#x})"
     cmds["member"] = "output $vmemdbg_pfn_to_section(0x140000)->section_mem_map"
+    # the vmemmap is no segment of the core: struct page is read through its direct-map alias (the
+    # simulated core holds the struct page of each section's first pfn)
+    cmds["unreadable"] = "output $vmemdbg_pfn_to_page(0x140000)->flags"
+    firsts = [0x8000, 0x100000, 0x140000, 0x1F8000]
+    for i, pfn in enumerate(firsts):
+        cmds[f"flags{i}"] = f"output/x $vmemdbg_readable($vmemdbg_pfn_to_page({pfn:#x}))->flags"
+        cmds[f"refcount{i}"] = f"output $vmemdbg_readable($vmemdbg_pfn_to_page({pfn:#x}))->_refcount.counter"
     res = gdb(*outputs(cmds), files=(str(debug), str(core)))
     b = {k: v.strip() for k, v in blocks(res.stdout).items()}
     for i, pfn in enumerate(pfns):
@@ -219,6 +227,12 @@ def test_functions_equal_drgn_helpers(sim_kaslr: tuple[Path, Path]) -> None:
         assert b[f"virt{i}"] == f"(struct page *) {virt_to_page(prog, page_offset + (pfn << 12) + 0x123).value_():#x}"
         assert b[f"sec{i}"] == f"(struct mem_section *) {pfn_to_section(prog, pfn).value_():#x}"
     assert b["member"] == str(pfn_to_section(prog, 0x140000).section_mem_map.value_())
+    assert b["unreadable"] == ""
+    assert f"Cannot access memory at address {pfn_to_page(prog, 0x140000).value_():#x}" in res.stderr
+    for i, pfn in enumerate(firsts):
+        assert b[f"flags{i}"] == hex(pfn_to_page(prog, pfn).flags.value_())
+        assert b[f"refcount{i}"] == str(pfn_to_page(prog, pfn)._refcount.counter.value_())
+    assert len({b[f"flags{i}"] for i in range(len(firsts))}) > 1  # node 0 and node 1 pages differ
     # without a vmlinux: the same addresses as unsigned long
     res = gdb(*outputs({"page": "output/x $vmemdbg_pfn_to_page(0x140000)",
                         "sec": "output/x $vmemdbg_pfn_to_section(0x140000)",

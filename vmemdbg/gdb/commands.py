@@ -54,7 +54,7 @@ Each subcommand prints what the vmemdbg CLI command of that name prints for a vm
 the kernel gdb debugs: a vmcore (core-file, with or without its vmlinux) or a live kernel
 (target remote, with its vmlinux), even mid-boot. Results are recomputed after the target runs.
 Convenience functions: $vmemdbg_pfn_to_page, $vmemdbg_page_to_pfn, $vmemdbg_virt_to_page,
-$vmemdbg_pfn_to_section (help function vmemdbg_pfn_to_page)."""
+$vmemdbg_pfn_to_section, $vmemdbg_readable (help function vmemdbg_pfn_to_page)."""
 
     def __init__(self) -> None:
         super().__init__("vmemdbg", gdb.COMMAND_DATA, gdb.COMPLETE_NONE, True)

@@ -1,7 +1,7 @@
 """Convenience functions for gdb expressions, like the ``$lx_*`` ones of Linux's scripts/gdb.
 
 ``p *$vmemdbg_pfn_to_page(0x1000)``, ``p $vmemdbg_page_to_pfn($page)``,
-``p $vmemdbg_virt_to_page(0xffff888001000000)->flags``, ``p *$vmemdbg_pfn_to_section(0x140000)``.
+``p *$vmemdbg_pfn_to_section(0x140000)``, ``p $vmemdbg_readable($vmemdbg_pfn_to_page(0x1000))->flags``.
 The arithmetic is the kernel's for SPARSEMEM_VMEMMAP (include/asm-generic/memory_model.h,
 include/linux/mmzone.h, arch/x86/include/asm/page_64.h) on the analysed kernel's bases, so it
 works without a vmlinux and on KASLR kernels. With the kernel's types in gdb the results are
@@ -15,6 +15,7 @@ import gdb
 from ..errors import VmemdbgError
 from ..kernel import Kernel
 from .commands import one_line
+from .memory import GdbSource
 from .target import current_kernel
 
 
@@ -118,7 +119,26 @@ nr = PFN >> PFN_SECTION_SHIFT (SPARSEMEM_EXTREME)."""
         return _pointer(addr, "struct mem_section")
 
 
+class Readable(_Function):
+    """$vmemdbg_readable(ADDR): the address gdb reads kernel address ADDR's memory at, ADDR's type kept.
+
+In a vmcore gdb reads only what the core maps by virtual address (the direct map and the kernel
+image): ADDR is translated through the kernel's page tables and the result is the alias gdb can
+read, e.g. p $vmemdbg_readable($vmemdbg_pfn_to_page(PFN))->flags (on a live target, where gdb
+reads through the MMU, the alias holds the same bytes)."""
+
+    name = "vmemdbg_readable"
+
+    def compute(self, kernel: Kernel, arg: gdb.Value) -> gdb.Value:
+        """ADDR's physical address through the page tables, at the source's alias."""
+        va = int(arg) & (1 << 64) - 1
+        source = kernel.source
+        assert isinstance(source, GdbSource)
+        alias = gdb.Value(source.alias(kernel.virt_to_phys(va))).cast(gdb.lookup_type("unsigned long"))
+        return alias.cast(arg.type) if arg.type.strip_typedefs().code == gdb.TYPE_CODE_PTR else alias
+
+
 def register() -> None:
     """Define (or redefine) the ``$vmemdbg_*`` functions."""
-    for function in (PfnToPage, PageToPfn, VirtToPage, PfnToSection):
+    for function in (PfnToPage, PageToPfn, VirtToPage, PfnToSection, Readable):
         function()

@@ -66,7 +66,8 @@ class GdbSource(MemorySource):
         self.direct_map_base: int | None = None
         self.reads = self.bytes_read = 0
 
-    def _alias(self, addr: int, size: int) -> int:
+    def alias(self, addr: int, size: int = 1) -> int:
+        """The gdb address physical ``addr`` is read at."""
         if self.identity:
             return addr
         if self.direct_map_base is not None:
@@ -77,7 +78,7 @@ class GdbSource(MemorySource):
 
     def read_phys(self, addr: int, size: int) -> bytes:
         """``read_memory`` at the alias; what gdb refuses becomes a :class:`MemoryFault` naming the alias."""
-        va = self._alias(addr, size)
+        va = self.alias(addr, size)
         self.reads += 1
         PROGRESS.tick(self.reads, self.bytes_read)
         try:
