@@ -59,6 +59,14 @@ $vmemdbg_pfn_to_section, $vmemdbg_readable (help function vmemdbg_pfn_to_page)."
     def __init__(self) -> None:
         super().__init__("vmemdbg", gdb.COMMAND_DATA, gdb.COMPLETE_NONE, True)
 
+    def invoke(self, argument: str, from_tty: bool) -> None:
+        """``vmemdbg`` alone lists the views; gdb passes here only words that are no subcommand."""
+        words = gdb.string_to_argv(argument)
+        if not words:
+            gdb.execute("help vmemdbg")
+            return
+        one_line(lambda: commands.debugger_command(words[0]))  # refuses, naming the views
+
 
 #: argparse actions whose option is followed by a value (completion completes that value).
 _TAKES_VALUE = ("store", "append")
