@@ -72,7 +72,7 @@ def _from_core(core: str) -> Kernel:
         slide = relocation(info, vmlinux())
         if slide:
             gdb.write(f"vmemdbg: {vmlinux()} relocated by {slide:#x} (KERNELOFFSET {info.kernel_offset:#x} of the "
-                      f"vmcore) for vmemdbg; for gdb's own expressions: symbol-file -o {slide:#x} {vmlinux()}\n",
+                      f"vmcore) for vmemdbg; for gdb's own expressions: symbol-file -o {info.kernel_offset:#x} {vmlinux()}\n",
                       gdb.STDERR)
         symbols, facts = GdbSymbols(slide), GdbDebugFacts()
     where = f"gdb core {core} ({kind}, VMCOREINFO note, {'gdb symbols' if debug else 'kallsyms'})"
@@ -125,8 +125,8 @@ def open_kernel() -> Kernel:
         return _from_core(core)
     if not has_kernel_debug_info():
         raise VmemdbgError(NEEDS_VMLINUX)
-    return _composed(f"gdb {connection.type} target {connection.details or ''} "
-                     "(VMCOREINFO composed from debug info)".replace("  ", " "))
+    where = " ".join(filter(None, ("gdb", connection.type, "target", connection.details)))
+    return _composed(f"{where} (VMCOREINFO composed from debug info)")
 
 
 _cache: dict[tuple[int, int, str | None], Kernel] = {}
