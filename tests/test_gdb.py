@@ -28,9 +28,11 @@ from truthcmp import compare
 
 from vmemdbg.addresses import PREFIXES
 from vmemdbg.commands import COMMANDS, DEBUGGER_COMMANDS
-from vmemdbg.elfcore import ElfCoreSource, write_elf_core
+from vmemdbg.elfcore import ElfCoreSource
+from vmemdbg.elfwrite import write_elf_core
 from vmemdbg.extract import _kernel_image
 from vmemdbg.kernel import Kernel
+from vmemdbg.mmzone import present_sections
 
 GDB = shutil.which("gdb")
 VMLINUX = Path("/usr/lib/debug/boot/vmlinux-6.1.0-56-cloud-amd64")
@@ -100,7 +102,8 @@ def gdb_views(truth: dict, pre: tuple[str, ...] = (), files: tuple[str, ...] = (
     """Every view the truth compares, computed by the vmemdbg gdb commands (JSON), and stderr."""
     cmds = {"summary": "vmemdbg summary --json", "sections": "vmemdbg sections -v --json",
             "vmemmap": "vmemdbg vmemmap --json", "memblock": "vmemdbg memblock --json", "e820": "vmemdbg e820 --json",
-            "table_pages": KERNEL + "print(sorted(k().vmemmap.leaves.tables))"}
+            "table_pages": KERNEL + "from vmemdbg.vmemmap import vmemmap_mapping as m; "
+                                    "print(sorted(m(k()).leaves.tables))"}
     cmds.update({f"explain{i}": f"vmemdbg explain {e['input']} --json" for i, e in enumerate(truth["explain"])})
     res = gdb(*marked(cmds), pre=pre, files=files)
     b = blocks(res.stdout)
@@ -443,7 +446,7 @@ def test_gdb_gathers_pages_and_reports_progress() -> None:
     dump = real_dump("6g-2node-kaslr")
     src = ElfCoreSource(dump)
     k = Kernel(src)
-    usage = [int(u) for u in k.sections.usage[:40].tolist() if u]
+    usage = [int(u) for u in present_sections(k).usage[:40].tolist() if u]
     addrs = sorted({u - k.page_offset_base + d for u in usage for d in (0, 8, 16, 4092)} | {0x7ff8, 0x3ffff000})
     vals, ok = src.gather_u64(np.array(addrs, dtype="uint64"))
     want = [(int(v) if o else None) for v, o in zip(vals.tolist(), ok.tolist())]

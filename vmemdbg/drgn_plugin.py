@@ -231,9 +231,11 @@ def explain_objects(prog: drgn.Program, addr: str) -> dict[str, drgn.Object | No
     struct page (the vmemmap leaf's backing page), None when the struct page is not mapped."""
     import numpy as np
 
+    from .mmzone import present_sections
+
     kernel = kernel_from_prog(prog)
     doc = explain(prog, addr)
-    secs = kernel.sections
+    secs = present_sections(kernel)
     idx = int(secs.index_of(np.array([doc["section"]["nr"]]))[0])
     present = idx >= 0
     return {"page": _pointer(prog, "struct page", doc["page"]),

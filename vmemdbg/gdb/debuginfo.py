@@ -14,16 +14,10 @@ from collections.abc import Iterator, Mapping
 
 import gdb
 
+from ..abi import MAX_PHYSMEM_BITS, PAGE_SIZE, SECTION_SIZE_BITS, START_KERNEL
 from ..errors import VmemdbgError
-from ..versions import START_KERNEL_MAP
 from ..vmcoreinfo import VmcoreInfo
-
-#: x86-64 constants VMCOREINFO carries but debug info does not (arch/x86/include/asm/sparsemem.h,
-#: page_types.h): SECTION_SIZE_BITS, MAX_PHYSMEM_BITS for 4- and 5-level paging, __START_KERNEL
-#: (CONFIG_PHYSICAL_START 0x1000000 above __START_KERNEL_map).
-SECTION_SIZE_BITS = 27
-MAX_PHYSMEM_BITS = {0: 46, 1: 52}
-START_KERNEL = START_KERNEL_MAP + 0x1000000
+from ..vmcoreinfo import compose_vmcoreinfo as vmcoreinfo_text
 
 
 def value(expr: str) -> int:
@@ -124,36 +118,34 @@ def compose_vmcoreinfo(symbols: GdbSymbols) -> str:
         return var(name, ctype) if name in symbols else 0
 
     l5 = optional("__pgtable_l5_enabled", "unsigned int")
-    maxbits = MAX_PHYSMEM_BITS[1 if l5 else 0]
+    maxbits = MAX_PHYSMEM_BITS[5 if l5 else 4]
     sec_size = value("sizeof(struct mem_section)")
-    roots = (1 << (maxbits - SECTION_SIZE_BITS)) // (4096 // sec_size)
     top = addr("init_top_pgt")
-    phys_base = var("phys_base")
     release = gdb.parse_and_eval(f"((struct uts_namespace *){addr('init_uts_ns'):#x})->name.release").string()
     n_online = value("sizeof(nodemask_t)") * value("N_ONLINE")
-    lines = [
-        f"OSRELEASE={release}",
-        "PAGESIZE=4096",
-        f"SYMBOL(init_uts_ns)={addr('init_uts_ns'):x}",
-        f"SYMBOL(node_online_map)={addr('node_states') + n_online:x}",
-        f"SYMBOL(swapper_pg_dir)={top:x}",
-        f"SYMBOL(mem_section)={var('mem_section'):x}",
-        f"LENGTH(mem_section)={roots}",
-        f"SIZE(mem_section)={sec_size}",
-        f"NUMBER(SECTION_SIZE_BITS)={SECTION_SIZE_BITS}",
-        f"NUMBER(MAX_PHYSMEM_BITS)={maxbits}",
-        f"SIZE(page)={value('sizeof(struct page)')}",
-        f"SIZE(pglist_data)={value('sizeof(struct pglist_data)')}",
+    entries: list[tuple[str, int | str | None]] = [
+        ("OSRELEASE", release),
+        ("PAGESIZE", PAGE_SIZE),
+        ("SYMBOL(init_uts_ns)", addr("init_uts_ns")),
+        ("SYMBOL(node_online_map)", addr("node_states") + n_online),
+        ("SYMBOL(swapper_pg_dir)", top),
+        ("SYMBOL(mem_section)", var("mem_section")),
+        ("LENGTH(mem_section)", (1 << (maxbits - SECTION_SIZE_BITS)) // (PAGE_SIZE // sec_size)),
+        ("SIZE(mem_section)", sec_size),
+        ("NUMBER(SECTION_SIZE_BITS)", SECTION_SIZE_BITS),
+        ("NUMBER(MAX_PHYSMEM_BITS)", maxbits),
+        ("SIZE(page)", value("sizeof(struct page)")),
+        ("SIZE(pglist_data)", value("sizeof(struct pglist_data)")),
     ]
-    for member in ("node_start_pfn", "node_spanned_pages", "node_id"):
-        lines.append(f"OFFSET(pglist_data.{member})={value(f'&((struct pglist_data *)0)->{member}')}")
-    lines += [
-        f"NUMBER(phys_base)={phys_base - (1 << 64) if phys_base >> 63 else phys_base}",
-        f"SYMBOL(init_top_pgt)={top:x}",
-        f"NUMBER(pgtable_l5_enabled)={1 if l5 else 0}",
-        f"SYMBOL(node_data)={addr('node_data'):x}",
-        f"LENGTH(node_data)={value('sizeof(node_data) / sizeof(node_data[0])')}",
-        f"KERNELOFFSET={addr('_text') - START_KERNEL:x}",
-        f"NUMBER(sme_mask)={optional('sme_me_mask', 'unsigned long')}",
+    entries += [(f"OFFSET(pglist_data.{member})", value(f"&((struct pglist_data *)0)->{member}"))
+                for member in ("node_start_pfn", "node_spanned_pages", "node_id")]
+    entries += [
+        ("NUMBER(phys_base)", var("phys_base")),
+        ("SYMBOL(init_top_pgt)", top),
+        ("NUMBER(pgtable_l5_enabled)", 1 if l5 else 0),
+        ("SYMBOL(node_data)", addr("node_data")),
+        ("LENGTH(node_data)", value("sizeof(node_data) / sizeof(node_data[0])")),
+        ("KERNELOFFSET", addr("_text") - START_KERNEL),
+        ("NUMBER(sme_mask)", optional("sme_me_mask", "unsigned long")),
     ]
-    return "\n".join(lines) + "\n"
+    return vmcoreinfo_text(entries)

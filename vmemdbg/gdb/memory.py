@@ -15,7 +15,7 @@ import gdb
 
 from ..errors import MemoryFault
 from ..memory import MemorySource
-from ..versions import KERNEL_IMAGE_SIZE, START_KERNEL_MAP
+from ..abi import KERNEL_IMAGE_SIZE, START_KERNEL_MAP
 
 
 class Progress:

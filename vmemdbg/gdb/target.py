@@ -21,7 +21,7 @@ import gdb
 from ..elfcore import ElfCoreSource
 from ..errors import VmemdbgError
 from ..kernel import Kernel
-from ..versions import START_KERNEL_MAP
+from ..abi import START_KERNEL_MAP
 from ..vmcoreinfo import VmcoreInfo
 from .debuginfo import GdbDebugFacts, GdbSymbols, compose_vmcoreinfo, has_kernel_debug_info, relocation
 from .memory import GdbSource
