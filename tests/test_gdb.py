@@ -543,6 +543,19 @@ def test_venv_of_another_python_is_refused_in_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in res.stderr
 
 
+def test_numpy_built_for_another_python_is_refused_in_one_line(tmp_path: Path) -> None:
+    """A site-packages whose path names no version, holding a numpy compiled for another CPython."""
+    site = _fake_site(tmp_path, None)
+    core = site / "numpy" / "_core"
+    core.mkdir(parents=True)
+    (site / "numpy" / "__init__.py").write_text("raise ImportError('IMPORTANT: PLEASE READ THIS FOR ADVICE')\n")
+    (core / "_multiarray_umath.cpython-399-x86_64-linux-gnu.so").write_bytes(b"")
+    res = gdb(load=f"source {site}/vmemdbg/gdb/load.py")
+    [line] = errors(res)
+    assert re.fullmatch(rf"vmemdbg: numpy in {site} is built for cpython-399-x86_64-linux-gnu, gdb's Python is 3\.\d+: create the venv "
+                        r"with python3\.\d+ \(the Python gdb links\) and pip install vmemdbg into it", line), line
+
+
 def test_site_without_numpy_is_refused_in_one_line(tmp_path: Path) -> None:
     res = subprocess.run([GDB, "-batch", "-nx", "-ex", "python import importlib.util as u; "
                           "print([m for m in ('numpy', 'elftools') if u.find_spec(m) is None])"],

@@ -12,6 +12,8 @@ Only the standard library and gdb are imported before that check.
 
 from __future__ import annotations
 
+import glob
+import importlib.machinery
 import importlib.util
 import os
 import re
@@ -29,6 +31,15 @@ def _venv_version(path: str) -> str | None:
     return m.group(1) if m else None
 
 
+def _numpy_built_for(site: str) -> str | None:
+    """The other Python numpy's compiled core in ``site`` is built for (``cpython-313``), None if it suits gdb's."""
+    mine = importlib.machinery.EXTENSION_SUFFIXES[0]  # ".cpython-311-x86_64-linux-gnu.so"
+    tags = {os.path.basename(c).split(".")[1] for c in glob.glob(os.path.join(site, "numpy", "*core", "_multiarray_umath.cpython-*"))}
+    if not tags or mine.split(".")[1] in tags:
+        return None
+    return min(tags)
+
+
 def problem(home: str) -> str | None:
     """Why gdb's Python cannot run vmemdbg from ``home`` (on ``sys.path``), in one line, or None."""
     mine = "{}.{}".format(*sys.version_info[:2])
@@ -39,6 +50,10 @@ def problem(home: str) -> str | None:
         if theirs is not None and theirs != mine:
             return (f"vmemdbg: gdb's Python is {mine} but this venv is {theirs} ({where}): "
                     f"create the venv with python{mine} (the Python gdb links) and pip install vmemdbg into it")
+    built = _numpy_built_for(numpy_dir)
+    if built is not None:
+        return (f"vmemdbg: numpy in {numpy_dir} is built for {built}, gdb's Python is {mine}: "
+                f"create the venv with python{mine} (the Python gdb links) and pip install vmemdbg into it")
     for module in ("numpy", "elftools"):
         try:
             importlib.import_module(module)
