@@ -34,7 +34,7 @@ def test_the_cli_offers_each_declared_command_with_its_declared_arguments() -> N
     assert list(subs) == ["summary", "sections", "vmemmap", "memblock", "e820", "memory-blocks", "audit", "describe",
                           "check", "explain", "map", "extract", "simulate"] == list(COMMANDS)
     for name, command in COMMANDS.items():
-        declared = [f for a in command.arguments for f in (a.flags if a.flags[0].startswith("-") else (a.kwargs.get("dest", a.flags[0]),))]
+        declared = [f for a in command.arguments for f in a.flags]
         source = [] if command.reads == "nothing" else ["dump", *SOURCE_FLAGS]
         assert _flags(subs[name]) == ["-h", "--help", *source, *declared], name
         assert subs[name].description == command.description

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from conftest import real_dump, real_truth
@@ -193,30 +192,34 @@ def test_every_debugger_command_has_an_api_function() -> None:
 
 
 #: API call -> the CLI arguments printing the same document as JSON.
-API_CALLS = {"summary": ((), ["summary"]), "sections": (((32, 47),), ["sections", "--nr", "32-47"]),
+API_CALLS = {"summary": ((), ["summary"]), "sections": (((2, 5),), ["sections", "--nr", "2-5"]),
              "vmemmap": ((), ["vmemmap"]), "memblock": ((), ["memblock"]), "e820": ((), ["e820"]),
              "memory-blocks": ((), ["memory-blocks"]), "audit": ((), ["audit"]), "describe": ((), ["describe"]),
              "check": ((), ["check"]), "explain": (("pfn:0x1000",), ["explain", "pfn:0x1000"])}
 
 
 def test_api_functions_return_the_cli_json() -> None:
-    """Each API function returns the document ``vmemdbg VIEW --json`` prints (the CLI in-process:
-    the dump opened as a file, not through drgn)."""
+    """Each API function, called in a real ``drgn`` process, returns the document ``vmemdbg VIEW
+    --json`` prints (the CLI in-process: the dump opened as a file, not through drgn)."""
     from vmemdbg.commands import COMMANDS, output, parser
     from vmemdbg.dump import open_dump
     from vmemdbg.kernel import Kernel
 
-    prog = _prog("1000m")
+    code = ("import json; from vmemdbg import drgn_plugin as v; from vmemdbg.jsonout import dumps; "
+            f"print(json.dumps({{n: dumps(v.API[n](prog, *a)) for n, (a, _) in {API_CALLS!r}.items()}}))")
+    res = subprocess.run([_drgn_exe(), "-q", "--no-default-symbols", "-c", str(real_dump("1000m")), "-e", code],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    api = json.loads(res.stdout)
     src = open_dump(real_dump("1000m"))
     try:
         kernel = Kernel(src)
-        for name, (api_args, argv) in API_CALLS.items():
+        for name, (_, argv) in API_CALLS.items():
             command = COMMANDS[argv[0]]
-            cli = json.loads(output(kernel, command, parser(command, argv[0]).parse_args([*argv[1:], "--json"])))
-            assert drgn_plugin.API[name](prog, *api_args) == cli, name
+            assert api[name] == output(kernel, command, parser(command, argv[0]).parse_args([*argv[1:], "--json"])), name
     finally:
         src.close()
-    assert [s["nr"] for s in drgn_plugin.sections(prog, (3, 5))["sections"]] == [3, 4, 5]
+    assert [s["nr"] for s in json.loads(api["sections"])["sections"]] == [2, 3, 4, 5]
 
 
 def test_api_write_map(tmp_path: Path) -> None:
@@ -230,18 +233,22 @@ def test_objects_need_debug_info() -> None:
 
 
 @pytest.fixture(scope="module")
-def simulated() -> Iterator["drgn.Program"]:
-    """A simulated machine (2 nodes, 8 GiB) opened with the simulator's DWARF."""
-    import tempfile
-
+def simulated_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A simulated machine (2 nodes, 8 GiB): its vmcore and the simulator's DWARF for it."""
     from vmemdbg.sim import simulate
 
-    with tempfile.TemporaryDirectory() as d:
-        r = simulate(MACHINES / "q35-2node-8g.toml", Path(d) / "core.elf", debuginfo=Path(d) / "core.debug")
-        prog = drgn.Program()
-        prog.set_core_dump(str(r.fixture))
-        prog.load_debug_info([str(r.debuginfo_path)])
-        yield prog
+    d = tmp_path_factory.mktemp("sim")
+    simulate(MACHINES / "q35-2node-8g.toml", d / "core.elf", debuginfo=d / "core.debug")
+    return d / "core.elf", d / "core.debug"
+
+
+@pytest.fixture(scope="module")
+def simulated(simulated_files: tuple[Path, Path]) -> "drgn.Program":
+    """The simulated machine opened with its DWARF."""
+    prog = drgn.Program()
+    prog.set_core_dump(str(simulated_files[0]))
+    prog.load_debug_info([str(simulated_files[1])])
+    return prog
 
 
 def _objects_agree_with_drgn(prog: "drgn.Program", pfns: list[int]) -> None:
@@ -285,3 +292,17 @@ def test_objects_with_the_real_debug_info() -> None:
     except drgn.MissingDebugInfoError:
         pass  # modules are not in the dump; vmlinux itself is loaded
     _objects_agree_with_drgn(prog, [0x1000, 0x140000, 0x17ffff])
+
+
+def test_objects_in_a_drgn_process(simulated_files: tuple[Path, Path]) -> None:
+    """The object API in a real ``drgn -c CORE -s DEBUG`` process, against drgn's helpers there."""
+    core, debug = simulated_files
+    code = ("from vmemdbg import drgn_plugin as v; "
+            "print(v.page_object(prog, 'pfn:0x140000').value_() == pfn_to_page(prog, 0x140000).value_(), "
+            "[(n, s.value_()) for n, s in v.section_objects(prog)] == "
+            "[(n, s.value_()) for n, s in for_each_present_section(prog)], "
+            "v.explain_objects(prog, 'pfn:0x1000')['usage'].type_)")
+    res = subprocess.run([_drgn_exe(), "-q", "-c", str(core), "-s", str(debug), "-e", code],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["True", "True", "struct", "mem_section_usage", "*"]

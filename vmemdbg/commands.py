@@ -15,6 +15,7 @@ import argparse
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, NoReturn
 
+from . import render as text
 from .addresses import FORMS
 from .errors import VmemdbgError
 
@@ -59,13 +60,16 @@ def _verbose(detail: str | None) -> Argument:
                     {"action": "store_true"})
 
 
-def _text(name: str) -> Callable[[Any, argparse.Namespace], str]:
-    """The renderer ``vmemdbg.render.render_<name>`` (imported when first used)."""
-    def render(doc: Any, args: argparse.Namespace) -> str:
-        from . import render as r
+def _output(help: str, metavar: str) -> Argument:
+    """``-o FILE``, required: the file a command writes."""
+    return Argument(("-o", "--output"), help, {"required": True, "metavar": metavar}, complete="file")
 
-        return getattr(r, f"render_{name}")(doc, args.verbose)
-    render.__name__ = render.__qualname__ = f"render_{name}"
+
+def _text(renderer: Callable[[Any, bool], str]) -> Callable[[Any, argparse.Namespace], str]:
+    """A renderer of vmemdbg/render.py, given ``-v``."""
+    def render(doc: Any, args: argparse.Namespace) -> str:
+        return renderer(doc, args.verbose)
+    render.__name__ = render.__qualname__ = renderer.__name__
     return render
 
 
@@ -143,7 +147,7 @@ def _describe(kernel: "Kernel", args: argparse.Namespace) -> dict:
 
 def _render_describe(doc: dict, args: argparse.Namespace) -> str:
     if not args.output:
-        return _text("describe")(doc, args)
+        return text.render_describe(doc, args.verbose)
     return (f"wrote {args.output}: {len(doc['derived'])} fields derived, {len(doc['assumed'])} assumed:\n"
             + "\n".join(f"  {a['field']}: {a['assumption']}" for a in doc["assumed"]))
 
@@ -162,9 +166,7 @@ def _explain(kernel: "Kernel", args: argparse.Namespace) -> dict:
 
 
 def _render_explain(doc: dict, args: argparse.Namespace) -> str:
-    from .render import render_explain
-
-    return "\n\n".join(render_explain(d, args.verbose) for d in doc.get("results", [doc]))
+    return "\n\n".join(text.render_explain(d, args.verbose) for d in doc.get("results", [doc]))
 
 
 def _map(kernel: "Kernel", args: argparse.Namespace) -> dict:
@@ -179,9 +181,7 @@ def _map(kernel: "Kernel", args: argparse.Namespace) -> dict:
 
 
 def _render_map(doc: dict, args: argparse.Namespace) -> str:
-    from .render import human
-
-    return (f"wrote {doc['output']}: {human(doc['bytes'])}, {doc['section_runs']} present-section runs, "
+    return (f"wrote {doc['output']}: {text.human(doc['bytes'])}, {doc['section_runs']} present-section runs, "
             f"{doc['nodes']} nodes, {doc['reserved']} reserved regions, {doc['memmap_groups']} memmap groups, "
             f"{doc['findings']} findings")
 
@@ -202,7 +202,7 @@ def source_options(args: argparse.Namespace) -> dict:
     return kw
 
 
-def _extract(kernel: None, args: argparse.Namespace) -> dict:
+def _extract(kernel: "Kernel | None", args: argparse.Namespace) -> dict:
     from .extract import extract
     from .views import document
 
@@ -211,9 +211,7 @@ def _extract(kernel: None, args: argparse.Namespace) -> dict:
 
 
 def _render_extract(doc: dict, args: argparse.Namespace) -> str:
-    from .render import human
-
-    return f"wrote {doc['output']}: {doc['pages']} pages, {human(doc['bytes'])}"
+    return f"wrote {doc['output']}: {doc['pages']} pages, {text.human(doc['bytes'])}"
 
 
 #: The layouts ``simulate --layout`` offers: those of vmemdbg.sim.writer.LAYOUTS (a test checks),
@@ -221,7 +219,7 @@ def _render_extract(doc: dict, args: argparse.Namespace) -> str:
 SIMULATE_LAYOUTS = ("pages", "vmcore", "qemu", "kdump")
 
 
-def _simulate(kernel: None, args: argparse.Namespace) -> dict:
+def _simulate(kernel: "Kernel | None", args: argparse.Namespace) -> dict:
     try:
         from .sim import simulate
     except ImportError as e:
@@ -241,12 +239,10 @@ def _render_simulate(doc: dict, args: argparse.Namespace) -> str:
 
 
 def _view(name: str, help: str, description: str, run: Callable[["Kernel", argparse.Namespace], Any],
-          verbose: str | None, *extra: Argument,
-          render: Callable[[Any, argparse.Namespace], str] | None = None, **kw: Any) -> Command:
-    """A view of the analysed kernel with ``--json``, ``-v`` (adding ``verbose``) and ``extra`` arguments, rendered by
-    ``vmemdbg.render.render_<name>`` unless ``render`` is given."""
-    return Command(name, help, description, (JSON, _verbose(verbose), *extra), run,
-                   render or _text(name.replace("-", "_")), **kw)
+          render: Callable[[Any, argparse.Namespace], str], verbose: str | None, *extra: Argument,
+          **kw: Any) -> Command:
+    """A command printing a document, with ``--json``, ``-v`` (adding ``verbose``) and ``extra``."""
+    return Command(name, help, description, (JSON, _verbose(verbose), *extra), run, render, **kw)
 
 
 _ADDRESS_FORMS = ", ".join(f"{form} ({meaning})" for form, meaning in FORMS)
@@ -255,73 +251,69 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
     _view("summary", "kernel, bases, section constants and counts",
           "The kernel's identity and randomized bases, the sparse memory model's constants "
           "(SECTION_SIZE_BITS, MAX_PHYSMEM_BITS, mem_section roots), section counts and the vmemmap's totals.",
-          _summary, "layout reasons, symbol source, notes"),
+          _summary, _text(text.render_summary), "layout reasons, symbol source, notes"),
     _view("sections", "every present mem_section, decoded (like crash kmem -n)",
           "Every present mem_section: its address, coded and decoded mem_map, flags, node, usage "
           "(subsection map, pageblock flags). Compare with crash's kmem -n.",
-          _sections, "per-pageblock migratetypes, layout reasons",
+          _sections, _text(text.render_sections), "per-pageblock migratetypes, layout reasons",
           Argument(("--nr",), "only section numbers A to B (e.g. 32-47)", {"metavar": "A[-B]", "default": None})),
     _view("vmemmap", "vmemmap page-table census, audit and overhead per node",
           "The page tables mapping the vmemmap region: runs of PMD and PTE leaves with their backing "
           "frames and nodes, the audit's findings (holes mapped, off-node memmap, HVO) and the memmap "
           "overhead per node.",
-          _vmemmap, "every HVO folio, where the backing frames' nodes come from"),
+          _vmemmap, _text(text.render_vmemmap), "every HVO folio, where the backing frames' nodes come from"),
     _view("memblock", "memblock memory/reserved regions and whether they can be trusted",
           "memblock.memory and memblock.reserved with flags and nodes, and whether they can still be "
           "trusted (memblock is discarded after boot unless CONFIG_ARCH_KEEP_MEMBLOCK).",
-          _memblock, None),
+          _memblock, _text(text.render_memblock), None),
     _view("e820", "the kernel's e820 tables (modified, firmware, kexec)",
           "The kernel's e820 tables: e820_table (as modified by the kernel), e820_table_firmware and "
           "e820_table_kexec.",
-          _e820, None),
+          _e820, _text(text.render_e820), None),
     _view("memory-blocks", "memory blocks as /sys/devices/system/memory shows them (state, zone, nid, phys_index)",
           "Memory blocks as /sys/devices/system/memory shows them (state, zone, nid, phys_index), and the "
           "ZONE_DEVICE sections that have no memory block.",
-          _memory_blocks, "how state, zone and nid are derived"),
+          _memory_blocks, _text(text.render_memory_blocks), "how state, zone and nid are derived"),
     _view("audit", "everything at once: summary, sections, vmemmap census, memblock, e820",
           "Everything at once: the summary, the vmemmap census with its findings, memblock's trust and "
           "e820 (--json adds every section).",
-          _audit, "as summary -v and vmemmap -v"),
+          _audit, _text(text.render_audit), "as summary -v and vmemmap -v"),
     _view("describe", "the machine description (simulate's TOML) the dump implies",
           "The machine description (the TOML that simulate reads, docs/machine-format.md) the dump "
           "implies; its leading comments say which fields were derived and which assumed.",
-          _describe, None,
+          _describe, _render_describe, None,
           Argument(("-o", "--output"), "write the machine file here", {"metavar": "MACHINE.toml", "default": None},
-                   complete="file"),
-          render=_render_describe),
+                   complete="file")),
     _view("check", "the dump against the simulator's replay of its boot: every difference explained or flagged",
           "Replays the boot of the machine the dump implies (describe) and compares: every difference is "
           "explained by a named mechanism or flagged. The CLI exits 1 when a difference is unexplained.",
-          _check, "derived fields, notes", status=lambda doc: 0 if doc["consistent"] else 1),
-    Command("explain", "section, pageblock, struct page and page-table path of addresses",
-            "For each ADDR: its section, subsection, pageblock and node, its struct page and the "
-            "page-table path that maps the struct page.",
-            (JSON, _verbose(None),
-             Argument(("addrs",), f"one of: {_ADDRESS_FORMS}", {"nargs": "+", "metavar": "ADDR"},
-                      complete="address")),
-            _explain, _render_explain),
-    Command("map", "draw physical memory and the vmemmap into an HTML or SVG file",
-            "Write an interactive .html (self-contained) or a static .svg map of physical memory and the "
-            "vmemmap (docs/map.md).",
-            (JSON, _verbose(None),
-             Argument(("-o", "--output"), "map.html or map.svg", {"required": True, "metavar": "FILE"}, complete="file"),
-             Argument(("--check",), "JSON of `vmemdbg check --json` whose differences to highlight",
-                      {"metavar": "FILE", "default": None}, complete="file")),
-            _map, _render_map),
-    Command("extract", "write a minimal vmcore holding only what the views read",
-            "Write a minimal ELF vmcore holding only the pages the views read; every view on it is checked "
-            "to equal the view on DUMP.",
-            (JSON, _verbose(None),
-             Argument(("-o", "--output"), "output ELF vmcore", {"required": True, "metavar": "SMALL"}, complete="file"),
-             Argument(("--keep",), "also keep what `explain ADDR` reads",
-                      {"action": "append", "default": [], "metavar": "ADDR"}, complete="address")),
-            _extract, _render_extract, debugger=False, reads="dump"),
+          _check, _text(text.render_check), "derived fields, notes",
+          status=lambda doc: 0 if doc["consistent"] else 1),
+    _view("explain", "section, pageblock, struct page and page-table path of addresses",
+          "For each ADDR: its section, subsection, pageblock and node, its struct page and the "
+          "page-table path that maps the struct page.",
+          _explain, _render_explain, None,
+          Argument(("addrs",), f"one of: {_ADDRESS_FORMS}", {"nargs": "+", "metavar": "ADDR"}, complete="address")),
+    _view("map", "draw physical memory and the vmemmap into an HTML or SVG file",
+          "Write an interactive .html (self-contained) or a static .svg map of physical memory and the "
+          "vmemmap (docs/map.md).",
+          _map, _render_map, None,
+          _output("map.html or map.svg", "FILE"),
+          Argument(("--check",), "JSON of `vmemdbg check --json` whose differences to highlight",
+                   {"metavar": "FILE", "default": None}, complete="file")),
+    _view("extract", "write a minimal vmcore holding only what the views read",
+          "Write a minimal ELF vmcore holding only the pages the views read; every view on it is checked "
+          "to equal the view on DUMP.",
+          _extract, _render_extract, None,
+          _output("output ELF vmcore", "SMALL"),
+          Argument(("--keep",), "also keep what `explain ADDR` reads",
+                   {"action": "append", "default": [], "metavar": "ADDR"}, complete="address"),
+          debugger=False, reads="dump"),
     Command("simulate", "replay sparse_init for a machine description and write a fixture vmcore",
             "Replay Linux 6.1 or 6.12 x86-64 early boot (memblock, sparse_init, vmemmap) for MACHINE.toml "
             "(docs/machine-format.md) and write an ELF vmcore fixture.",
             (Argument(("machine",), "the machine description", {"metavar": "MACHINE.toml"}, complete="file"),
-             Argument(("-o", "--output"), "the fixture vmcore to write", {"required": True, "metavar": "FIXTURE.elf"},
-                      complete="file"),
+             _output("the fixture vmcore to write", "FIXTURE.elf"),
              Argument(("--trace",), "write the memblock=debug style allocation log", {"metavar": "TRACE.txt"},
                       complete="file"),
              Argument(("--debuginfo",), "copy the matching debug-info ELF here", {"metavar": "FIXTURE.debug"},
