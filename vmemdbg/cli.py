@@ -11,12 +11,16 @@ import os
 import sys
 from typing import Callable
 
-from . import __version__, render, views
-from .dump import open_dump
-from .errors import VmemdbgError
-from .frontend import VIEWS, command_doc
-from .kernel import Kernel
-from .symbols import load_symbol_file
+# numpy's OpenBLAS starts a thread per core at import; the engine does no linear algebra, so those
+# threads only cost start-up time and memory (set before numpy is first imported)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from . import __version__, render, views  # noqa: E402
+from .dump import open_dump  # noqa: E402
+from .errors import VmemdbgError  # noqa: E402
+from .frontend import VIEWS, command_doc  # noqa: E402
+from .kernel import Kernel  # noqa: E402
+from .symbols import load_symbol_file  # noqa: E402
 
 def _add_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("dump", metavar="DUMP", help="ELF vmcore, kdump-compressed vmcore, or /proc/kcore")
