@@ -117,7 +117,7 @@ class Kallsyms:
 
     def table(self) -> KallsymsTable:
         """Every entry decoded, in the kernel's order."""
-        src, _ = self._sources(np.arange(self.num))
+        src = self._sources(np.arange(self.num))
         # a separator after each record's type letter and after its name: one split gives both
         end = np.cumsum(self._exp_len)
         sep_at = np.stack((end - self._exp_len + 1, end), axis=1).ravel()  # already in ascending order
@@ -128,14 +128,14 @@ class Kallsyms:
             raise LayoutError("kallsyms_names holds an empty name: tables unreadable")
         return KallsymsTable(names, types, self._addrs.tolist(), self.rule)
 
-    def _sources(self, recs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Index into the token table of every expanded character of records ``recs``, and their lengths."""
+    def _sources(self, recs: np.ndarray) -> np.ndarray:
+        """Index into the token table of every expanded character of records ``recs``, in order."""
         rs, rl = self._rec_start[recs], self._rec_len[recs]
         first = np.repeat(rs - np.concatenate(([0], np.cumsum(rl)[:-1])), rl)
         codes = self._data[first + np.arange(first.size)]
         clen = self._tok_len[codes]
         cend = np.cumsum(clen)
-        return np.repeat(self._tok_start[codes] - (cend - clen), clen) + np.arange(int(cend[-1])), self._exp_len[recs]
+        return np.repeat(self._tok_start[codes] - (cend - clen), clen) + np.arange(int(cend[-1]))
 
     def _search(self, name: str) -> int | None:
         """Compare ``name`` with the records whose expansion (type letter + name) has its length."""
@@ -150,7 +150,7 @@ class Kallsyms:
         recs = np.flatnonzero((self._exp_len == want.size + 1) & first_ok[self._first_code])
         if not recs.size:
             return None
-        src, _ = self._sources(recs)
+        src = self._sources(recs)
         chars = self._table[src].reshape(recs.size, want.size + 1)
         hit = np.flatnonzero((chars[:, 1:] == want).all(axis=1))
         return int(recs[hit[0]]) if hit.size else None
