@@ -306,7 +306,7 @@ def kallsyms_markers_candidates(token_table_va: int, num_syms: int) -> tuple[int
 
     * nothing: 6.0, and 6.4+ ("scripts/kallsyms: change the output order", which moved
       ``kallsyms_seqs_of_names`` behind the addresses); 6.12 and 7.2 dumps;
-    * ``kallsyms_seqs_of_names`` (3 bytes per symbol): 6.2-6.3 (60443c88f3a8 "kallsyms: Improve the
+    * ``kallsyms_seqs_of_names`` (3 bytes per symbol): 6.2-6.3 ("kallsyms: Improve the
       performance of kallsyms_lookup_name()") and 6.1 stable, which has the backport (Debian's
       6.1.0-56 dumps).
 
