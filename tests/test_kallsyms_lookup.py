@@ -15,7 +15,6 @@ import pytest
 from conftest import ALL_REAL_CASES, real_dump
 
 from vmemdbg.dump import open_dump
-from vmemdbg.errors import LayoutError
 from vmemdbg.kallsyms import Kallsyms, _sequential_records, read_kallsyms, record_starts
 from vmemdbg.kernel import Kernel
 

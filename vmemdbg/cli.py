@@ -13,9 +13,9 @@ import sys
 # threads only cost start-up time and memory (set before numpy is first imported)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from . import __version__  # noqa: E402
-from .commands import COMMANDS, Command, add_arguments, source_options  # noqa: E402
-from .errors import VmemdbgError  # noqa: E402
+from . import __version__
+from .commands import COMMANDS, Command, add_arguments, source_options
+from .errors import VmemdbgError
 
 
 def _add_source_args(p: argparse.ArgumentParser) -> None:
