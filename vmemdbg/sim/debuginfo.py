@@ -10,6 +10,7 @@ of the generated sources and the toolchain version (drgn-synthetic-fixtures.md h
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -285,6 +286,7 @@ class DebugInfo:
         return [KSym(n, t, a) for n, (a, _, t, _) in self.symbols.items()]
 
 
+@functools.cache  # two processes per build() otherwise; the toolchain does not change under a process
 def _toolchain_id() -> str:
     out = []
     for tool in ("gcc", "ld"):
