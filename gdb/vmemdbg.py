@@ -50,7 +50,7 @@ def _interpreter_sites(python: str) -> list[str]:
         out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=30).stdout.split("\n")
     except (OSError, subprocess.TimeoutExpired):
         return []
-    if len(out) < 3 or out[0] != "%d.%d" % sys.version_info[:2]:
+    if len(out) < 3 or out[0] != f"{sys.version_info[0]}.{sys.version_info[1]}":
         return []
     return out[1:3]
 

@@ -8,7 +8,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 import pytest
 
@@ -78,7 +78,7 @@ def rewrite_dump(src: Path, dst: Path, *, drop_pages: Iterable[int] = (), patch:
             if page not in drop:
                 chunks.append((page, bytearray(s.read_phys(page, min(4096, end - page)))))
     for addr, data in (patch or {}).items():
-        for i, (page, buf) in enumerate(chunks):
+        for page, buf in chunks:
             if page <= addr < page + len(buf):
                 buf[addr - page : addr - page + len(data)] = data
                 break

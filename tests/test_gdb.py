@@ -75,7 +75,7 @@ def gdb_views(pre: tuple[str, ...], truth: dict) -> tuple[dict, subprocess.Compl
 
 def test_core_without_vmlinux_equals_drgn_truth(real_case: str) -> None:
     truth = real_truth(real_case)
-    mine, res = gdb_views((f"core-file {real_dump(real_case)}",), truth)
+    mine, _ = gdb_views((f"core-file {real_dump(real_case)}",), truth)
     assert compare(mine, truth) == []
     assert mine["vmemmap"]["vmemmap_base"] == truth["summary"]["kernel"]["vmemmap_base"]
     assert [(r["start"], r["phys"]) for r in mine["vmemmap"]["runs"]] == \

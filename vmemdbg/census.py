@@ -187,7 +187,8 @@ def _audit(kernel: "Kernel", nid: np.ndarray, writable: np.ndarray, start_pfn: n
 
     # offnode: coalesce consecutive leaves with the same (described nid, backing nid).
     off = (nid >= 0) & (desc_nid >= 0) & (nid != desc_nid)
-    items, notes = [], []
+    items: list[tuple[int, int, str]] = []
+    notes: list[tuple[int, int, str]] = []
     for i0, i1 in _mask_runs(off, lv.va, size, desc_nid * 4096 + nid):
         item = (int(lv.va[i0]), int(lv.va[i1] + size[i1]),
                 f"memmap of node {int(desc_nid[i0])} (pfn {int(start_pfn[i0]):#x}-{int(end_pfn[i1]):#x}) "

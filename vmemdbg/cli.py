@@ -9,7 +9,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from . import __version__, render, views
 from .dump import open_dump

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 from elftools.common.exceptions import ELFError
 from elftools.construct.core import ConstructError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.segments import NoteSegment
 
 from .errors import DumpError, MemoryFault
 from .memory import MemorySource, blockwise
@@ -97,7 +98,7 @@ class ElfCoreSource(MemorySource):
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
         try:
-            self._file = open(self.path, "rb", buffering=0)
+            self._file = open(self.path, "rb", buffering=0)  # noqa: SIM115 - kept open for the source's lifetime
         except OSError as e:
             raise DumpError(f"{self.path}: cannot open: {e.strerror}") from None
         self._fd = self._file.fileno()
@@ -155,7 +156,10 @@ class ElfCoreSource(MemorySource):
                 if not self._notes_sane(elf, int(block["p_offset"][i]), int(block["p_filesz"][i])):
                     continue
                 try:
-                    for note in elf.get_segment(first + i).iter_notes():
+                    segment = elf.get_segment(first + i)
+                    if not isinstance(segment, NoteSegment):  # pyelftools parses every PT_NOTE as one
+                        continue
+                    for note in segment.iter_notes():
                         if note["n_name"] == "VMCOREINFO":
                             # the raw descriptor: pyelftools interprets n_desc by n_type, which a
                             # damaged VMCOREINFO note may carry any value of
@@ -469,7 +473,7 @@ def write_elf_core(
     starts, lengths, parts, src = _plan_runs(chunks, records)
     note = _note(b"VMCOREINFO", 0, bytes(vmcoreinfo))
     if kernel_image is not None:
-        k0, k1, kva = kernel_image
+        k0, k1, _ = kernel_image
         lo = np.maximum(starts, np.uint64(k0))
         hi = np.minimum(starts + lengths, np.uint64(k1))
         alias_idx = np.nonzero(lo < hi)[0]
@@ -548,7 +552,7 @@ def _write_interleaved(f, src: np.ndarray, parts: list[list[bytes]],
         need = nrec * size
         while need:
             if off == len(cur):
-                cur, off = memoryview(np.ascontiguousarray(next(it))).cast("B"), 0
+                cur, off = np.ascontiguousarray(next(it)).data.cast("B"), 0
             k = min(need, len(cur) - off)
             f.write(cur[off : off + k])
             off += k
@@ -638,7 +642,7 @@ def write_vmcore_layout(
             roff = file_offsets(raddr, np.full(len(raddr), size, dtype=np.uint64)).tolist()
             pos = 0
             for block in blocks:
-                flat = memoryview(np.ascontiguousarray(block)).cast("B")
+                flat = np.ascontiguousarray(block).data.cast("B")
                 for k in range(len(block)):
                     os.pwrite(fd, flat[k * size:(k + 1) * size], roff[pos + k])
                 pos += len(block)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-from typing import TYPE_CHECKING, Any, Callable, NoReturn
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import VmemdbgError
 
@@ -106,7 +107,7 @@ def command_doc(kernel: "Kernel", args: argparse.Namespace) -> tuple[Any, Callab
     view_name, text_name, _ = VIEWS[args.view]
     view, text = getattr(views, view_name), getattr(render, text_name)
     params = inspect.signature(view).parameters
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if args.verbose and "with_migratetypes" in params:
         kwargs["with_migratetypes"] = True
     if "with_sections" in params:  # the text renderer of audit does not print the per-section list

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from functools import cached_property
-from typing import TYPE_CHECKING, Mapping, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -39,6 +39,13 @@ class DebugFacts(Protocol):
         """Value of an enum constant (e.g. ``SECTION_TAINT_ZONE_DEVICE_BIT``), or None if absent."""
 
 
+class SymbolLookup(Protocol):
+    """User symbols: a System.map / vmlinux table (a mapping) or a debugger's lookup (gdb's)."""
+
+    def get(self, name: str, /) -> int | None:
+        """Address of ``name``, or None if unknown."""
+
+
 class Kernel:
     """A kernel read from a :class:`MemorySource`.
 
@@ -50,7 +57,7 @@ class Kernel:
     """
 
     def __init__(self, source: MemorySource, *, vmcoreinfo: bytes | None = None,
-                 symbols: Mapping[str, int] | None = None, symbols_relocated: bool = False,
+                 symbols: SymbolLookup | None = None, symbols_relocated: bool = False,
                  debug: "DebugFacts | None" = None):
         self.source = source
         self.notes: list[str] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from functools import lru_cache
-from typing import Iterable
+from collections.abc import Iterable, Sequence
 
 
 @lru_cache(maxsize=1 << 12)  # tables of 10^5 runs repeat a handful of sizes
@@ -25,7 +25,7 @@ def hx(v: int | None) -> str:
     return "-" if v is None else f"{v:#x}"
 
 
-def table(headers: list[str], rows: Iterable[list[str]]) -> str:
+def table(headers: list[str], rows: Iterable[Sequence[object]]) -> str:
     """Left-aligned columns separated by two spaces."""
     cols = [list(map(str, c)) for c in zip(*rows)] or [[] for _ in headers]  # column-wise: 10^5 rows
     widths = [max(len(h), max(map(len, c), default=0)) for h, c in zip(headers, cols)]
@@ -204,7 +204,7 @@ def render_explain(doc: dict, verbose: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _region_rows(t: dict) -> list[list[str]]:
+def _region_rows(t: dict) -> list[list[object]]:
     return [[i, hx(r["base"]), hx(r["base"] + r["size"] - 1), human(r["size"]), "-" if r["nid"] is None else r["nid"],
              "|".join(r["flag_names"]) or "NONE"] for i, r in enumerate(t["regions"] or [])]
 

@@ -15,7 +15,7 @@ Order replayed:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 from .debuginfo import INIT_TOP_PGT_OFFSET
 from .directmap import DirectMap
@@ -140,19 +140,19 @@ def boot(machine: Machine, log: Callable[[str], None] | None = None) -> BootStat
     for r in machine.reservations[1:]:
         if r.phase == "early":
             mb.reserve(r.start, r.end - r.start, f"early_reserve_memory ({r.name})")
-    low = next((e for e in firmware if e.start == 0 and e.type == E820_RAM), None)
-    bios_start = round_down(min(low.end if low else BIOS_BEGIN, BIOS_BEGIN), PAGE_SIZE)
+    low_ram = next((e for e in firmware if e.start == 0 and e.type == E820_RAM), None)
+    bios_start = round_down(min(low_ram.end if low_ram else BIOS_BEGIN, BIOS_BEGIN), PAGE_SIZE)
     bios_start = max(bios_start, SZ_64K)
     mb.reserve(bios_start, SZ_1M - bios_start, "reserve_bios_regions")
 
     # 3. e820__memblock_setup
     mb.current_limit = SZ_1M
     mb.can_resize = True
-    for e in table:
-        if e.type == E820_SOFT_RESERVED:
-            mb.reserve(e.start, e.end - e.start, "e820__memblock_setup")
-        if e.type in (E820_RAM, E820_RESERVED_KERN):
-            mb.add(e.start, e.end - e.start, "e820__memblock_setup")
+    for ent in table:
+        if ent.type == E820_SOFT_RESERVED:
+            mb.reserve(ent.start, ent.end - ent.start, "e820__memblock_setup")
+        if ent.type in (E820_RAM, E820_RESERVED_KERN):
+            mb.add(ent.start, ent.end - ent.start, "e820__memblock_setup")
     mb.trim_memory(PAGE_SIZE)
 
     # 4. reserve_real_mode

@@ -471,10 +471,10 @@ def machine_from_dict(data: dict[str, Any], default_name: str = "machine") -> Ma
                                f"({max_phys:#x} with {levels}-level paging)")
         e820.append(E820Entry(start, end, t))
     e820.sort(key=lambda e: e.start)
-    for a, b in zip(e820, e820[1:]):
-        if b.start < a.end:
-            raise MachineError(f"e820: entries [{a.start:#x}-{a.end - 1:#x}] and "
-                               f"[{b.start:#x}-{b.end - 1:#x}] overlap")
+    for prev, nxt in zip(e820, e820[1:]):
+        if nxt.start < prev.end:
+            raise MachineError(f"e820: entries [{prev.start:#x}-{prev.end - 1:#x}] and "
+                               f"[{nxt.start:#x}-{nxt.end - 1:#x}] overlap")
     ram = [(e.start, e.end) for e in e820 if e.type in (E820_RAM, E820_RESERVED_KERN)]
     if not ram:
         raise MachineError("e820: no usable RAM")
@@ -630,7 +630,7 @@ def _parse_events(raw: list[dict[str, Any]], prof: Profile, nodes: list[Node], m
         if kind in ("hot-add", "online", "offline"):
             _check_keys(ev, {"kind", "range", "node", "memmap_on_memory", "online"} if kind == "hot-add"
                         else {"kind", "range"}, fname)
-            s, e, rest = _parse_range(ev.get("range"), f"{fname}.range")
+            s, e, _ = _parse_range(ev.get("range"), f"{fname}.range")
             if s % sec or e % sec:
                 raise MachineError(f"{fname}.range: {s:#x}-{e - 1:#x} is not whole {sec >> 20} MiB sections")
             if e > max_phys:

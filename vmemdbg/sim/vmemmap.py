@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from array import array
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 from .machine import PAGE_SIZE, PMD_SIZE, SZ_16M
 from .memblock import ALLOC_ACCESSIBLE, Memblock, round_up
