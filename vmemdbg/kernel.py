@@ -4,7 +4,7 @@ Everything derived from VMCOREINFO is computed once here (like drgn's ``prog.cac
 section constants (include/linux/mmzone.h), paging depth, KASLR offsets, the page-table root.
 The variable bases ``page_offset_base``, ``vmemmap_base`` and ``vmalloc_base``
 (arch/x86/kernel/head64.c, randomised by arch/x86/mm/kaslr.c) are not all in VMCOREINFO
-(kernel-facts §3.3), so they are read from the kernel variables found through kallsyms (6.0+)
+(docs/kaslr.md#recovering-the-layout-from-a-dump), so they are read from the kernel variables found through kallsyms (6.0+)
 or a user-given symbol file, with the fallbacks the kernel layout guarantees.
 """
 
@@ -378,7 +378,7 @@ class Kernel:
         why = self._check_base("vmemmap_base", v, span)
         if why is not None:
             raise LayoutError(f"cannot find vmemmap_base: the first valid section word gives {why}")
-        self.notes.append("vmemmap_base derived from a valid section_mem_map word (kernel-facts §1.4)")
+        self.notes.append("vmemmap_base derived from a valid section_mem_map word (docs/sparse-model.md)")
         return v
 
     # -- derived views, computed once per target ---------------------------------------------------

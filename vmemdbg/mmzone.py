@@ -260,7 +260,8 @@ def migratetypes(pageblock_words: np.ndarray, bits: int) -> list[str]:
 
 
 def vmemmap_base_from_sections(kernel: "Kernel") -> int:
-    """vmemmap_base from the first valid section word (kernel-facts §1.4: word & MAP_MASK == V)."""
+    """vmemmap_base from the first valid section word: word & SECTION_MAP_MASK == vmemmap_base
+    (docs/sparse-model.md#section_mem_map-the-coded-memmap-pointer)."""
     roots, _ = _roots(kernel)
     for ptr in roots.tolist():
         if not ptr:

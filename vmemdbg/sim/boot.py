@@ -27,7 +27,8 @@ from .pagetables import PageTables
 from .sparse import Sparse, SparseState
 from .vmemmap import SparseBuffer, Vmemmap
 
-#: real_mode_blob_end - real_mode_blob of Debian 6.1 ("28672 bytes ... reserve_real_mode" [V]).
+#: real_mode_blob_end - real_mode_blob of Debian 6.1 ("28672 bytes ... reserve_real_mode" in the
+#: memblock=debug log of a real boot).
 REAL_MODE_SIZE = 28672
 SZ_64K = 64 << 10
 BIOS_BEGIN, BIOS_END = 0xA0000, 0x100000

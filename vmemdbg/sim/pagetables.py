@@ -3,7 +3,7 @@
 Each table page is a 512-entry ``array('Q')`` (unboxed, 4 KiB) keyed by its physical address.  Entry
 encodings follow arch/x86/include/asm/pgtable_types.h (6.1): intermediate entries are
 _PAGE_TABLE (0x67), large leaves PAGE_KERNEL_LARGE (0x80000000000001e3) and 4 KiB leaves
-PAGE_KERNEL (0x8000000000000163); kernel-facts §3.4.
+PAGE_KERNEL (0x8000000000000163); docs/vmemmap.md#page-table-entries.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """VMCOREINFO text and the fixture vmcore file.
 
 The note follows the 6.1 x86-64 order and formats (kernel/crash_core.c:crash_save_vmcoreinfo_init
-and arch/x86/kernel/crash_core_64.c:arch_crash_save_vmcoreinfo; kernel-facts §6): SYMBOL() and
+and arch/x86/kernel/crash_core_64.c:arch_crash_save_vmcoreinfo; docs/kaslr.md#vmcoreinfo): SYMBOL() and
 KERNELOFFSET in hex without 0x, SIZE/OFFSET/LENGTH unsigned decimal, NUMBER signed decimal.
 """
 
@@ -17,7 +17,7 @@ from .image import Image, ImageBuilder
 from .kdump import compress
 from .machine import LINK_TEXT
 
-#: NUMBER(KERNEL_IMAGE_SIZE) with CONFIG_RANDOMIZE_BASE (1 GiB) [V].
+#: NUMBER(KERNEL_IMAGE_SIZE) with CONFIG_RANDOMIZE_BASE (1 GiB; a real 6.1 dump's value).
 KERNEL_IMAGE_SIZE = 1 << 30
 #: Link address of init_uts_ns: the page after .rodata's linux_banner. It is not in the generated
 #: debug info; VMCOREINFO names it (SYMBOL(init_uts_ns)) because makedumpfile refuses a dump
