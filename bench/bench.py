@@ -54,24 +54,27 @@ import json, sys, time
 t0 = time.perf_counter()
 from vmemdbg.dump import open_dump
 from vmemdbg.kernel import Kernel
+from vmemdbg.mmzone import present_sections
+from vmemdbg.census import vmemmap_census
+from vmemdbg.vmemmap import vmemmap_mapping
 from vmemdbg import views
 t_import = time.perf_counter() - t0
 r0 = rchar()
 src = open_dump(sys.argv[1])
 k = Kernel(src)
 t_open = time.perf_counter() - t0
-secs = k.sections
-census = k.census
+secs = present_sections(k)
+census = vmemmap_census(k)
 mb = views.memblock(k)
 wall = time.perf_counter() - t0
 out = {"wall": wall, "import": t_import, "open": t_open, "rchar": rchar() - r0,
        "sections": len(secs), "runs": len(census.runs), "audit": len(census.audit),
-       "leaves": len(k.vmemmap.leaves), "memmap_bytes": census.overhead["total"]["memmap_bytes"],
+       "leaves": len(vmemmap_mapping(k).leaves), "memmap_bytes": census.overhead["total"]["memmap_bytes"],
        "nid_source": census.counts["nid_source"],
        "preads": getattr(src, "preads", None), "bytes_read": getattr(src, "bytes_read", None)}
 roots_read = (secs.highest_present // k.sections_per_root + 1) * 8
 out["floor_bytes"] = (roots_read + secs.roots_present * 4096 + int((secs.usage != 0).sum()) * secs.usage_layout.stride
-                      + 4096 * (len(k.vmemmap.leaves.tables) + 1))
+                      + 4096 * (len(vmemmap_mapping(k).leaves.tables) + 1))
 print(json.dumps(out))
 """
 

@@ -77,14 +77,10 @@ from vmemdbg.errors import MemoryFault, VmemdbgError  # noqa: E402
 from vmemdbg.frontend import VIEW_NAMES, build_parser, command_output  # noqa: E402
 from vmemdbg.kernel import Kernel  # noqa: E402
 from vmemdbg.memory import MemorySource  # noqa: E402
-from vmemdbg.versions import KERNEL_IMAGE_SIZE, START_KERNEL_MAP  # noqa: E402
+from vmemdbg.abi import (KERNEL_IMAGE_SIZE, MAX_PHYSMEM_BITS, PAGE_SIZE, SECTION_SIZE_BITS,  # noqa: E402
+                         START_KERNEL, START_KERNEL_MAP)
 from vmemdbg.vmcoreinfo import VmcoreInfo  # noqa: E402
-
-#: x86-64 constants VMCOREINFO carries but debug info does not (arch/x86/include/asm/sparsemem.h,
-#: page_types.h): SECTION_SIZE_BITS, MAX_PHYSMEM_BITS for 4- and 5-level paging, __START_KERNEL.
-SECTION_SIZE_BITS = 27
-MAX_PHYSMEM_BITS = {0: 46, 1: 52}
-START_KERNEL = START_KERNEL_MAP + 0x1000000
+from vmemdbg.vmcoreinfo import compose_vmcoreinfo as vmcoreinfo_text  # noqa: E402
 
 
 #: progress lines on stderr start after this many seconds of one command, then repeat as often.
@@ -192,37 +188,36 @@ def compose_vmcoreinfo() -> str:
     (NULL before sparse_init's memblocks_present).
     """
     l5 = _optional("__pgtable_l5_enabled")
-    maxbits = MAX_PHYSMEM_BITS[1 if l5 else 0]
+    maxbits = MAX_PHYSMEM_BITS[5 if l5 else 4]
     sec_size = _value("sizeof(struct mem_section)")
-    roots = (1 << (maxbits - SECTION_SIZE_BITS)) // (4096 // sec_size)
+    roots = (1 << (maxbits - SECTION_SIZE_BITS)) // (PAGE_SIZE // sec_size)
     top = _value("&init_top_pgt")
-    phys_base = _value("phys_base")
-    lines = [
-        f"OSRELEASE={gdb.parse_and_eval('init_uts_ns.name.release').string()}",
-        "PAGESIZE=4096",
-        f"SYMBOL(init_uts_ns)={_value('&init_uts_ns'):x}",
-        f"SYMBOL(node_online_map)={_value('&node_states[N_ONLINE]'):x}",
-        f"SYMBOL(swapper_pg_dir)={top:x}",
-        f"SYMBOL(mem_section)={_value('mem_section'):x}",
-        f"LENGTH(mem_section)={roots}",
-        f"SIZE(mem_section)={sec_size}",
-        f"NUMBER(SECTION_SIZE_BITS)={SECTION_SIZE_BITS}",
-        f"NUMBER(MAX_PHYSMEM_BITS)={maxbits}",
-        f"SIZE(page)={_value('sizeof(struct page)')}",
-        f"SIZE(pglist_data)={_value('sizeof(struct pglist_data)')}",
+    entries: list[tuple[str, int | str | None]] = [
+        ("OSRELEASE", gdb.parse_and_eval("init_uts_ns.name.release").string()),
+        ("PAGESIZE", PAGE_SIZE),
+        ("SYMBOL(init_uts_ns)", _value("&init_uts_ns")),
+        ("SYMBOL(node_online_map)", _value("&node_states[N_ONLINE]")),
+        ("SYMBOL(swapper_pg_dir)", top),
+        ("SYMBOL(mem_section)", _value("mem_section")),
+        ("LENGTH(mem_section)", roots),
+        ("SIZE(mem_section)", sec_size),
+        ("NUMBER(SECTION_SIZE_BITS)", SECTION_SIZE_BITS),
+        ("NUMBER(MAX_PHYSMEM_BITS)", maxbits),
+        ("SIZE(page)", _value("sizeof(struct page)")),
+        ("SIZE(pglist_data)", _value("sizeof(struct pglist_data)")),
     ]
     for member in ("node_start_pfn", "node_spanned_pages", "node_id"):
-        lines.append(f"OFFSET(pglist_data.{member})={_value(f'&((struct pglist_data *)0)->{member}')}")
-    lines += [
-        f"NUMBER(phys_base)={phys_base - (1 << 64) if phys_base >> 63 else phys_base}",
-        f"SYMBOL(init_top_pgt)={top:x}",
-        f"NUMBER(pgtable_l5_enabled)={1 if l5 else 0}",
-        f"SYMBOL(node_data)={_value('&node_data'):x}",
-        f"LENGTH(node_data)={_value('sizeof(node_data) / sizeof(node_data[0])')}",
-        f"KERNELOFFSET={_value('&_text') - START_KERNEL:x}",
-        f"NUMBER(sme_mask)={_optional('sme_me_mask')}",
+        entries.append((f"OFFSET(pglist_data.{member})", _value(f"&((struct pglist_data *)0)->{member}")))
+    entries += [
+        ("NUMBER(phys_base)", _value("phys_base")),
+        ("SYMBOL(init_top_pgt)", top),
+        ("NUMBER(pgtable_l5_enabled)", 1 if l5 else 0),
+        ("SYMBOL(node_data)", _value("&node_data")),
+        ("LENGTH(node_data)", _value("sizeof(node_data) / sizeof(node_data[0])")),
+        ("KERNELOFFSET", _value("&_text") - START_KERNEL),
+        ("NUMBER(sme_mask)", _optional("sme_me_mask")),
     ]
-    return "\n".join(lines) + "\n"
+    return vmcoreinfo_text(entries)
 
 
 def core_file() -> str | None:

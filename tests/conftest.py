@@ -68,7 +68,8 @@ def rewrite_dump(src: Path, dst: Path, *, drop_pages: Iterable[int] = (), patch:
                  add: dict[int, bytes] | None = None, vmcoreinfo: bytes | None = None) -> Path:
     """Copy an ELF dump, leaving out whole pages, overwriting bytes and adding new memory
     (a filtered, corrupt or edited dump)."""
-    from vmemdbg.elfcore import ElfCoreSource, write_elf_core
+    from vmemdbg.elfcore import ElfCoreSource
+    from vmemdbg.elfwrite import write_elf_core
 
     s = ElfCoreSource(src)
     drop = {p & ~0xFFF for p in drop_pages}

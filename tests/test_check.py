@@ -20,6 +20,8 @@ from vmemdbg import cli
 from vmemdbg.dump import open_dump
 from vmemdbg.kernel import Kernel
 from vmemdbg.sim import simulate
+from vmemdbg.mmzone import present_sections
+from vmemdbg.vmemmap import vmemmap_mapping
 
 
 def _cli(*argv: str) -> tuple[int, str]:
@@ -97,7 +99,7 @@ def _unexplained(doc: dict) -> list[dict]:
 
 def test_pmd_moved_to_another_frame(any_real_case: str, tmp_path: Path) -> None:
     k = _kernel(any_real_case)
-    lv = k.vmemmap.leaves
+    lv = vmemmap_mapping(k).leaves
     va, phys = int(lv.va[3]), int(lv.phys[3])
     addr, entry = _pmd_entry(k, va)
     target = int(lv.phys.min()) - (8 << 20)          # free RAM below the sparse buffer, same node
@@ -109,7 +111,7 @@ def test_pmd_moved_to_another_frame(any_real_case: str, tmp_path: Path) -> None:
 
 def test_missing_usage(any_real_case: str, tmp_path: Path) -> None:
     k = _kernel(any_real_case)
-    secs = k.sections
+    secs = present_sections(k)
     i = len(secs) // 2
     nr, usage = int(secs.nr[i]), int(secs.usage[i])
     doc = _planted(tmp_path, any_real_case, {int(secs.addr[i]) - k.page_offset_base + 8: bytes(8)})
@@ -121,7 +123,7 @@ def test_missing_usage(any_real_case: str, tmp_path: Path) -> None:
 def test_offnode_backing_page(case: str, tmp_path: Path) -> None:
     """Section 0's first PMD (node 0 memmap) pointed at a free node-1 frame."""
     k = _kernel(case)
-    lv = k.vmemmap.leaves
+    lv = vmemmap_mapping(k).leaves
     va, phys = int(lv.va[0]), int(lv.phys[0])
     addr, entry = _pmd_entry(k, va)
     target = 0x1F0000000                              # node 1 = [0x140000000, 0x200000000)
@@ -134,7 +136,7 @@ def test_offnode_backing_page(case: str, tmp_path: Path) -> None:
 def test_table_page_freed_and_reused(any_real_case: str, tmp_path: Path) -> None:
     """The vmemmap PMD table page zeroed in place (freed, then reused as a zeroed page)."""
     k = _kernel(any_real_case)
-    va = int(k.vmemmap.leaves.va[0])
+    va = int(vmemmap_mapping(k).leaves.va[0])
     table = next(s for s in k.translate(va).path if s.level == "pmd").table
     doc = _planted(tmp_path, any_real_case, {table: bytes(4096)})
     (d,) = doc["differences"]

@@ -21,9 +21,11 @@ from conftest import ROOT, real_dump, real_truth
 from truthcmp import compare
 
 from vmemdbg.frontend import VIEWS as CLI_VIEWS
-from vmemdbg.elfcore import ElfCoreSource, write_elf_core
+from vmemdbg.elfcore import ElfCoreSource
+from vmemdbg.elfwrite import write_elf_core
 from vmemdbg.extract import _kernel_image
 from vmemdbg.kernel import Kernel
+from vmemdbg.mmzone import present_sections
 
 GDB = shutil.which("gdb")
 SCRIPT = ROOT / "gdb" / "vmemdbg.py"
@@ -63,7 +65,7 @@ def gdb_views(pre: tuple[str, ...], truth: dict) -> tuple[dict, subprocess.Compl
     """Every view the truth compares, computed by the vmemdbg gdb commands (JSON)."""
     cmds = {"summary": "vmemdbg summary --json", "sections": "vmemdbg sections -v --json",
             "vmemmap": "vmemdbg vmemmap --json", "memblock": "vmemdbg memblock --json", "e820": "vmemdbg e820 --json",
-            "table_pages": "python print(sorted(current_kernel().vmemmap.leaves.tables))"}
+            "table_pages": "python from vmemdbg.vmemmap import vmemmap_mapping; print(sorted(vmemmap_mapping(current_kernel()).leaves.tables))"}
     cmds.update({f"explain{i}": f"vmemdbg explain {e['input']} --json" for i, e in enumerate(truth["explain"])})
     res = gdb(*marked(cmds), pre=pre)
     b = blocks(res.stdout)
@@ -185,7 +187,7 @@ def test_gdb_gathers_pages_and_reports_progress() -> None:
     dump = real_dump("6g-2node-kaslr")
     src = ElfCoreSource(dump)
     k = Kernel(src)
-    usage = [int(u) for u in k.sections.usage[:40].tolist() if u]
+    usage = [int(u) for u in present_sections(k).usage[:40].tolist() if u]
     addrs = sorted({u - k.page_offset_base + d for u in usage for d in (0, 8, 16, 4092)} | {0x7ff8, 0x3ffff000})
     vals, ok = src.gather_u64(__import__("numpy").array(addrs, dtype="uint64"))
     want = [(int(v) if o else None) for v, o in zip(vals.tolist(), ok.tolist())]

@@ -20,6 +20,8 @@ from vmemdbg.dump import open_dump
 from vmemdbg.kernel import Kernel
 from vmemdbg import views
 from vmemdbg.symbols import load_system_map
+from vmemdbg.mmzone import present_sections
+from vmemdbg.vmemmap import vmemmap_mapping
 
 SYSTEM_MAP = REAL / "System.map-6.1.0-56-cloud-amd64.subset"
 
@@ -54,15 +56,15 @@ def test_system_map_override_gives_same_views() -> None:
 def test_known_layout_values() -> None:
     """Values read off the 6g boot's serial log (memblock=debug) and dmesg, not from drgn."""
     kernel = Kernel(open_dump(real_dump("6g-2node-kaslr")))
-    secs = kernel.sections
+    secs = present_sections(kernel)
     # "memblock_alloc_try_nid: 1344 bytes ... sparse_init_nid" then reserve [0x13ffd3ac0-...]: node-0 usage
     assert int(secs.usage[0]) - kernel.page_offset_base == 0x13FFD3AC0
     # 24 sections x 56 bytes = 1344: the rcu_head layout
     assert secs.usage_layout.stride == 56
     # "memblock_alloc_exact_nid_raw: 50331648 bytes ... reserve [0x13ce00000-0x13fdfffff]": node-0 buffer
-    runs = kernel.vmemmap.leaves
+    runs = vmemmap_mapping(kernel).leaves
     assert int(runs.phys[0]) == 0x13CE00000
-    assert sorted(kernel.vmemmap.leaves.tables) == [0x13FFD1000, 0x13FFD2000]
+    assert sorted(vmemmap_mapping(kernel).leaves.tables) == [0x13FFD1000, 0x13FFD2000]
 
 
 @pytest.mark.parametrize("command", ["summary", "sections", "vmemmap", "explain"])
@@ -125,7 +127,7 @@ def test_sections_equal_crash_kmem_n(real_case: str) -> None:
     crash = [(int(nr), int(sec, 16), int(coded, 16), int(mm, 16), sorted(CRASH_STATE[c] for c in state), int(pfn))
              for nr, sec, coded, mm, state, pfn in (r.split() for r in rows)]
     kernel = Kernel(open_dump(real_dump(real_case)))
-    mask = kernel.sections.flag_layout.map_mask
+    mask = present_sections(kernel).flag_layout.map_mask
 
     mine = [(s["nr"], s["section"], s["coded_mem_map"] & mask, s["mem_map"], sorted(s["flags"]), s["start_pfn"])
             for s in views.sections(kernel)["sections"]]

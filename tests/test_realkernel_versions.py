@@ -29,6 +29,8 @@ from vmemdbg.dump import open_dump
 from vmemdbg.errors import VmemdbgError
 from vmemdbg.kallsyms import read_kallsyms
 from vmemdbg.kernel import Kernel
+from vmemdbg.mmzone import present_sections
+from vmemdbg.vmemmap import vmemmap_mapping
 from vmemdbg.symbols import load_system_map
 from vmemdbg.versions import KALLSYMS_ADDRESS_RULES, USAGE_RCU, USAGE_RCU_PB8
 
@@ -80,7 +82,7 @@ def test_7_2_kallsyms_equals_system_map() -> None:
 
 def test_7_2_layouts() -> None:
     """6.15+ flag enum (IS_VMEMMAP_PREINIT) and 8-bit pageblocks (6.16+): usage stride 24 + 64 = 88."""
-    secs = _kernel(K72).sections
+    secs = present_sections(_kernel(K72))
     assert secs.flag_layout.name == "6.15"
     assert secs.usage_layout is USAGE_RCU_PB8 and secs.usage_layout.stride == 88
     assert real_truth(K72)["summary"]["sparse"]["usage_size"] == 88
@@ -106,7 +108,7 @@ def test_6_12_every_view_equals_drgn_with_negative_phys_base() -> None:
     assert kernel.phys_base == truth["summary"]["kernel"]["phys_base"] == -0x2A00000
     assert compare(engine_views(kernel, truth), truth) == []
     assert kernel.kallsyms_rule == KALLSYMS_ADDRESS_RULES["absolute-percpu"].origin
-    assert kernel.sections.usage_layout is USAGE_RCU
+    assert present_sections(kernel).usage_layout is USAGE_RCU
 
 
 # -- 5.10: with and without --symbols ------------------------------------------------------------
@@ -117,8 +119,8 @@ def test_5_10_every_view_equals_drgn_with_symbols(case: str) -> None:
     truth = real_truth(case)
     kernel = _kernel(case, load_system_map(MAP510))
     assert compare(engine_views(kernel, truth), truth) == []
-    assert kernel.sections.usage_layout is USAGE_RCU  # the 2024 stable backport of the rcu_head
-    assert kernel.sections.flag_layout.name == "5.3"
+    assert present_sections(kernel).usage_layout is USAGE_RCU  # the 2024 stable backport of the rcu_head
+    assert present_sections(kernel).flag_layout.name == "5.3"
 
 
 @pytest.mark.parametrize("case", CASES_510)
@@ -127,7 +129,7 @@ def test_5_10_without_symbols_only_vmalloc_base_is_missing(case: str) -> None:
     truth = real_truth(case)
     kernel = _kernel(case)
     mine = {"summary": views.summary(kernel), "sections": views.sections(kernel, with_migratetypes=True),
-            "vmemmap": views.vmemmap(kernel), "table_pages": sorted(kernel.vmemmap.leaves.tables),
+            "vmemmap": views.vmemmap(kernel), "table_pages": sorted(vmemmap_mapping(kernel).leaves.tables),
             "explain": [views.explain(kernel, e["input"]) for e in truth["explain"]],
             "memory_blocks": views.memory_blocks(kernel)}
     rest = {k: v for k, v in truth.items() if k not in ("memblock", "e820")}

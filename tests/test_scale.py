@@ -20,14 +20,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, real_dump, real_truth
+
+from vmemdbg.census import vmemmap_census
 from vmemdbg.dump import open_dump
-from vmemdbg.elfcore import PT_LOAD, PT_NOTE, ElfCoreSource, _PHDR, _note
+from vmemdbg.elfcore import ELF64_PHDR, PT_LOAD, PT_NOTE, ElfCoreSource
+from vmemdbg.elfwrite import elf_note
 from vmemdbg.errors import MemoryFault
 from vmemdbg.kernel import Kernel
+from vmemdbg.mmzone import present_sections
 from vmemdbg.sim import simulate
 from vmemdbg.sim.machine import load_machine
+from vmemdbg.vmemmap import vmemmap_mapping
 
 drgn = pytest.importorskip("drgn")
 from drgn.helpers.linux.mm import follow_phys, phys_to_page  # noqa: E402
@@ -65,7 +69,7 @@ def test_vmcore_layout_is_one_load_per_ram_range(layouts: dict) -> None:
     with open(path, "rb") as f:
         raw = f.read(4096)
     phnum = struct.unpack_from("<H", raw, 56)[0]
-    ph = np.frombuffer(raw, dtype=_PHDR, count=phnum, offset=64)
+    ph = np.frombuffer(raw, dtype=ELF64_PHDR, count=phnum, offset=64)
     assert list(ph["p_type"]) == [PT_NOTE] + [PT_LOAD] * (phnum - 1)
     ram = ph[2:]
     assert [(int(p), int(p + s)) for p, s in zip(ram["p_paddr"], ram["p_memsz"])] == \
@@ -99,13 +103,13 @@ def test_drgn_reads_the_layout_natively(layouts: dict, layout: str) -> None:
     prog.set_core_dump(str(layouts[layout]))
     prog.load_debug_info([str(layouts["debug"])])
     k = Kernel(open_dump(layouts[layout]))
-    secs = k.sections
+    secs = present_sections(k)
     got = [(nr, section_decode_mem_map(ms, nr).value_()) for nr, ms in for_each_present_section(prog)]
     assert [n for n, _ in got] == secs.nr.tolist()
     mm = prog["init_mm"].address_of_()
     shift = 64 - (prog["node_data"].type_.length - 1).bit_length()
-    census = k.census
-    assert census.counts["nid_source"] == {"node_ranges": len(k.vmemmap.leaves), "struct_page": 0}
+    census = vmemmap_census(k)
+    assert census.counts["nid_source"] == {"node_ranges": len(vmemmap_mapping(k).leaves), "struct_page": 0}
     for run in census.runs:
         phys = follow_phys(mm, run["start"]).value_()
         assert phys == run["phys"]
@@ -176,10 +180,10 @@ def _hostile_core(path: Path) -> dict[str, tuple[int, int]]:
         "past_eof": (0x30000, 0x2000, 0x2000, 0x8000),   # half inside the file, half past EOF
         "odd": (0x40001, 0x100, 0x100, 0x4003),          # unaligned in memory and in the file
     }
-    note = _note(b"VMCOREINFO", 0, b"OSRELEASE=6.1.0\n")
+    note = elf_note(b"VMCOREINFO", 0, b"OSRELEASE=6.1.0\n")
     n = len(segs) + 1
     data_off = 0x1000
-    ph = np.zeros(n, dtype=_PHDR)
+    ph = np.zeros(n, dtype=ELF64_PHDR)
     ph[0] = (PT_NOTE, 0, 64 + n * 56, 0, 0, len(note), len(note), 4)
     for i, (p, m, f, o) in enumerate(segs.values(), 1):
         ph[i] = (PT_LOAD, 7, o + data_off if o < 1 << 32 else o, p, p, f, m, 0)
@@ -237,16 +241,16 @@ def test_node_ranges_decide_and_agree_with_drgn() -> None:
     k = Kernel(open_dump(real_dump("6g-2node-kaslr")))
     assert [(n["nid"], n["start_pfn"], n["spanned_pages"]) for n in k.nodes] == \
         [(n["nid"], n["start_pfn"], n["spanned_pages"]) for n in truth["nodes"]]
-    assert [(r["start"], r["nid"]) for r in k.census.runs] == want
-    assert k.census.counts["nid_source"] == {"node_ranges": len(k.vmemmap.leaves), "struct_page": 0}
-    before = dict(k.vmemmap.nid_sources)
-    assert k.vmemmap.pfn_nids(np.array([0], np.uint64)).tolist() == [truth["sections"][0]["nid"]]
-    assert k.vmemmap.nid_sources["struct_page"] == before["struct_page"] + 1
+    assert [(r["start"], r["nid"]) for r in vmemmap_census(k).runs] == want
+    assert vmemmap_census(k).counts["nid_source"] == {"node_ranges": len(vmemmap_mapping(k).leaves), "struct_page": 0}
+    before = dict(vmemmap_mapping(k).nid_sources)
+    assert vmemmap_mapping(k).pfn_nids(np.array([0], np.uint64)).tolist() == [truth["sections"][0]["nid"]]
+    assert vmemmap_mapping(k).nid_sources["struct_page"] == before["struct_page"] + 1
 
     k2 = Kernel(open_dump(real_dump("6g-2node-kaslr")))
     k2.__dict__["nodes"] = [dict(n, start_pfn=0, spanned_pages=1 << 22) for n in k2.nodes]  # interleaved
-    assert [(r["start"], r["nid"]) for r in k2.census.runs] == want
-    assert k2.census.counts["nid_source"] == {"node_ranges": 0, "struct_page": len(k2.vmemmap.leaves)}
+    assert [(r["start"], r["nid"]) for r in vmemmap_census(k2).runs] == want
+    assert vmemmap_census(k2).counts["nid_source"] == {"node_ranges": 0, "struct_page": len(vmemmap_mapping(k2).leaves)}
 
 
 def test_drgn_plugin_import_is_light() -> None:
@@ -264,7 +268,7 @@ def test_generic_gather_equals_word_reads(layouts: dict) -> None:
     kdump variant, so some words fault)."""
     src = open_dump(layouts["kdump"])
     k = Kernel(src)
-    usage = [int(u) - k.page_offset_base for u in k.sections.usage.tolist() if u]
+    usage = [int(u) - k.page_offset_base for u in present_sections(k).usage.tolist() if u]
     addrs = np.array(sorted({u + d for u in usage for d in (0, 8, 4090)} | {0x7ff8, 6 << 30, (6 << 30) + 4093}),
                      dtype=np.uint64)
     vals, ok = src.gather_u64(addrs)

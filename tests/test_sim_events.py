@@ -27,6 +27,8 @@ import pytest
 from vmemdbg import cli
 from vmemdbg.dump import open_dump
 from vmemdbg.kernel import Kernel
+from vmemdbg.mmzone import present_sections
+from vmemdbg.vmemmap import vmemmap_mapping
 from vmemdbg.sim import simulate
 from vmemdbg.sim.machine import MachineError, machine_from_dict
 
@@ -55,7 +57,7 @@ def after_boot(request, tmp_path_factory):
 
 def test_hot_added_sections(after_boot) -> None:
     _, _, k = after_boot
-    secs = k.sections
+    secs = present_sections(k)
     pos = {int(n): i for i, n in enumerate(secs.nr)}
     for nr, online in ((64, True), (65, False)):
         i = pos[nr]
@@ -72,15 +74,15 @@ def test_hot_added_sections(after_boot) -> None:
 def test_memmap_on_memory_is_self_hosted(after_boot) -> None:
     _, _, k = after_boot
     va = k.vmemmap_base + 65 * (SECTION >> 12) * 64
-    phys, ok = k.vmemmap.translate([va])
+    phys, ok = vmemmap_mapping(k).translate([va])
     assert ok[0] and int(phys[0]) == 65 * SECTION           # the block's first 2 MiB
-    phys, ok = k.vmemmap.translate([va - (2 << 20)])       # section 64: page allocator, node 1
+    phys, ok = vmemmap_mapping(k).translate([va - (2 << 20)])       # section 64: page allocator, node 1
     assert ok[0] and 0x140000000 <= int(phys[0]) < 0x200000000 and int(phys[0]) >> 27 != 64
 
 
 def test_hvo_shape(after_boot) -> None:
     series, r, k = after_boot
-    lv = k.vmemmap.leaves
+    lv = vmemmap_mapping(k).leaves
     folios = r.state.hugetlb
     assert [(size, nid) for _, size, nid, _ in folios] == [(2 << 20, 0)] * 4 + [(1 << 30, 1)]
     for folio, size, _, _ in folios:

@@ -16,6 +16,7 @@ from vmemdbg import views
 from vmemdbg.dump import open_dump
 from vmemdbg.kernel import Kernel
 from vmemdbg.sim import simulate
+from vmemdbg.vmemmap import vmemmap_mapping
 
 MACHINES = ROOT / "fixtures" / "machines"
 
@@ -58,7 +59,7 @@ def test_vmemmap_runs_and_overhead(q35: Kernel) -> None:
     assert doc["counts"]["pmd_leaves"] == 64 and doc["counts"]["pte_leaves"] == 0
     assert doc["overhead"]["total"] == {"memmap_bytes": 128 << 20, "pagetable_bytes": 8 << 10,
                                         "by_provenance": {"boot": 128 << 20, "hotplug": 0, "self_hosted": 0, "hvo": 0}}
-    assert sorted(q35.vmemmap.leaves.tables) == [0x17FFD1000, 0x17FFD2000]
+    assert sorted(vmemmap_mapping(q35).leaves.tables) == [0x17FFD1000, 0x17FFD2000]
     assert {r["provenance"] for r in doc["runs"]} == {"boot"}
     # only the legacy hole below 1 MiB (e820: 0x9fc00-0xfffff not RAM), a note of an early section
     assert [(a["kind"], a["severity"], a["mechanism"]) for a in doc["audit"]] == \
@@ -89,7 +90,7 @@ def test_five_level_variant(tmp_path_factory: pytest.TempPathFactory) -> None:
     assert k.pgtable_levels == 5 and k.vmemmap_base == 0xFFD4000000000000
     runs = views.vmemmap(k)["runs"]
     assert runs[-1]["phys"] == 0x27BC00000 and runs[0]["phys"] == 0x17BE00000
-    assert sorted(k.vmemmap.leaves.tables) == [0x17FFD0000, 0x17FFD1000, 0x17FFD2000]
+    assert sorted(vmemmap_mapping(k).leaves.tables) == [0x17FFD0000, 0x17FFD1000, 0x17FFD2000]
 
 
 def test_audit_offnode(tmp_path_factory: pytest.TempPathFactory) -> None:

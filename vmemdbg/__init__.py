@@ -7,7 +7,8 @@ Memory sources and symbols
 
 * :mod:`vmemdbg.memory`: the ``MemorySource`` interface every reader implements.
 * :mod:`vmemdbg.dump`: open a dump or live source by sniffing its format.
-* :mod:`vmemdbg.elfcore`: ELF vmcores (kdump and QEMU ``dump-guest-memory``): reading and writing.
+* :mod:`vmemdbg.elfcore`: reading ELF vmcores (kdump and QEMU ``dump-guest-memory``).
+* :mod:`vmemdbg.elfwrite`: writing ELF vmcores (``extract`` and the simulator's fixtures).
 * :mod:`vmemdbg.drgnsource`: sources opened through drgn (kdump-compressed dumps, ``/proc/kcore``).
 * :mod:`vmemdbg.vmcoreinfo`: VMCOREINFO parsing.
 * :mod:`vmemdbg.kallsyms`: the kernel's own kallsyms tables decoded out of the dump.
@@ -18,6 +19,8 @@ The kernel's layout
 * :mod:`vmemdbg.kernel`: one analysed target: constants, bases, symbols, address translation.
 * :mod:`vmemdbg.versions`: every kernel-version quirk, in one place, with its commit.
 * :mod:`vmemdbg.pagetable`: the x86-64 page-table walker.
+* :mod:`vmemdbg.abi`: x86-64 ABI constants shared by engine, simulator and gdb front end.
+* :mod:`vmemdbg.intervals`: interval lookup, run splitting and range merging over sorted arrays.
 * :mod:`vmemdbg.errors`: the exceptions (one-line messages).
 
 Kernel concepts
@@ -51,7 +54,7 @@ The simulator (``vmemdbg simulate``, ``describe``, ``check``)
 * :mod:`vmemdbg.sim.directmap`: replay of init_mem_mapping.
 * :mod:`vmemdbg.sim.sparse`: replay of sparse_init.
 * :mod:`vmemdbg.sim.vmemmap`: replay of vmemmap population.
-* :mod:`vmemdbg.sim.pagetables`: the page tables the replay builds.
+* :mod:`vmemdbg.sim.pagetable_build`: the page tables the replay builds.
 * :mod:`vmemdbg.sim.events`: hot-add, onlining, HVO after boot.
 * :mod:`vmemdbg.sim.image`: the physical-memory image of the simulated kernel.
 * :mod:`vmemdbg.sim.kallsyms_image`: the kallsyms tables encoder.

@@ -43,10 +43,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .abi import SECTION_HAS_MEM_MAP, SECTION_IS_EARLY
 from .hvo import HvoResult, find_hvo
-from .mmzone import SECTION_HAS_MEM_MAP, SECTION_IS_EARLY
+from .intervals import containing, split_runs
+from .mmzone import present_sections
 from .pagetable import LEAF_NAME
 from .ram import RamAccount, ram_account
+from .vmemmap import vmemmap_mapping
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -56,6 +59,7 @@ AUDIT_CAP = 1000
 #: Provenance names by code (the ``provenance`` key of runs, docs/json.md).
 PROVENANCES = ("boot", "hotplug", "self_hosted", "hvo")
 BOOT, HOTPLUG, SELF_HOSTED, HVO = range(4)
+_CACHE_KEY = "census.vmemmap_census"
 ANOMALY, NOTE = "anomaly", "note"
 
 
@@ -71,16 +75,17 @@ class Census:
     ram: dict
 
 
-def _groups(mask_break: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end (exclusive) indices of runs, given a per-element 'starts a new run' mask."""
-    starts = np.flatnonzero(mask_break)
-    ends = np.append(starts[1:], len(mask_break))
-    return starts, ends
-
-
 def vmemmap_census(kernel: "Kernel") -> Census:
-    """Runs (with provenance), audit and overhead of the whole vmemmap region."""
-    m = kernel.vmemmap
+    """Runs (with provenance), audit and overhead of the whole vmemmap region, computed once per
+    kernel and kept in ``kernel.cache``."""
+    census = kernel.cache.get(_CACHE_KEY)
+    if census is None:
+        census = kernel.cache[_CACHE_KEY] = _census(kernel)
+    return census
+
+
+def _census(kernel: "Kernel") -> Census:
+    m = vmemmap_mapping(kernel)
     lv = m.leaves
     sps = kernel.struct_page_size
     V = np.uint64(kernel.vmemmap_base)
@@ -96,11 +101,9 @@ def vmemmap_census(kernel: "Kernel") -> Census:
     prov = _provenance(kernel, hvo, writable, start_pfn)
     runs: list[dict] = []
     if n:
-        brk = np.ones(n, dtype=bool)
-        brk[1:] = ~((lv.va[1:] == lv.va[:-1] + size[:-1]) & (lv.phys[1:] == lv.phys[:-1] + size[:-1])
-                    & (lv.shift[1:] == lv.shift[:-1]) & (writable[1:] == writable[:-1]) & (nid[1:] == nid[:-1])
-                    & (prov[1:] == prov[:-1]))
-        s, e = _groups(brk)
+        s, e = split_runs(~((lv.va[1:] == lv.va[:-1] + size[:-1]) & (lv.phys[1:] == lv.phys[:-1] + size[:-1])
+                            & (lv.shift[1:] == lv.shift[:-1]) & (writable[1:] == writable[:-1])
+                            & (nid[1:] == nid[:-1]) & (prov[1:] == prov[:-1])))
         last = e - 1
         # columns as Python lists first: one conversion per column, not per run
         cols = zip(lv.va[s].tolist(), (lv.va[last] + size[last]).tolist(), lv.shift[s].tolist(),
@@ -127,11 +130,11 @@ def _provenance(kernel: "Kernel", hvo: HvoResult, writable: np.ndarray, start_pf
     """Provenance code of every leaf (see the module docstring)."""
     from .memory_block import block_pages
 
-    lv = kernel.vmemmap.leaves
+    lv = vmemmap_mapping(kernel).leaves
     prov = np.full(len(lv), BOOT, dtype=np.int8)
     if not len(lv):
         return prov
-    secs = kernel.sections
+    secs = present_sections(kernel)
     idx = secs.index_of((start_pfn >> np.uint64(kernel.pfn_section_shift)).astype(np.int64))
     at = np.maximum(idx, 0)
     if len(secs):
@@ -163,9 +166,9 @@ def _capped(audit: list[dict], kind: str, items: list[tuple[int, int, str]], sev
 
 def _audit(kernel: "Kernel", nid: np.ndarray, writable: np.ndarray, start_pfn: np.ndarray,
            end_pfn: np.ndarray, hvo: HvoResult, prov: np.ndarray, ram: RamAccount) -> list[dict]:
-    m = kernel.vmemmap
+    m = vmemmap_mapping(kernel)
     lv = m.leaves
-    secs = kernel.sections
+    secs = present_sections(kernel)
     audit: list[dict] = []
     for f in m.faults:
         _add(audit, "unreadable", f.va_start, f.va_end, f"{f.reason}: table page {f.table:#x}")
@@ -202,9 +205,7 @@ def _audit(kernel: "Kernel", nid: np.ndarray, writable: np.ndarray, start_pfn: n
     pte = np.nonzero((lv.shift == 12) & ~hvo.leaf_mask)[0]
     if pte.size:
         slot = lv.va[pte] >> np.uint64(21)
-        brk = np.ones(pte.size, dtype=bool)
-        brk[1:] = slot[1:] != slot[:-1]
-        s, e = _groups(brk)
+        s, e = split_runs(slot[1:] != slot[:-1])
         ro_any = np.logical_or.reduceat(~writable[pte], s)
         early_slot = early[pte][s]
         in_hvo_slot = np.isin(slot[s], np.unique(lv.va[hvo.leaf_mask] >> np.uint64(21)))
@@ -256,7 +257,7 @@ def _audit_hvo(kernel: "Kernel", hvo: HvoResult, audit: list[dict]) -> None:
 
 def _note_hotplug(kernel: "Kernel", prov: np.ndarray, nid: np.ndarray, audit: list[dict]) -> None:
     """A note per range of sections added after boot, naming where their memmap came from."""
-    lv = kernel.vmemmap.leaves
+    lv = vmemmap_mapping(kernel).leaves
     for code, mech, how in ((HOTPLUG, "hotplug", "memmap allocated from the buddy allocator (section_activate)"),
                             (SELF_HOSTED, "self_hosted",
                              "memmap self-hosted in the altmap at the start of the added memory (memmap_on_memory)")):
@@ -281,11 +282,10 @@ def _mask_runs(mask: np.ndarray, va: np.ndarray, size: np.ndarray,
     idx = np.nonzero(mask)[0]
     if not idx.size:
         return []
-    brk = np.ones(idx.size, dtype=bool)
-    brk[1:] = (idx[1:] != idx[:-1] + 1) | (va[idx[1:]] != va[idx[:-1]] + size[idx[:-1]])
+    brk = (idx[1:] != idx[:-1] + 1) | (va[idx[1:]] != va[idx[:-1]] + size[idx[:-1]])
     if key is not None:
-        brk[1:] |= key[idx[1:]] != key[idx[:-1]]
-    s, e = _groups(brk)
+        brk |= key[idx[1:]] != key[idx[:-1]]
+    s, e = split_runs(brk)
     return [(int(idx[a]), int(idx[b - 1])) for a, b in zip(s.tolist(), e.tolist())]
 
 
@@ -311,7 +311,7 @@ def _audit_ram_holes(kernel: "Kernel", ram: RamAccount, audit: list[dict]) -> No
     the legacy hole below 1 MiB and RAM ending mid-section are notes; sections added after boot
     are populated subsection by subsection (section_activate), so there it is an anomaly.
     """
-    secs = kernel.sections
+    secs = present_sections(kernel)
     if not ram.ranges or not len(secs):
         return
     pps = kernel.pages_per_section
@@ -320,11 +320,10 @@ def _audit_ram_holes(kernel: "Kernel", ram: RamAccount, audit: list[dict]) -> No
     ends = np.array([r[1] for r in ram.ranges], dtype=np.int64)
     sec_start = secs.nr << kernel.pfn_section_shift
     sec_end = sec_start + pps
-    i = np.searchsorted(starts, sec_start, side="right") - 1
-    inside = (i >= 0) & (ends[np.maximum(i, 0)] >= sec_end)
+    _, inside = containing(starts, ends, sec_start, sec_end)
     cand = np.nonzero(~inside & secs.has(SECTION_HAS_MEM_MAP))[0]
     early = secs.has(SECTION_IS_EARLY)
-    mapped = kernel.vmemmap
+    mapped = vmemmap_mapping(kernel)
     anomalies, notes = [], []
     for k in cand.tolist():
         s0, s1 = int(sec_start[k]), int(sec_end[k])
@@ -356,8 +355,8 @@ def _audit_ram_holes(kernel: "Kernel", ram: RamAccount, audit: list[dict]) -> No
 
 def _audit_subsections(kernel: "Kernel", audit: list[dict]) -> None:
     """Valid subsections (subsection_map bit set) whose memmap is not fully mapped."""
-    secs = kernel.sections
-    m = kernel.vmemmap
+    secs = present_sections(kernel)
+    m = vmemmap_mapping(kernel)
     lv = m.leaves
     valid = np.nonzero(secs.has(SECTION_HAS_MEM_MAP) & secs.usage_ok)[0]
     if not valid.size:
@@ -366,16 +365,13 @@ def _audit_subsections(kernel: "Kernel", audit: list[dict]) -> None:
     per_sub = 512 * sps
     nsub = kernel.pages_per_section // 512
     if len(lv):
-        brk = np.ones(len(lv), dtype=bool)
-        brk[1:] = lv.va[1:] != m.ends[:-1]
-        s, e = _groups(brk)
+        s, e = split_runs(lv.va[1:] != m.ends[:-1])
         iv_start, iv_end = lv.va[s], m.ends[e - 1]
     else:
         iv_start = iv_end = np.zeros(0, np.uint64)
     base = np.uint64(kernel.vmemmap_base) + (secs.nr[valid].astype(np.uint64) << np.uint64(kernel.pfn_section_shift)) * np.uint64(sps)
     end = base + np.uint64(kernel.pages_per_section * sps)
-    j = np.searchsorted(iv_start, base, side="right").astype(np.int64) - 1
-    full = (j >= 0) & (iv_end[np.maximum(j, 0)] >= end) if len(iv_start) else np.zeros(valid.size, bool)
+    _, full = containing(iv_start, iv_end, base, end)
     items = []
     for k, b in zip(valid[~full].tolist(), base[~full].tolist()):
         bits = int(secs.subsection_map[k])
@@ -394,7 +390,7 @@ def _audit_subsections(kernel: "Kernel", audit: list[dict]) -> None:
 def _audit_aliases(kernel: "Kernel", writable: np.ndarray, consider: np.ndarray, audit: list[dict]) -> None:
     """Physical frames reachable from more than one vmemmap VA, among the leaves in ``consider``
     (HVO folios and read-only PTEs are audited by their own rules)."""
-    lv = kernel.vmemmap.leaves
+    lv = vmemmap_mapping(kernel).leaves
     sel = np.nonzero(consider)[0]
     if sel.size < 2:
         return
@@ -417,7 +413,7 @@ def _audit_aliases(kernel: "Kernel", writable: np.ndarray, consider: np.ndarray,
 def _overhead(kernel: "Kernel", nid: np.ndarray, prov: np.ndarray) -> dict:
     """Bytes of physical memory backing struct pages (each frame counted once, by node and by
     provenance) and of table pages; plus the kernel's own counters where it keeps them."""
-    m = kernel.vmemmap
+    m = vmemmap_mapping(kernel)
     lv = m.leaves
     per: dict[int | None, dict] = {}
 

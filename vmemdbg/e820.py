@@ -13,15 +13,27 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .abi import (
+    E820_ACPI,
+    E820_NVS,
+    E820_PMEM,
+    E820_PRAM,
+    E820_RAM,
+    E820_RESERVED,
+    E820_RESERVED_KERN,
+    E820_SOFT_RESERVED,
+    E820_UNUSABLE,
+)
 from .errors import MemoryFault, VmemdbgError
 from .versions import E820_ENTRY
 
 if TYPE_CHECKING:
     from .kernel import Kernel
 
-E820_TYPES = {1: "RAM", 2: "reserved", 3: "ACPI", 4: "NVS", 5: "unusable", 7: "PMEM", 12: "PRAM",
-              0xEFFFFFFF: "soft-reserved", 128: "reserved-kern"}
-E820_RAM_TYPES = (1, 128)  # E820_TYPE_RAM, E820_TYPE_RESERVED_KERN: what e820__memblock_setup adds
+E820_TYPES = {E820_RAM: "RAM", E820_RESERVED: "reserved", E820_ACPI: "ACPI", E820_NVS: "NVS",
+              E820_UNUSABLE: "unusable", E820_PMEM: "PMEM", E820_PRAM: "PRAM", E820_SOFT_RESERVED: "soft-reserved",
+              E820_RESERVED_KERN: "reserved-kern"}
+E820_RAM_TYPES = (E820_RAM, E820_RESERVED_KERN)  # what e820__memblock_setup adds
 #: E820_MAX_ENTRIES bound with MAX_NUMNODES up to 1024 (128 + 3 * 1024).
 E820_MAX_ENTRIES = 3200
 

@@ -1,4 +1,4 @@
-"""ELF vmcores: reading (kdump ``/proc/vmcore`` style and QEMU ``dump-guest-memory``) and writing.
+"""ELF vmcores: reading (kdump ``/proc/vmcore`` style and QEMU ``dump-guest-memory``).
 
 Reading goes through pyelftools for the ELF header, the program-header count (including the
 PN_XNUM extension) and the notes; what a hostile header could make it allocate or loop over is
@@ -19,14 +19,13 @@ Two ELF flavours exist for x86-64 kernels:
   VMCOREINFO note only when the guest ran with ``-device vmcoreinfo`` and its ``qemu_fw_cfg``
   driver published the note (qemu dump/dump.c, ``vmcoreinfo_get``).
 
-:func:`write_elf_core` writes the same format (used by ``extract`` and the simulator).
+:mod:`vmemdbg.elfwrite` writes the same format (used by ``extract`` and the simulator).
 """
 
 from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable
 
 import numpy as np
 from elftools.common.exceptions import ELFError
@@ -35,13 +34,15 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.segments import NoteSegment
 
 from .errors import DumpError, MemoryFault
+from .intervals import containing, merge_ranges
 from .memory import MemorySource, blockwise
 
 PT_LOAD = 1
 PT_NOTE = 4
 PN_XNUM = 0xFFFF
 
-_PHDR = np.dtype(
+#: Elf64_Phdr (include/uapi/linux/elf.h).
+ELF64_PHDR = np.dtype(
     [
         ("p_type", "<u4"),
         ("p_flags", "<u4"),
@@ -128,7 +129,7 @@ class ElfCoreSource(MemorySource):
             raise DumpError(f"{path}: not an x86-64 dump (e_machine {machine})")
         if etype != "ET_CORE":
             raise DumpError(f"{path}: not a core file (e_type {etype}); pass the vmcore, not vmlinux")
-        if phentsize != _PHDR.itemsize or nseg <= 0:
+        if phentsize != ELF64_PHDR.itemsize or nseg <= 0:
             raise DumpError(f"{path}: bad program headers (count {nseg}, entry size {phentsize})")
         if nseg > MAX_PHDRS:
             raise DumpError(f"{path}: {nseg} program headers; this reader handles at most {MAX_PHDRS}")
@@ -144,8 +145,8 @@ class ElfCoreSource(MemorySource):
 
     def _phdrs(self, phoff: int, first: int, count: int) -> np.ndarray:
         """``count`` program headers from index ``first``, read with one pread."""
-        raw = os.pread(self._fd, count * _PHDR.itemsize, phoff + first * _PHDR.itemsize)
-        return np.frombuffer(raw, dtype=_PHDR, count=len(raw) // _PHDR.itemsize)
+        raw = os.pread(self._fd, count * ELF64_PHDR.itemsize, phoff + first * ELF64_PHDR.itemsize)
+        return np.frombuffer(raw, dtype=ELF64_PHDR, count=len(raw) // ELF64_PHDR.itemsize)
 
     def _read_vmcoreinfo(self, elf: ELFFile, phoff: int, nseg: int) -> bytes | None:
         """Find the ``VMCOREINFO`` note (pyelftools parses the note segment, once
@@ -261,13 +262,7 @@ class ElfCoreSource(MemorySource):
 
     def ranges(self) -> list[tuple[int, int]]:
         """Physical ranges described by PT_LOADs (merged)."""
-        out: list[tuple[int, int]] = []
-        for s, e in zip(self._starts.tolist(), self._ends.tolist()):
-            if out and s <= out[-1][1]:
-                out[-1] = (out[-1][0], max(e, out[-1][1]))
-            else:
-                out.append((s, e))
-        return out
+        return merge_ranges(zip(self._starts.tolist(), self._ends.tolist()))
 
     def _pread(self, off: int, n: int) -> bytes | None:
         """``n`` bytes at file offset ``off``, or None if any of them is past the end of the file."""
@@ -283,9 +278,10 @@ class ElfCoreSource(MemorySource):
         out = bytearray()
         cur, end = addr, addr + size
         while cur < end:
-            i = int(np.searchsorted(self._starts, np.uint64(cur), side="right")) - 1
-            if i < 0 or cur >= int(self._ends[i]):
+            at, inside = containing(self._starts, self._ends, np.uint64(cur))
+            if not inside:
                 raise MemoryFault(addr, size)
+            i = int(at)
             seg_end = min(end, int(self._ends[i]))
             file_end = int(self._fileends[i])
             if cur < file_end:
@@ -316,9 +312,7 @@ class ElfCoreSource(MemorySource):
         if addrs.size == 0 or len(self._starts) == 0:
             return vals, ok
         eight = np.uint64(8)
-        idx = np.searchsorted(self._starts, addrs, side="right").astype(np.int64) - 1
-        ic = np.maximum(idx, 0)
-        inseg = (idx >= 0) & (addrs < self._ends[ic])
+        ic, inseg = containing(self._starts, self._ends, addrs)
         last = addrs + np.uint64(7)
         whole = inseg & (last >= addrs) & (last < self._ends[ic])  # all 8 bytes in this segment
         infile = whole & (last < self._fileends[ic])
@@ -374,276 +368,3 @@ class ElfCoreSource(MemorySource):
     def close(self) -> None:
         """Close the file."""
         self._file.close()
-
-
-def _note(name: bytes, ntype: int, desc: bytes) -> bytes:
-    """One ELF note: header, NUL-terminated name and descriptor, each padded to 4 bytes."""
-    name0 = name + b"\0"
-    pad = lambda b: b + bytes(-len(b) % 4)  # noqa: E731
-    return struct.pack("<III", len(name0), len(desc), ntype) + pad(name0) + pad(desc)
-
-
-def _coalesce(chunks: Iterable[tuple[int, bytes]]) -> tuple[np.ndarray, np.ndarray, list[list[bytes]]]:
-    """Sort chunks and group touching ones into runs: (run starts, run lengths, data parts).
-
-    Parts are kept as the caller's bytes objects (no copy); only a run with overlapping chunks is
-    flattened into one bytearray so later chunks can overwrite earlier ones.
-    """
-    items = sorted((c for c in chunks if c[1]), key=lambda c: c[0])
-    starts: list[int] = []
-    lengths: list[int] = []
-    parts: list[list[bytes]] = []
-    end = -1
-    for addr, data in items:
-        if starts and addr <= end:
-            if addr < end:  # overlap: later chunk wins
-                buf = bytearray(b"".join(parts[-1]))
-                off = addr - starts[-1]
-                buf[off : off + len(data)] = data
-                parts[-1] = [bytes(buf)]
-                end = max(end, addr + len(data))
-                lengths[-1] = len(buf)
-            else:
-                parts[-1].append(data)
-                end += len(data)
-                lengths[-1] += len(data)
-        else:
-            starts.append(addr)
-            lengths.append(len(data))
-            parts.append([data])
-            end = addr + len(data)
-    return np.array(starts, dtype=np.uint64), np.array(lengths, dtype=np.uint64), parts
-
-
-def _plan_runs(chunks: Iterable[tuple[int, bytes]], records: tuple[np.ndarray, int, Iterable[np.ndarray]] | None
-               ) -> tuple[np.ndarray, np.ndarray, list[list[bytes]], np.ndarray | None]:
-    """PT_LOAD runs ``(starts, lengths)`` plus the write plan.
-
-    Without records the plan is the chunk parts, run by run. With fixed-size records the plan is
-    ``src``: for every entry in address order, the index of its chunk run, or -1 for the next record.
-    """
-    cs, cl, parts = _coalesce(chunks)
-    if records is None:
-        return cs, cl, parts, None
-    raddr, rsize, _ = records
-    raddr = np.asarray(raddr, dtype=np.uint64)
-    allst = np.concatenate([cs, raddr])
-    alll = np.concatenate([cl, np.full(len(raddr), rsize, dtype=np.uint64)])
-    src = np.concatenate([np.arange(len(cs), dtype=np.int64), np.full(len(raddr), -1, dtype=np.int64)])
-    order = np.argsort(allst, kind="stable")
-    allst, alll, src = allst[order], alll[order], src[order]
-    del order
-    if np.any(allst[1:] < allst[:-1] + alll[:-1]):
-        raise ValueError("write_elf_core: records overlap chunks or each other")
-    new = np.ones(len(allst), dtype=bool)
-    new[1:] = allst[1:] != allst[:-1] + alll[:-1]
-    starts = allst[new]
-    lengths = np.add.reduceat(alll, np.flatnonzero(new)) if len(allst) else alll
-    return starts, lengths.astype(np.uint64), parts, src
-
-
-def write_elf_core(
-    path: str | os.PathLike,
-    chunks: Iterable[tuple[int, bytes]],
-    vmcoreinfo: bytes,
-    *,
-    page_offset: int | None = None,
-    kernel_image: tuple[int, int, int] | None = None,
-    records: tuple[np.ndarray, int, Iterable[np.ndarray]] | None = None,
-) -> None:
-    """Write an x86-64 ELF vmcore holding ``chunks`` of physical memory and a VMCOREINFO note.
-
-    ``chunks`` are ``(physical address, bytes)`` in any order; overlapping or adjacent ones are
-    merged into one PT_LOAD (later chunks win on overlap). With ``page_offset`` the PT_LOADs get
-    kdump-style ``p_vaddr = page_offset + p_paddr``, otherwise ``p_vaddr = p_paddr`` like QEMU.
-    ``kernel_image = (phys_start, phys_end, vaddr_start)`` adds, like /proc/vmcore
-    (fs/proc/vmcore.c, kexec-tools), PT_LOADs mapping the kernel image at its
-    ``__START_KERNEL_map`` addresses, sharing the file data, so that tools reading kernel symbols
-    by virtual address (gdb, makedumpfile, crash) work too.
-
-    ``records = (addrs, size, blocks)`` is the bulk path for a million small pieces (the struct
-    pages of a simulated 64 TiB machine): ``addrs`` sorted physical addresses of fixed-size
-    records, ``blocks`` an iterable of ``(k, size)`` uint8 arrays holding them in address order.
-    They must not overlap the chunks. Records are streamed, never held as Python objects.
-
-    More than 65534 segments use the PN_XNUM extension (count in section header 0's sh_info).
-    Memory outside every chunk is absent from the dump and reads fault. Program headers are built
-    with numpy in blocks.
-    """
-    starts, lengths, parts, src = _plan_runs(chunks, records)
-    note = _note(b"VMCOREINFO", 0, bytes(vmcoreinfo))
-    if kernel_image is not None:
-        k0, k1, _ = kernel_image
-        lo = np.maximum(starts, np.uint64(k0))
-        hi = np.minimum(starts + lengths, np.uint64(k1))
-        alias_idx = np.nonzero(lo < hi)[0]
-        alias_lo, alias_len = lo[alias_idx], hi[alias_idx] - lo[alias_idx]
-    else:
-        alias_idx = np.zeros(0, np.int64)
-    nruns, naliases = len(starts), len(alias_idx)
-    nphdr = nruns + naliases + 1
-    xnum = nphdr >= PN_XNUM
-    ehsize, phentsize, shentsize = 64, 56, 64
-    phoff = ehsize
-    shoff = phoff + nphdr * phentsize if xnum else 0
-    note_off = phoff + nphdr * phentsize + (shentsize if xnum else 0)
-    data_off = (note_off + len(note) + 4095) & ~4095
-    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
-    header = ident + struct.pack(
-        "<HHIQQQIHHHHHH",
-        4,  # ET_CORE
-        62,  # EM_X86_64
-        1,
-        0,
-        phoff,
-        shoff,
-        0,
-        ehsize,
-        phentsize,
-        PN_XNUM if xnum else nphdr,
-        shentsize if xnum else 0,
-        1 if xnum else 0,
-        0,
-    )
-    run_off = np.uint64(data_off) + (np.cumsum(lengths, dtype=np.uint64) - lengths)
-
-    def load_rows(paddr: np.ndarray, offset: np.ndarray, length: np.ndarray, vaddr: np.ndarray) -> np.ndarray:
-        ph = np.zeros(len(paddr), dtype=_PHDR)
-        ph["p_type"] = PT_LOAD
-        ph["p_flags"] = 7
-        ph["p_offset"] = offset
-        ph["p_vaddr"] = vaddr
-        ph["p_paddr"] = paddr
-        ph["p_filesz"] = length
-        ph["p_memsz"] = length
-        return ph
-
-    block = 1 << 16
-    with open(path, "wb") as f:
-        f.write(header)
-        f.write(np.array([(PT_NOTE, 0, note_off, 0, 0, len(note), len(note), 4)], dtype=_PHDR).tobytes())
-        for i in range(0, nruns, block):
-            st = starts[i : i + block]
-            va = st + np.uint64(page_offset) if page_offset is not None else st
-            load_rows(st, run_off[i : i + block], lengths[i : i + block], va).tofile(f)
-        if naliases:
-            va = alias_lo - np.uint64(kernel_image[0]) + np.uint64(kernel_image[2])  # type: ignore[index]
-            load_rows(alias_lo, run_off[alias_idx] + (alias_lo - starts[alias_idx]), alias_len, va).tofile(f)
-        if xnum:
-            f.write(struct.pack("<IIQQQQIIQQ", 0, 0, 0, 0, 0, 0, 0, nphdr, 0, 0))
-        f.write(note)
-        f.write(bytes(data_off - f.tell()))
-        if src is None:
-            for run in parts:
-                f.writelines(run)
-        else:
-            _write_interleaved(f, src, parts, records)  # type: ignore[arg-type]
-
-
-def _write_interleaved(f, src: np.ndarray, parts: list[list[bytes]],
-                       records: tuple[np.ndarray, int, Iterable[np.ndarray]]) -> None:
-    """Write chunk runs and streamed records in address order (``src`` from :func:`_plan_runs`)."""
-    _, size, blocks = records
-    it = iter(blocks)
-    cur, off = memoryview(b""), 0
-
-    def take(nrec: int) -> None:
-        nonlocal cur, off
-        need = nrec * size
-        while need:
-            if off == len(cur):
-                cur, off = np.ascontiguousarray(next(it)).data.cast("B"), 0
-            k = min(need, len(cur) - off)
-            f.write(cur[off : off + k])
-            off += k
-            need -= k
-
-    prev = 0
-    for pos in np.flatnonzero(src >= 0).tolist():
-        take(pos - prev)
-        f.writelines(parts[int(src[pos])])
-        prev = pos + 1
-    take(len(src) - prev)
-
-
-def write_vmcore_layout(
-    path: str | os.PathLike,
-    ram: Iterable[tuple[int, int]],
-    chunks: Iterable[tuple[int, bytes]],
-    vmcoreinfo: bytes,
-    *,
-    page_offset: int | None,
-    kernel_image: tuple[int, int, int] | None = None,
-    records: tuple[np.ndarray, int, Iterable[np.ndarray]] | None = None,
-) -> None:
-    """Write an ELF vmcore laid out like ``/proc/vmcore``: one PT_LOAD per RAM range.
-
-    ``ram`` are the ``[start, end)`` System RAM ranges (what kexec-tools and kexec_file's
-    crash_prepare_elf64_headers turn into PT_LOADs, kernel/crash_core.c); every range gets a
-    PT_LOAD with ``p_filesz == p_memsz`` and its bytes at ``p_offset + (paddr - p_paddr)``, as a
-    real dump has. With ``page_offset`` the RAM PT_LOADs get ``p_vaddr = page_offset + p_paddr``
-    (kdump), without it ``p_vaddr = p_paddr`` (QEMU ``dump-guest-memory``, paging off).
-    ``kernel_image = (phys_start, phys_end, vaddr_start)`` adds the kernel-text PT_LOAD
-    /proc/vmcore starts with, sharing the file data. Only ``chunks`` and ``records`` (same meaning
-    as in :func:`write_elf_core`) are written; the file is sparse and every other byte reads as
-    zero, like the unused memory of a freshly booted machine. Chunks outside every RAM range are
-    refused (a real dump would not hold them).
-    """
-    ram = sorted((int(a), int(b)) for a, b in ram if b > a)
-    rs = np.array([a for a, _ in ram], dtype=np.uint64)
-    rl = np.array([b - a for a, b in ram], dtype=np.uint64)
-    if np.any(rs[1:] < rs[:-1] + rl[:-1]):
-        raise ValueError("write_vmcore_layout: RAM ranges overlap")
-    note = _note(b"VMCOREINFO", 0, bytes(vmcoreinfo))
-    nphdr = 1 + len(ram) + (kernel_image is not None)
-    if nphdr >= PN_XNUM:
-        raise ValueError("write_vmcore_layout: too many RAM ranges")
-    phoff = 64
-    note_off = phoff + nphdr * _PHDR.itemsize
-    data_off = (note_off + len(note) + 4095) & ~4095
-    run_off = np.uint64(data_off) + (np.cumsum(rl, dtype=np.uint64) - rl)
-    ph = np.zeros(nphdr, dtype=_PHDR)
-    ph[0] = (PT_NOTE, 0, note_off, 0, 0, len(note), len(note), 4)
-    loads = ph[1:]
-    if kernel_image is not None:
-        k0, k1, kva = kernel_image
-        i = int(np.searchsorted(rs, np.uint64(k0), side="right")) - 1
-        if i < 0 or k1 > int(rs[i] + rl[i]):
-            raise ValueError("write_vmcore_layout: kernel image outside RAM")
-        ph[1] = (PT_LOAD, 7, int(run_off[i]) + k0 - int(rs[i]), kva, k0, k1 - k0, k1 - k0, 0)
-        loads = ph[2:]
-    loads["p_type"], loads["p_flags"], loads["p_offset"] = PT_LOAD, 7, run_off
-    loads["p_paddr"], loads["p_filesz"], loads["p_memsz"] = rs, rl, rl
-    loads["p_vaddr"] = rs + np.uint64(page_offset) if page_offset is not None else rs
-    header = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8) + struct.pack(
-        "<HHIQQQIHHHHHH", 4, 62, 1, 0, phoff, 0, 0, 64, _PHDR.itemsize, nphdr, 0, 0, 0)
-
-    def file_offsets(addrs: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-        i = np.searchsorted(rs, addrs, side="right").astype(np.int64) - 1
-        ic = np.maximum(i, 0)
-        bad = (i < 0) | (addrs + sizes > rs[ic] + rl[ic])
-        if np.any(bad):
-            a = int(addrs[np.argmax(bad)])
-            raise ValueError(f"write_vmcore_layout: memory at {a:#x} is outside every RAM range")
-        return run_off[ic] + (addrs - rs[ic])
-
-    total = int(run_off[-1] + rl[-1]) if len(ram) else data_off
-    cs, cl, parts = _coalesce(chunks)
-    coff = file_offsets(cs, cl)
-    with open(path, "wb") as f:
-        fd = f.fileno()
-        f.write(header + ph.tobytes() + note)
-        f.flush()
-        for off, run in zip(coff.tolist(), parts):
-            os.pwrite(fd, b"".join(run), off)
-        if records is not None:
-            raddr, size, blocks = records
-            raddr = np.asarray(raddr, dtype=np.uint64)
-            roff = file_offsets(raddr, np.full(len(raddr), size, dtype=np.uint64)).tolist()
-            pos = 0
-            for block in blocks:
-                flat = np.ascontiguousarray(block).data.cast("B")
-                for k in range(len(block)):
-                    os.pwrite(fd, flat[k * size:(k + 1) * size], roff[pos + k])
-                pos += len(block)
-        os.ftruncate(fd, total)

@@ -14,12 +14,11 @@ from collections.abc import Iterable
 import numpy as np
 
 from .dump import open_dump
-from .elfcore import write_elf_core
+from .elfwrite import write_elf_core
 from .errors import LayoutError, MemoryFault, VmemdbgError
 from .kernel import Kernel
 from .memory import MemorySource, RecordingSource
 from .views import all_views, explain
-
 
 #: Kernel variables other tools read first: makedumpfile/crash identify the kernel by init_uts_ns;
 #: gdb with a vmlinux reads the layout variables (else it silently takes the vmlinux file's values).

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .versions import HPG_VMEMMAP_OPTIMIZED_BIT, HSTATE_ORDERS, folio_order_location, hvo_reserved_pages
+from .intervals import containing
+from .versions import (
+    HPG_VMEMMAP_OPTIMIZED_BIT,
+    HSTATE_ORDERS,
+    folio_order_location,
+    hvo_reserved_pages,
+)
+from .vmemmap import vmemmap_mapping
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -41,7 +48,7 @@ class HvoResult:
 
 def _gather(kernel: "Kernel", vas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """u64 at each vmemmap VA (through the page tables); ok False where unmapped or not dumped."""
-    phys, ok = kernel.vmemmap.translate(vas)
+    phys, ok = vmemmap_mapping(kernel).translate(vas)
     vals = np.zeros(len(vas), np.uint64)
     sel = np.nonzero(ok)[0]
     if sel.size:
@@ -53,7 +60,7 @@ def _gather(kernel: "Kernel", vas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def find_hvo(kernel: "Kernel", writable: np.ndarray) -> HvoResult:
     """Every HVO-optimised hugetlb folio, its tails' mappings and their violations."""
-    lv = kernel.vmemmap.leaves
+    lv = vmemmap_mapping(kernel).leaves
     res = HvoResult(leaf_mask=np.zeros(len(lv), bool))
     if not len(lv):
         return res
@@ -108,10 +115,8 @@ def find_hvo(kernel: "Kernel", writable: np.ndarray) -> HvoResult:
     owner = np.repeat(np.arange(idx.size), counts)
     step = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
     tails = first_tail[owner] + step.astype(np.uint64) * np.uint64(4096)
-    ends = kernel.vmemmap.ends
-    j = np.searchsorted(lv.va, tails, side="right").astype(np.int64) - 1
-    jc = np.maximum(j, 0)
-    mapped = (j >= 0) & (tails < ends[jc])
+    ends = vmemmap_mapping(kernel).ends
+    jc, mapped = containing(lv.va, ends, tails)
     t_phys = lv.phys[jc] + (tails - lv.va[jc])
     t_pte = lv.shift[jc] == 12
     t_rw = writable[jc]
@@ -135,7 +140,7 @@ def find_hvo(kernel: "Kernel", writable: np.ndarray) -> HvoResult:
             if mine.size > VIOLATION_CAP:
                 violations[f].append({"kind": kind, "va": int(tails[mine[VIOLATION_CAP]]),
                                       "detail": f"... and {mine.size - VIOLATION_CAP} more {kind} tails"})
-    nids = kernel.vmemmap.pfn_nids((heads - np.uint64(V)) // np.uint64(sps))
+    nids = vmemmap_mapping(kernel).pfn_nids((heads - np.uint64(V)) // np.uint64(sps))
     flag = ok_p[idx] & ((priv[idx] >> np.uint64(HPG_VMEMMAP_OPTIMIZED_BIT)) & np.uint64(1) == 1)
     for f, (h, o, fr, sva, npg, cnt, g, nid, fl) in enumerate(zip(
             heads.tolist(), order[idx].tolist(), frame.tolist(), lv.va[shared_i].tolist(), npages.tolist(),

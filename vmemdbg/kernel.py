@@ -1,7 +1,10 @@
-"""One analysed x86-64 kernel: constants, bases, symbols and address translation.
+"""One analysed x86-64 kernel: the layout and the reader.
 
-Everything derived from VMCOREINFO is computed once here (like drgn's ``prog.cache``):
-section constants (include/linux/mmzone.h), paging depth, KASLR offsets, the page-table root.
+:class:`Kernel` validates VMCOREINFO and holds what follows from it -- section constants
+(include/linux/mmzone.h), paging depth, KASLR offsets, the page-table root -- plus the bases,
+symbols, memory reads, address translation and the node list. It knows nothing of the concept
+modules (mmzone, vmemmap, census, ...): those take a Kernel and keep their results in
+:attr:`Kernel.cache`, as drgn's helpers keep theirs in ``prog.cache``.
 The variable bases ``page_offset_base``, ``vmemmap_base`` and ``vmalloc_base``
 (arch/x86/kernel/head64.c, randomised by arch/x86/mm/kaslr.c) are not all in VMCOREINFO
 (docs/kaslr.md#recovering-the-layout-from-a-dump), so they are read from the kernel variables found through kallsyms (6.0+)
@@ -12,21 +15,25 @@ from __future__ import annotations
 
 import struct
 from functools import cached_property
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
+from .abi import (
+    KERNEL_IMAGE_SIZE,
+    MAX_NUMNODES,
+    MAX_PHYSMEM_BITS,
+    PAGE_SIZE,
+    SECTION_HAS_MEM_MAP,
+    SECTION_SIZE_BITS,
+    START_KERNEL_MAP,
+)
 from .errors import LayoutError, MemoryFault, VmemdbgError
 from .kallsyms import read_kallsyms
 from .memory import MemorySource
 from .pagetable import PageTableWalker, Translation
-from .versions import KERNEL_IMAGE_SIZE, MAX_NUMNODES, START_KERNEL_MAP, KernelVersion
+from .versions import KernelVersion
 from .vmcoreinfo import VmcoreInfo
-
-if TYPE_CHECKING:
-    from .census import Census
-    from .mmzone import SectionTable
-    from .vmemmap import VmemmapMapping
 
 
 class DebugFacts(Protocol):
@@ -62,10 +69,11 @@ class Kernel:
         self.source = source
         self.notes: list[str] = []
         self.unreadable: list[str] = []
+        #: results of the concept modules, by key (``prog.cache`` in drgn): filled by them, not here.
+        self.cache: dict[str, Any] = {}
         text = vmcoreinfo or source.vmcoreinfo()
         if not text:
-            finder = getattr(source, "find_vmcoreinfo", None)
-            text = finder() if finder else None
+            text = source.find_vmcoreinfo()
             if not text:
                 raise LayoutError(
                     f"{source.description}: no VMCOREINFO (QEMU dumps need -device vmcoreinfo and the guest's "
@@ -76,7 +84,7 @@ class Kernel:
         self.release = info.release
         self.version = KernelVersion.parse(self.release)
         self.page_size = info.page_size
-        if self.page_size != 4096:
+        if self.page_size != PAGE_SIZE:
             raise LayoutError(f"PAGESIZE={self.page_size}: only 4 KiB-page x86-64 kernels are supported")
         root_va = info.symbol("init_top_pgt") or info.symbol("swapper_pg_dir")
         if root_va is None or root_va < START_KERNEL_MAP:
@@ -95,20 +103,20 @@ class Kernel:
         if l5 not in (None, 0, 1):
             raise LayoutError(f"NUMBER(pgtable_l5_enabled)={l5} is not 0 or 1")
         if l5 is None:
-            l5 = 1 if maxbits == 52 else 0
+            l5 = 1 if maxbits == MAX_PHYSMEM_BITS[5] else 0
         self.pgtable_levels = 5 if l5 else 4
-        # arch/x86/include/asm/sparsemem.h: MAX_PHYSMEM_BITS = pgtable_l5_enabled() ? 52 : 46
-        self.max_physmem_bits = maxbits if maxbits is not None else (52 if l5 else 46)
-        if self.max_physmem_bits != (52 if l5 else 46):
+        want_bits = MAX_PHYSMEM_BITS[self.pgtable_levels]
+        self.max_physmem_bits = maxbits if maxbits is not None else want_bits
+        if self.max_physmem_bits != want_bits:
             raise LayoutError(f"NUMBER(MAX_PHYSMEM_BITS)={self.max_physmem_bits} is impossible with "
-                              f"{self.pgtable_levels}-level paging (x86-64 has {52 if l5 else 46})")
-        self.section_size_bits = info.number("SECTION_SIZE_BITS") or 27
+                              f"{self.pgtable_levels}-level paging (x86-64 has {want_bits})")
+        self.section_size_bits = info.number("SECTION_SIZE_BITS") or SECTION_SIZE_BITS
         self.struct_page_size = info.size("page") or 64
         self.mem_section_size = info.size("mem_section") or 16
         if self.mem_section_size not in (16, 32):
             raise LayoutError(f"SIZE(mem_section)={self.mem_section_size} is absurd (expected 16 or 32)")
-        if self.section_size_bits != 27:  # arch/x86/include/asm/sparsemem.h
-            raise LayoutError(f"NUMBER(SECTION_SIZE_BITS)={self.section_size_bits} is not x86-64's 27")
+        if self.section_size_bits != SECTION_SIZE_BITS:
+            raise LayoutError(f"NUMBER(SECTION_SIZE_BITS)={self.section_size_bits} is not x86-64's {SECTION_SIZE_BITS}")
         if self.struct_page_size not in range(32, 257, 8):
             raise LayoutError(f"SIZE(page)={self.struct_page_size} is absurd")
         if not -(1 << self.max_physmem_bits) < phys_base < 1 << self.max_physmem_bits \
@@ -372,36 +380,44 @@ class Kernel:
                 if why is None:
                     return v
                 self.unreadable.append(why)
-        from .mmzone import vmemmap_base_from_sections
-
-        v = vmemmap_base_from_sections(self)
+        v = self._vmemmap_base_from_sections()
         why = self._check_base("vmemmap_base", v, span)
         if why is not None:
             raise LayoutError(f"cannot find vmemmap_base: the first valid section word gives {why}")
         self.notes.append("vmemmap_base derived from a valid section_mem_map word (docs/sparse-model.md)")
         return v
 
-    # -- derived views, computed once per target ---------------------------------------------------
-    @cached_property
-    def vmemmap(self) -> "VmemmapMapping":
-        """The vmemmap page-table leaves (walked once)."""
-        from .vmemmap import VmemmapMapping
+    def _vmemmap_base_from_sections(self) -> int:
+        """vmemmap_base from the first valid section word: word & SECTION_MAP_MASK == vmemmap_base
+        (docs/sparse-model.md#section_mem_map-the-coded-memmap-pointer)."""
+        roots, _ = self.mem_section_roots()
+        for ptr in roots.tolist():
+            if not ptr:
+                continue
+            try:
+                page = np.frombuffer(self.read(ptr, 4096), dtype="<u8")[:: self.mem_section_size // 8]
+            except VmemdbgError:
+                continue
+            valid = page[(page & np.uint64(SECTION_HAS_MEM_MAP)) != 0]
+            if len(valid):
+                return int(valid[0]) & ~0xFFF & ((1 << 64) - 1)
+        raise LayoutError("cannot find vmemmap_base: no symbol and no valid section")
 
-        return VmemmapMapping(self)
-
-    @cached_property
-    def sections(self) -> "SectionTable":
-        """Every present section with usage and nid (read once)."""
-        from .mmzone import read_sections
-
-        return read_sections(self)
-
-    @cached_property
-    def census(self) -> "Census":
-        """The vmemmap census, audit and overhead (computed once)."""
-        from .census import vmemmap_census
-
-        return vmemmap_census(self)
+    def mem_section_roots(self) -> tuple[np.ndarray, int]:
+        """The ``mem_section`` root pointers (bounded by ``__highest_present_section_nr`` when
+        known) and that bound (-1 if unknown)."""
+        if self.roots_addr == 0:  # a live kernel stopped before memory_present() allocated it
+            self.notes.append("mem_section not allocated yet")
+            return np.zeros(0, dtype="<u8"), -1
+        highest = self.read_symbol_u64("__highest_present_section_nr")
+        if highest is not None and highest >= self.nr_mem_sections:
+            raise LayoutError(f"__highest_present_section_nr={highest} exceeds NR_MEM_SECTIONS={self.nr_mem_sections}")
+        nroots = self.nr_section_roots if highest is None else highest // self.sections_per_root + 1
+        try:
+            raw = self.read(self.roots_addr, 8 * nroots)
+        except MemoryFault as e:
+            raise LayoutError(f"mem_section root array at {self.roots_addr:#x} is unreadable ({e})") from None
+        return np.frombuffer(raw, dtype="<u8"), -1 if highest is None else highest
 
     # -- struct page --------------------------------------------------------------------------------
     def pfn_to_page(self, pfn: int) -> int:
@@ -412,8 +428,9 @@ class Kernel:
         """``__page_to_pfn`` for SPARSEMEM_VMEMMAP."""
         return (page - self.vmemmap_base) // self.struct_page_size
 
-    def nid_from_flags(self, flags: np.ndarray) -> np.ndarray:
-        """``page_to_nid``: node id in the top NODES_SHIFT bits of page->flags.
+    def page_to_nid(self, flags: np.ndarray) -> np.ndarray:
+        """``page_to_nid`` (include/linux/mm.h) of struct pages given their ``page->flags``: the
+        node id in the top NODES_SHIFT bits.
 
         With SPARSEMEM_VMEMMAP SECTIONS_WIDTH is 0, so NODES_PGSHIFT = 64 - NODES_SHIFT
         (include/linux/page-flags-layout.h); NODES_SHIFT = log2(LENGTH(node_data)).
@@ -446,12 +463,12 @@ class Kernel:
         if nom is not None:
             try:
                 online = int.from_bytes(self.read(nom, max(8, n // 8)), "little") & ((1 << n) - 1)
-            except (MemoryFault, VmemdbgError):
+            except VmemdbgError:
                 online = None
         count = online.bit_length() if online else n  # node_data[] up to the highest online node
         try:
             ptrs = np.frombuffer(self.read(nd, 8 * count), dtype="<u8")
-        except (MemoryFault, VmemdbgError):
+        except VmemdbgError:
             self.unreadable.append("node_data[]")
             return []
         max_pfn = 1 << (self.max_physmem_bits - 12)
@@ -465,7 +482,7 @@ class Kernel:
             try:
                 start = self.read_u64(p + o_start)
                 span = self.read_u64(p + o_span)
-            except (MemoryFault, VmemdbgError):
+            except VmemdbgError:
                 self.unreadable.append(f"pglist_data of node {nid} at {p:#x}")
                 continue
             if start >= max_pfn or span > max_pfn - start:

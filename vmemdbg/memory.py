@@ -37,6 +37,11 @@ class MemorySource:
         """The VMCOREINFO text carried by the source (ELF note, QEMU device...), if any."""
         return None
 
+    def find_vmcoreinfo(self) -> bytes | None:
+        """The VMCOREINFO text found by scanning the source's memory, when it carries no note
+        (a QEMU dump without ``-device vmcoreinfo``); None if the source cannot or did not find it."""
+        return None
+
     def gather_u64(self, addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Read one little-endian u64 at each physical address.
 

@@ -28,10 +28,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .abi import SECTION_HAS_MEM_MAP, SECTION_IS_EARLY, SECTION_IS_ONLINE
 from .errors import MemoryFault
-from .mmzone import SECTION_HAS_MEM_MAP, SECTION_IS_EARLY, SECTION_IS_ONLINE
+from .intervals import containing, split_runs
+from .mmzone import present_sections
 from .ram import ram_account
 from .versions import ZONE_NAMES, zones_shift
+from .vmemmap import vmemmap_mapping
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -72,15 +75,14 @@ def _ram_clip(ram_ranges: list[tuple[int, int]], lo: np.ndarray, hi: np.ndarray)
     i = np.searchsorted(re_, lo, side="right")  # first range ending after lo
     ic = np.minimum(i, len(rs) - 1)
     first = np.where((i < len(rs)) & (rs[ic] <= hi), np.maximum(lo, rs[ic]), lo)
-    j = np.searchsorted(rs, hi, side="right") - 1  # last range starting at or before hi
-    jc = np.maximum(j, 0)
-    last = np.where((j >= 0) & (re_[jc] > lo), np.minimum(hi, re_[jc] - 1), hi)
+    jc, _ = containing(rs, re_, hi)  # last range starting at or before hi
+    last = np.where((rs[jc] <= hi) & (re_[jc] > lo), np.minimum(hi, re_[jc] - 1), hi)
     return first, last
 
 
 def memory_blocks(kernel: "Kernel") -> dict:
     """Every memory block with at least one present section, plus ZONE_DEVICE sections (column-wise)."""
-    secs = kernel.sections
+    secs = present_sections(kernel)
     ppb, size_src = block_pages(kernel)
     spb = max(1, ppb // kernel.pages_per_section)
     device = secs.has(SECTION_TAINT_ZONE_DEVICE) if secs.flag_layout.decode(SECTION_TAINT_ZONE_DEVICE) else \
@@ -94,15 +96,12 @@ def memory_blocks(kernel: "Kernel") -> dict:
     if sel.size:
         shift = kernel.pfn_section_shift
         bid = secs.nr[sel] // spb
-        brk = np.ones(sel.size, bool)
-        brk[1:] = bid[1:] != bid[:-1]
-        starts = np.flatnonzero(brk)
-        ends = np.append(starts[1:], sel.size)
+        starts, ends = split_runs(bid[1:] != bid[:-1])
         lo = secs.nr[sel[starts]] << shift
         hi = ((secs.nr[sel[ends - 1]] + 1) << shift) - 1
         pfn0, pfn1 = _ram_clip(ram.ranges, lo, hi)
-        f0, ok0 = kernel.vmemmap.page_flags(pfn0.astype(np.uint64))
-        f1, ok1 = kernel.vmemmap.page_flags(pfn1.astype(np.uint64))
+        f0, ok0 = vmemmap_mapping(kernel).page_flags(pfn0.astype(np.uint64))
+        f1, ok1 = vmemmap_mapping(kernel).page_flags(pfn1.astype(np.uint64))
         z0, z1 = zone_of_flags(kernel, f0), zone_of_flags(kernel, f1)
         n_on = np.add.reduceat(secs.has(SECTION_IS_ONLINE)[sel].astype(np.int64), starts)
         n_early = np.add.reduceat(secs.has(SECTION_IS_EARLY)[sel].astype(np.int64), starts)

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import LayoutError, MemoryFault, VmemdbgError
+from .abi import (
+    SECTION_HAS_MEM_MAP,
+    SECTION_IS_EARLY,
+    SECTION_IS_ONLINE,
+    SECTION_MARKED_PRESENT,
+)
+from .errors import MemoryFault, VmemdbgError
+from .intervals import index_in_sorted, split_runs
 from .versions import (
     MIGRATETYPE_MASK,
     SectionFlagLayout,
@@ -25,19 +32,20 @@ from .versions import (
     choose_usage_layout,
     migratetype_name,
 )
+from .vmemmap import vmemmap_mapping
 
 if TYPE_CHECKING:
     from .kernel import Kernel
 
-SECTION_MARKED_PRESENT = 0x1
-SECTION_HAS_MEM_MAP = 0x2
-SECTION_IS_ONLINE = 0x4
-SECTION_IS_EARLY = 0x8
+__all__ = ["SECTION_HAS_MEM_MAP", "SECTION_IS_EARLY", "SECTION_IS_ONLINE", "SECTION_MARKED_PRESENT", "SectionTable",
+           "present_sections", "read_sections", "decode_mem_map", "migratetypes"]
+
 #: Runs of at least this many consecutive usage objects are read as one block.
 _BULK_MIN = 4
 #: Present sections read at most: 2^20 sections are 128 TiB of RAM (4-level paging allows 2^19 in
 #: all); a dump whose roots claim more (up to 2^25 with 5-level paging) is not believed beyond it.
 MAX_PRESENT_SECTIONS = 1 << 20
+_CACHE_KEY = "mmzone.present_sections"
 
 
 @dataclass
@@ -69,72 +77,98 @@ class SectionTable:
 
     def index_of(self, nrs: np.ndarray) -> np.ndarray:
         """Position of each section number in the table, -1 if not present."""
-        nrs = np.asarray(nrs, dtype=np.int64)
-        if len(self.nr) == 0:
-            return np.full(nrs.shape, -1, dtype=np.int64)
-        i = np.searchsorted(self.nr, nrs)
-        ic = np.minimum(i, len(self.nr) - 1)
-        return np.where(self.nr[ic] == nrs, ic, -1)
+        return index_in_sorted(self.nr, nrs)
 
 
-def _roots(kernel: "Kernel") -> tuple[np.ndarray, int]:
-    """Root pointers (bounded by ``__highest_present_section_nr`` when known) and that bound."""
-    if kernel.roots_addr == 0:  # a live kernel stopped before memory_present() allocated it
-        kernel.notes.append("mem_section not allocated yet")
-        return np.zeros(0, dtype="<u8"), -1
-    highest = kernel.read_symbol_u64("__highest_present_section_nr")
-    if highest is not None and highest >= kernel.nr_mem_sections:
-        raise LayoutError(f"__highest_present_section_nr={highest} exceeds NR_MEM_SECTIONS={kernel.nr_mem_sections}")
-    nroots = kernel.nr_section_roots if highest is None else highest // kernel.sections_per_root + 1
-    try:
-        raw = kernel.read(kernel.roots_addr, 8 * nroots)
-    except MemoryFault as e:
-        raise LayoutError(f"mem_section root array at {kernel.roots_addr:#x} is unreadable ({e})") from None
-    return np.frombuffer(raw, dtype="<u8"), -1 if highest is None else highest
+def present_sections(kernel: "Kernel") -> SectionTable:
+    """Every present section with usage and nid (``for_each_present_section_nr``), read once per
+    kernel and kept in ``kernel.cache``."""
+    table = kernel.cache.get(_CACHE_KEY)
+    if table is None:
+        table = kernel.cache[_CACHE_KEY] = read_sections(kernel)
+    return table
 
 
-def read_sections(kernel: "Kernel", *, with_usage: bool = True, with_nid: bool = True) -> SectionTable:
-    """Read every present section (for_each_present_section_nr order) with usage and nid."""
-    roots, highest = _roots(kernel)
-    spr = kernel.sections_per_root
+def read_sections(kernel: "Kernel") -> SectionTable:
+    """Read every present section (for_each_present_section_nr order) with usage and nid
+    (uncached: :func:`present_sections` is the cached accessor)."""
+    roots, highest = kernel.mem_section_roots()
+    raw = _read_root_pages(kernel, roots)
+    nr, addr, word, usage = raw.present(kernel, highest)
+    flag_layout, flag_reason, usage_layout, usage_reason = _choose_layouts(kernel, nr, word, usage)
+    table = SectionTable(nr, addr, word, usage, flag_layout, flag_reason, usage_layout, usage_reason,
+                         int(nr[-1]) if len(nr) else -1, raw.roots_present, unreadable=raw.unreadable)
+    n = len(nr)
+    table.subsection_map = np.zeros(n, np.uint64)
+    table.pageblock = np.zeros((n, usage_layout.usemap_words), np.uint64)
+    table.usage_ok = np.zeros(n, bool)
+    table.nid = np.full(n, -1, np.int64)
+    _read_usage(kernel, table)
+    _section_nids(kernel, table)
+    return table
+
+
+@dataclass
+class _RootPages:
+    """The readable root pages of ``mem_section``, as read by :func:`_read_root_pages`."""
+
+    raws: list[bytes]
+    root_nrs: list[int]
+    root_ptrs: list[int]
+    roots_present: int
+    unreadable: list[str]
+
+    def present(self, kernel: "Kernel", highest: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Number, address, section_mem_map and usage pointer of every present section (up to
+        ``highest`` when it is known), from all root pages at once."""
+        spr = kernel.sections_per_root
+        pages = np.frombuffer(b"".join(self.raws), dtype="<u8").reshape(len(self.raws), spr, kernel.mem_section_size // 8)
+        ri, si = np.nonzero(pages[:, :, 0] & np.uint64(SECTION_MARKED_PRESENT))
+        nr = np.asarray(self.root_nrs, dtype=np.int64)[ri] * spr + si
+        addr = np.asarray(self.root_ptrs, dtype=np.uint64)[ri] + si.astype(np.uint64) * np.uint64(kernel.mem_section_size)
+        word = pages[ri, si, 0].copy()
+        usage = pages[ri, si, 1].copy()
+        self.raws = []  # decoded: the pages are not needed any more
+        if highest >= 0:
+            keep = nr <= highest
+            nr, addr, word, usage = nr[keep], addr[keep], word[keep], usage[keep]
+        return nr, addr, word, usage
+
+
+def _read_root_pages(kernel: "Kernel", roots: np.ndarray) -> _RootPages:
+    """Read each root's page of ``struct mem_section`` once, refusing shared pages and stopping
+    past :data:`MAX_PRESENT_SECTIONS` present sections."""
     words_per = kernel.mem_section_size // 8
-    unreadable: list[str] = []
-    raws: list[bytes] = []
-    root_nrs: list[int] = []
-    root_ptrs: list[int] = []
+    out = _RootPages([], [], [], 0, [])
     seen: dict[int, int] = {}
-    count = roots_present = 0
+    count = 0
     for r, ptr in enumerate(roots.tolist()):
         if not ptr:
             continue
-        roots_present += 1
+        out.roots_present += 1
         if ptr in seen:  # sparse_index_alloc gives every root its own page: a shared one is corrupt
-            unreadable.append(f"mem_section root {r} at {ptr:#x} is the page of root {seen[ptr]} too")
+            out.unreadable.append(f"mem_section root {r} at {ptr:#x} is the page of root {seen[ptr]} too")
             continue
         seen[ptr] = r
         if count >= MAX_PRESENT_SECTIONS:
-            unreadable.append(f"mem_section roots {r} and above: more than {MAX_PRESENT_SECTIONS} present sections")
+            out.unreadable.append(f"mem_section roots {r} and above: more than {MAX_PRESENT_SECTIONS} present sections")
             break
         try:
-            raws.append(kernel.read(ptr, spr * kernel.mem_section_size))
-        except (MemoryFault, VmemdbgError) as e:
-            unreadable.append(f"mem_section root {r} at {ptr:#x} ({e})")
+            out.raws.append(kernel.read(ptr, kernel.sections_per_root * kernel.mem_section_size))
+        except VmemdbgError as e:
+            out.unreadable.append(f"mem_section root {r} at {ptr:#x} ({e})")
             continue
-        root_nrs.append(r)
-        root_ptrs.append(ptr)
-        count += int(np.count_nonzero(np.frombuffer(raws[-1], dtype="<u8")[::words_per]
+        out.root_nrs.append(r)
+        out.root_ptrs.append(ptr)
+        count += int(np.count_nonzero(np.frombuffer(out.raws[-1], dtype="<u8")[::words_per]
                                       & np.uint64(SECTION_MARKED_PRESENT)))
-    # all root pages at once: (roots, sections per root, words per mem_section)
-    pages = np.frombuffer(b"".join(raws), dtype="<u8").reshape(len(raws), spr, words_per)
-    ri, si = np.nonzero(pages[:, :, 0] & np.uint64(SECTION_MARKED_PRESENT))
-    nr = np.asarray(root_nrs, dtype=np.int64)[ri] * spr + si
-    addr = np.asarray(root_ptrs, dtype=np.uint64)[ri] + si.astype(np.uint64) * np.uint64(kernel.mem_section_size)
-    word = pages[ri, si, 0].copy()
-    usage = pages[ri, si, 1].copy()
-    del pages, raws
-    if highest >= 0:
-        keep = nr <= highest
-        nr, addr, word, usage = nr[keep], addr[keep], word[keep], usage[keep]
+    return out
+
+
+def _choose_layouts(kernel: "Kernel", nr: np.ndarray, word: np.ndarray,
+                    usage: np.ndarray) -> tuple[SectionFlagLayout, str, UsageLayout, str]:
+    """The section flag layout and the mem_section_usage layout (with their reasons), from the
+    debugger's DWARF when there is one, else from the kernel version and the words themselves."""
     words_or = int(np.bitwise_or.reduce(word & np.uint64(0x3F))) if len(word) else 0
     zone_device = usage_size = pb_bits = None
     if kernel.debug is not None:
@@ -147,28 +181,23 @@ def read_sections(kernel: "Kernel", *, with_usage: bool = True, with_nid: bool =
             pb_bits = 8  # 6.16+: NR_PAGEBLOCK_BITS = roundup_pow_of_two(__NR_PAGEBLOCK_BITS), a macro
     flag_layout, flag_reason = choose_section_flag_layout(kernel.version, zone_device, words_or)
     usage_layout, usage_reason = choose_usage_layout(kernel.version, _usage_strides(nr, word, usage), usage_size, pb_bits)
-    table = SectionTable(nr, addr, word, usage, flag_layout, flag_reason, usage_layout, usage_reason,
-                         int(nr[-1]) if len(nr) else -1, roots_present, unreadable=unreadable)
-    n = len(nr)
-    table.subsection_map = np.zeros(n, np.uint64)
-    table.pageblock = np.zeros((n, usage_layout.usemap_words), np.uint64)
-    table.usage_ok = np.zeros(n, bool)
-    table.nid = np.full(n, -1, np.int64)
-    if with_usage:
-        _read_usage(kernel, table)
-    if with_nid:
-        valid = table.has(SECTION_HAS_MEM_MAP)
-        vi = np.nonzero(valid)[0]
-        table.nid[vi] = kernel.vmemmap.pfn_nids(table.nr[vi].astype(np.uint64) << np.uint64(kernel.pfn_section_shift))
-        # Present without a memmap only happens during boot, between memory_present() and
-        # sparse_init_one_section(): the word still holds the early nid stash (sparse_early_nid).
-        early = np.nonzero(~valid)[0]
-        stash = table.word[early] >> np.uint64(flag_layout.nid_shift)
-        table.nid[early] = np.where(stash < np.uint64(1 << max(kernel.nodes_shift, 0)), stash, -1).astype(np.int64)
-        for i in early[stash >= np.uint64(1 << kernel.nodes_shift)].tolist():
-            table.unreadable.append(f"section {int(table.nr[i])}: early nid {int(table.word[i]) >> flag_layout.nid_shift} "
-                                    "is not below MAX_NUMNODES")
-    return table
+    return flag_layout, flag_reason, usage_layout, usage_reason
+
+
+def _section_nids(kernel: "Kernel", table: SectionTable) -> None:
+    """The node of every present section: that of its first pfn's struct page for valid sections;
+    the early nid stash (sparse_early_nid) for present sections without a memmap, which only
+    exist during boot, between memory_present() and sparse_init_one_section()."""
+    valid = table.has(SECTION_HAS_MEM_MAP)
+    vi = np.nonzero(valid)[0]
+    table.nid[vi] = vmemmap_mapping(kernel).pfn_nids(table.nr[vi].astype(np.uint64) << np.uint64(kernel.pfn_section_shift))
+    nid_shift = table.flag_layout.nid_shift
+    early = np.nonzero(~valid)[0]
+    stash = table.word[early] >> np.uint64(nid_shift)
+    table.nid[early] = np.where(stash < np.uint64(1 << max(kernel.nodes_shift, 0)), stash, -1).astype(np.int64)
+    for i in early[stash >= np.uint64(1 << kernel.nodes_shift)].tolist():
+        table.unreadable.append(f"section {int(table.nr[i])}: early nid {int(table.word[i]) >> nid_shift} "
+                                "is not below MAX_NUMNODES")
 
 
 def _usage_strides(nr: np.ndarray, word: np.ndarray, usage: np.ndarray) -> list[int]:
@@ -206,10 +235,7 @@ def _read_usage(kernel: "Kernel", table: SectionTable) -> None:
                     dtype=np.int64) // 8
     order = has[np.argsort(table.usage[has], kind="stable")]
     phys = (table.usage[order] - np.uint64(po)).astype(np.int64)
-    brk = np.ones(len(order), dtype=bool)
-    brk[1:] = phys[1:] != phys[:-1] + stride
-    starts = np.flatnonzero(brk)
-    ends = np.append(starts[1:], len(order))
+    starts, ends = split_runs(phys[1:] != phys[:-1] + stride)
     scattered: list[np.ndarray] = []
     for a, b in zip(starts.tolist(), ends.tolist()):
         if b - a < _BULK_MIN:
@@ -257,20 +283,3 @@ def migratetypes(pageblock_words: np.ndarray, bits: int) -> list[str]:
         for j in range(per_word):
             names.append(migratetype_name((w >> (j * bits)) & MIGRATETYPE_MASK))
     return names
-
-
-def vmemmap_base_from_sections(kernel: "Kernel") -> int:
-    """vmemmap_base from the first valid section word: word & SECTION_MAP_MASK == vmemmap_base
-    (docs/sparse-model.md#section_mem_map-the-coded-memmap-pointer)."""
-    roots, _ = _roots(kernel)
-    for ptr in roots.tolist():
-        if not ptr:
-            continue
-        try:
-            page = np.frombuffer(kernel.read(ptr, 4096), dtype="<u8")[:: kernel.mem_section_size // 8]
-        except (MemoryFault, VmemdbgError):
-            continue
-        valid = page[(page & np.uint64(SECTION_HAS_MEM_MAP)) != 0]
-        if len(valid):
-            return int(valid[0]) & ~0xFFF & ((1 << 64) - 1)
-    raise LayoutError("cannot find vmemmap_base: no symbol and no valid section")

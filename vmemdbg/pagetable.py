@@ -24,19 +24,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .abi import LEVEL_NAMES, PAGE_PRESENT, PAGE_PSE, PAGE_RW, PTE_PFN_MASK
 from .errors import LayoutError, MemoryFault
 
-PAGE_PRESENT = 1 << 0
-PAGE_RW = 1 << 1
-PAGE_USER = 1 << 2
-PAGE_PSE = 1 << 7
-PAGE_GLOBAL = 1 << 8
-PAGE_NX = 1 << 63
-_FRAME = {12: 0x000FFFFFFFFFF000, 21: 0x000FFFFFFFE00000, 30: 0x000FFFFFC0000000}
-TABLE_MASK = 0x000FFFFFFFFFF000
-
-#: Level names from the top, by paging depth.
-LEVEL_NAMES = {4: ("pgd", "pud", "pmd", "pte"), 5: ("pgd", "p4d", "pud", "pmd", "pte")}
+#: Frame masks of 4 KiB, 2 MiB and 1 GiB leaves (bit 12 of a large leaf is PAT, not frame).
+_FRAME = {12: PTE_PFN_MASK, 21: 0x000FFFFFFFE00000, 30: 0x000FFFFFC0000000}
 #: Leaf level names by shift.
 LEAF_NAME = {12: "pte", 21: "pmd", 30: "pud"}
 
@@ -184,7 +176,7 @@ class PageTableWalker:
                 return Translation(va, phys, LEAF_NAME[shift], entry, path)
             if entry & PAGE_PSE:  # reserved at the PGD/P4D level: the CPU faults here
                 return Translation(va, None, None, None, path)
-            table_phys = entry & TABLE_MASK & ~self.sme_mask
+            table_phys = entry & PTE_PFN_MASK & ~self.sme_mask
         raise AssertionError("unreachable: the PTE level always ends the walk")
 
     # -- ranges -------------------------------------------------------------------------------------
@@ -290,7 +282,7 @@ class PageTableWalker:
             idx = i0 + j
             child_base = base + idx * span
             e = int(entries[j])
-            child = e & TABLE_MASK & ~self.sme_mask
+            child = e & PTE_PFN_MASK & ~self.sme_mask
             self._walk(child, level_i + 1, child_base, max(lo, child_base), min(hi, child_base + span - 1),
                        ancestors + (table_phys,), parent_rw and bool(e & PAGE_RW), walk)
 

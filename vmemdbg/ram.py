@@ -23,6 +23,7 @@ import numpy as np
 
 from .e820 import ram_pfn_ranges, read_e820_table
 from .errors import MemoryFault, VmemdbgError
+from .intervals import merge_ranges
 from .versions import IORESOURCE_SYSRAM, RESOURCE_LAYOUT
 
 if TYPE_CHECKING:
@@ -57,16 +58,6 @@ class RamAccount:
         return out
 
 
-def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for s, t in sorted(r for r in ranges if r[1] > r[0]):
-        if out and s <= out[-1][1]:
-            out[-1] = (out[-1][0], max(t, out[-1][1]))
-        else:
-            out.append((s, t))
-    return out
-
-
 def read_system_ram(kernel: "Kernel") -> tuple[list[tuple[int, int]] | None, str]:
     """``[start_pfn, end_pfn)`` of every top-level "System RAM" iomem resource (None if unreadable),
     and what was read. An unreadable tree is said in the account's sources, not as a dump error:
@@ -88,7 +79,7 @@ def read_system_ram(kernel: "Kernel") -> tuple[list[tuple[int, int]] | None, str
             seen += 1
     except (MemoryFault, VmemdbgError):
         return None, f"iomem_resource tree at {root:#x}: not in the dump"
-    return _merge(out), "iomem_resource System RAM"
+    return merge_ranges(out), "iomem_resource System RAM"
 
 
 def ram_account(kernel: "Kernel") -> RamAccount:
@@ -113,4 +104,4 @@ def ram_account(kernel: "Kernel") -> RamAccount:
         if table:
             ranges += ram_pfn_ranges(table)
             sources.append("e820_table RAM (boot RAM only: without iomem_resource, hot-added RAM is unknown)")
-    return RamAccount(_merge(ranges), sources)
+    return RamAccount(merge_ranges(ranges), sources)

@@ -7,8 +7,8 @@ which layout applies and record *why* (shown by ``sections -v``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -297,24 +297,6 @@ def kallsyms_address_rules(symbol: Callable[[str], int | None]) -> tuple[Kallsym
 
 
 # ---------------------------------------------------------------------------------------------
-# x86-64 constants (arch/x86/include/asm/*)
-
-
-@dataclass(frozen=True)
-class X86Defaults:
-    """Default (non-KASLR) bases by paging level (Documentation/arch/x86/x86_64/mm.rst)."""
-
-    page_offset_base: dict[int, int] = field(default_factory=lambda: {4: 0xFFFF888000000000, 5: 0xFF11000000000000})
-    vmalloc_base: dict[int, int] = field(default_factory=lambda: {4: 0xFFFFC90000000000, 5: 0xFFA0000000000000})
-    vmemmap_base: dict[int, int] = field(default_factory=lambda: {4: 0xFFFFEA0000000000, 5: 0xFFD4000000000000})
-
-
-X86 = X86Defaults()
-START_KERNEL_MAP = 0xFFFFFFFF80000000
-KERNEL_IMAGE_SIZE = 1 << 30
-
-
-# ---------------------------------------------------------------------------------------------
 # struct resource (include/linux/ioport.h): start, end, name, flags, desc (4.6, 43ee493bde78),
 # parent, sibling, child -- 64 bytes on x86-64, unchanged up to 6.15.
 
@@ -440,7 +422,3 @@ def boot_rules(release: str) -> BootRules:
         raise ValueError(f"kernel {release!r} (series {series}) has no simulator profile; "
                          f"supported: {', '.join(BOOT_RULES)}")
     return BOOT_RULES[series]
-
-
-#: Largest MAX_NUMNODES of x86-64: 1 << CONFIG_NODES_SHIFT, which arch/x86/Kconfig limits to 10.
-MAX_NUMNODES = 1 << 10

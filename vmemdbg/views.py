@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .census import vmemmap_census
 from .e820 import read_e820_table
 from .memblock import read_memblock
 from .errors import VmemdbgError
@@ -19,8 +20,10 @@ from .mmzone import (
     SECTION_IS_ONLINE,
     decode_mem_map,
     migratetypes,
+    present_sections,
 )
 from .versions import MIGRATETYPE_MASK, migratetype_name
+from .vmemmap import vmemmap_mapping
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -33,15 +36,15 @@ def _doc(command: str, **body: object) -> dict:
 
 
 def _unreadable(kernel: "Kernel") -> list[str]:
-    out = list(dict.fromkeys(kernel.unreadable + kernel.sections.unreadable))
-    out += [f"{f.reason} at table {f.table:#x} ({f.va_start:#x}-{f.va_end:#x})" for f in kernel.vmemmap.faults]
+    out = list(dict.fromkeys(kernel.unreadable + present_sections(kernel).unreadable))
+    out += [f"{f.reason} at table {f.table:#x} ({f.va_start:#x}-{f.va_end:#x})" for f in vmemmap_mapping(kernel).faults]
     return out
 
 
 def summary(kernel: "Kernel") -> dict:
     """Kernel identity, bases, section constants, counts and memmap totals."""
-    secs = kernel.sections
-    census = kernel.census
+    secs = present_sections(kernel)
+    census = vmemmap_census(kernel)
     return _doc(
         "summary",
         kernel={"release": kernel.release, "kaslr_offset": kernel.kaslr_offset, "phys_base": kernel.phys_base,
@@ -77,7 +80,7 @@ def sections(kernel: "Kernel", *, with_migratetypes: bool = False, nr_range: tup
     Built column-wise (numpy ``tolist`` per column, flag names looked up per distinct low-bit
     pattern) so that half a million sections take well under a second.
     """
-    secs = kernel.sections
+    secs = present_sections(kernel)
     lay = secs.flag_layout
     n = len(secs)
     lo, hi = (0, n) if nr_range is None else (int(np.searchsorted(secs.nr, nr_range[0])),
@@ -111,7 +114,7 @@ def sections(kernel: "Kernel", *, with_migratetypes: bool = False, nr_range: tup
 
 def vmemmap(kernel: "Kernel") -> dict:
     """Census of the vmemmap region: runs, audit findings, overhead per node."""
-    c = kernel.census
+    c = vmemmap_census(kernel)
     # hole_mapped compares the memmap with the kernel's account of RAM (vmemdbg.ram): without one
     # (no iomem_resource, memblock or e820_table readable) the check does not run, and says why
     not_audited = ([] if c.ram["ranges"] else
@@ -173,7 +176,7 @@ def explain(kernel: "Kernel", text: str) -> dict:
     if pfn < 0 or pfn >= 1 << (kernel.max_physmem_bits - 12):
         raise VmemdbgError(f"{text}: pfn {pfn:#x} is outside MAX_PHYSMEM_BITS={kernel.max_physmem_bits}")
     page = kernel.pfn_to_page(pfn)
-    secs = kernel.sections
+    secs = present_sections(kernel)
     nr = pfn >> kernel.pfn_section_shift
     idx = int(secs.index_of(np.array([nr]))[0])
     sub = (pfn & (kernel.pages_per_section - 1)) // 512
@@ -195,9 +198,9 @@ def explain(kernel: "Kernel", text: str) -> dict:
     path = [{"level": s.level, "table": s.table, "index": s.index, "entry": s.entry} for s in t.path]
     page_nid = nid = None
     if t.phys is not None:
-        page_nid_arr = kernel.vmemmap.pfn_nids(np.array([t.phys >> 12], dtype=np.uint64))
+        page_nid_arr = vmemmap_mapping(kernel).pfn_nids(np.array([t.phys >> 12], dtype=np.uint64))
         page_nid = int(page_nid_arr[0]) if page_nid_arr[0] >= 0 else None
-        nid_arr = kernel.vmemmap.pfn_nids(np.array([pfn], dtype=np.uint64))
+        nid_arr = vmemmap_mapping(kernel).pfn_nids(np.array([pfn], dtype=np.uint64))
         nid = int(nid_arr[0]) if nid_arr[0] >= 0 else None
     return _doc("explain", input=text, kind=kind, pfn=pfn, phys=phys,
                 direct_map=kernel.page_offset_base + phys, page=page,

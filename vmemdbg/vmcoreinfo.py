@@ -14,6 +14,7 @@ are checked by :class:`vmemdbg.kernel.Kernel`.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from .errors import LayoutError
 
@@ -108,3 +109,34 @@ def _show(text: str) -> str:
     """``text`` safe for a one-line message (non-printable characters escaped, long values cut)."""
     s = text.encode("unicode_escape").decode("ascii")
     return s if len(s) <= 40 else s[:37] + "..."
+
+
+def compose_vmcoreinfo(entries: Iterable[tuple[str, int | str | None]]) -> str:
+    """VMCOREINFO text for ``(key, value)`` pairs, each value printed in its key's format, as the
+    kernel's macros print them (include/linux/crash_core.h, vmcore_info.h since 6.9):
+
+    * ``SYMBOL(x)`` and ``KERNELOFFSET``: hex without 0x (``%lx``);
+    * ``SIZE(x)``, ``OFFSET(x.y)``, ``LENGTH(x)``, ``PAGESIZE``: unsigned decimal (``%lu``);
+    * ``NUMBER(x)``: signed decimal (``%ld``: a 64-bit value with bit 63 set prints negative),
+      except ``NUMBER(VMALLOC_START)``, printed ``0x%lx``;
+    * strings (``OSRELEASE``, ``BUILD-ID``) as they are.
+
+    A pair whose value is None is left out (the kernel has no such line). Used by the simulator's
+    dump writer and by the gdb front end, which composes the note from debug info.
+    """
+    lines = []
+    for key, value in entries:
+        if value is None:
+            continue
+        if isinstance(value, str):
+            text = value
+        elif key == "NUMBER(VMALLOC_START)":
+            text = f"{value & (1 << 64) - 1:#x}"
+        elif key.startswith("NUMBER("):
+            text = str(value - (1 << 64) if value >= 1 << 63 else value)
+        elif key.startswith("SYMBOL(") or key == "KERNELOFFSET":
+            text = f"{value & (1 << 64) - 1:x}"
+        else:
+            text = str(value)
+        lines.append(f"{key}={text}")
+    return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .intervals import containing
 from .memory import blockwise
 from .pagetable import Leaves, WalkFault
 
@@ -24,6 +25,15 @@ if TYPE_CHECKING:
 
 #: pfns looked up per block in :meth:`VmemmapMapping.page_flags`.
 _BLOCK = 1 << 16
+_CACHE_KEY = "vmemmap.mapping"
+
+
+def vmemmap_mapping(kernel: "Kernel") -> "VmemmapMapping":
+    """The vmemmap page-table leaves of ``kernel``, walked once and kept in ``kernel.cache``."""
+    mapping = kernel.cache.get(_CACHE_KEY)
+    if mapping is None:
+        mapping = kernel.cache[_CACHE_KEY] = VmemmapMapping(kernel)
+    return mapping
 
 
 class VmemmapMapping:
@@ -47,9 +57,7 @@ class VmemmapMapping:
         lv = self.leaves
         if len(lv) == 0:
             return np.zeros(vas.shape, np.uint64), np.zeros(vas.shape, bool)
-        i = np.searchsorted(lv.va, vas, side="right").astype(np.int64) - 1
-        ic = np.maximum(i, 0)
-        ok = (i >= 0) & (vas < self.ends[ic])
+        ic, ok = containing(lv.va, self.ends, vas)
         phys = np.where(ok, lv.phys[ic] + (vas - lv.va[ic]), np.uint64(0))
         return phys, ok
 
@@ -106,7 +114,7 @@ class VmemmapMapping:
         rest = np.flatnonzero(~by_range)
         if rest.size:
             flags, ok = self.page_flags(pfns[rest])
-            nids[rest] = np.where(ok, self.kernel.nid_from_flags(flags), -1)
+            nids[rest] = np.where(ok, self.kernel.page_to_nid(flags), -1)
         self.nid_sources["node_ranges"] += int(np.count_nonzero(by_range))
         self.nid_sources["struct_page"] += int(rest.size)
         return nids

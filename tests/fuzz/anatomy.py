@@ -15,6 +15,9 @@ from pathlib import Path
 
 from vmemdbg.elfcore import ElfCoreSource
 from vmemdbg.kernel import Kernel
+from vmemdbg.mmzone import present_sections
+from vmemdbg.census import vmemmap_census
+from vmemdbg.vmemmap import vmemmap_mapping
 
 _PHDR = struct.Struct("<IIQQQQQQ")
 
@@ -102,8 +105,8 @@ def analyse(path: Path, name: str | None = None) -> Anatomy:
         except Exception:
             return None
 
-    secs = k.sections
-    census = k.census  # noqa: F841  (walks the page tables, reads the struct pages for nids)
+    secs = present_sections(k)
+    census = vmemmap_census(k)  # noqa: F841  (walks the page tables, reads the struct pages for nids)
     roots_phys = va_phys(k.roots_addr)
     if roots_phys is not None:
         for r in range(int(secs.nr[-1]) // k.sections_per_root + 1 if len(secs) else 1):
@@ -115,7 +118,7 @@ def analyse(path: Path, name: str | None = None) -> Anatomy:
     for u in secs.usage.tolist():
         if u:
             add_area("usage", u - k.page_offset_base, 48)
-    a.table_phys = [k.pt.root] + [t for t in k.vmemmap.leaves.tables]
+    a.table_phys = [k.pt.root] + [t for t in vmemmap_mapping(k).leaves.tables]
     a.tables = [o for o in (a.file_offset(t) for t in a.table_phys) if o is not None]
     for name_ in ("kallsyms_num_syms", "kallsyms_relative_base"):
         add_word(name_, va_phys(k.info.symbol(name_)))
@@ -144,7 +147,7 @@ def analyse(path: Path, name: str | None = None) -> Anatomy:
         if ptr:
             add_word("e820_nr", va_phys(ptr))
             add_area("e820_entries", va_phys(ptr) + 4, 20 * 8)
-    leaves = k.vmemmap.leaves
+    leaves = vmemmap_mapping(k).leaves
     for ph in leaves.phys[:64].tolist():
         add_word("page_flags", ph)  # struct pages read for the node of a backing frame
     a.words, a.areas = words, areas

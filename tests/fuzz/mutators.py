@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from anatomy import Anatomy
 
-from vmemdbg.elfcore import write_elf_core
+from vmemdbg.elfwrite import write_elf_core
 
 #: Interesting 64-bit values: boundaries of the x86-64 address spaces and of the integer types.
 U64 = [0, 1, 7, 0xFFF, 0x1000, 1 << 20, 1 << 31, 1 << 32, (1 << 32) - 1, 1 << 40, (1 << 40) - 1,

@@ -125,6 +125,7 @@ DRGN_API = """\"\"\"Run by ``drgn -k`` in the guest: the plugin's Python API and
 import contextlib, io, json, sys
 from drgn.commands import run_command
 from vmemdbg import drgn_plugin
+from vmemdbg.vmemmap import vmemmap_mapping
 
 out = sys.argv[1]
 kernel = drgn_plugin.kernel_from_prog(prog)
@@ -134,7 +135,7 @@ doc = {{
     "sections": drgn_plugin.sections(prog),
     "vmemmap": drgn_plugin.vmemmap(prog),
     "explain": [drgn_plugin.explain(prog, a) for a in {explain!r}],
-    "table_pages": sorted(kernel.vmemmap.leaves.tables),
+    "table_pages": sorted(vmemmap_mapping(kernel).leaves.tables),
 }}
 with open(out + "-api.json", "w") as f:
     json.dump(doc, f)

@@ -30,7 +30,7 @@ CLI_COMMANDS: dict[str, list[str]] = {
 
 #: What each live document is compared with: live name -> [(sub-key of the live doc or None,
 #: dump document name, sub-key of it or None)]. drgn-api holds four views in one document, and
-#: the vmemmap page-table pages (the engine's ``kernel.vmemmap.leaves.tables``).
+#: the vmemmap page-table pages (the engine's ``vmemmap_mapping(kernel).leaves.tables``).
 PAIRS: dict[str, list[tuple[str | None, str, str | None]]] = {
     **{name: [(None, name, None)] for name in CLI_COMMANDS},
     **{f"{p}-api": [("summary", "cli-summary-json", None), ("sections", "cli-sections-json", None),
@@ -99,6 +99,7 @@ def dump_documents(path: Path, live: dict[str, Any]) -> dict[str, Any]:
     from vmemdbg.dump import open_dump
     from vmemdbg.frontend import build_parser, command_output
     from vmemdbg.kernel import Kernel
+    from vmemdbg.vmemmap import vmemmap_mapping
 
     kernel = Kernel(open_dump(path))
     parser = build_parser()
@@ -107,7 +108,7 @@ def dump_documents(path: Path, live: dict[str, Any]) -> dict[str, Any]:
         if name == "cli-explain-json":
             argv = ["explain", *explain_inputs(live), "--json"]
         docs[name] = json.loads(command_output(kernel, parser.parse_args(argv)))
-    docs["table_pages"] = sorted(kernel.vmemmap.leaves.tables)  # not in the JSON views
+    docs["table_pages"] = sorted(vmemmap_mapping(kernel).leaves.tables)  # not in the JSON views
     for cmd in ("vmemdbg audit", *live.get("drgn-repl", {})):
         docs[f"text {cmd.removeprefix('vmemdbg ')}"] = command_output(kernel, parser.parse_args(cmd.split()[1:])).splitlines()
     return docs

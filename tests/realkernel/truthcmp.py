@@ -12,6 +12,7 @@ from typing import Any
 
 from vmemdbg.kernel import Kernel
 from vmemdbg import views
+from vmemdbg.vmemmap import vmemmap_mapping
 
 SUMMARY_SPARSE_KEYS = ("section_size_bits", "max_physmem_bits", "nr_mem_sections", "mem_section_size",
                        "sections_per_root", "nr_section_roots", "roots_addr", "roots_present", "usage_size",
@@ -30,7 +31,7 @@ def engine_views(kernel: Kernel, truth: dict[str, Any]) -> dict[str, Any]:
         "sections": views.sections(kernel, with_migratetypes=True),
         "vmemmap": views.vmemmap(kernel),
         "explain": [views.explain(kernel, e["input"]) for e in truth.get("explain", [])],
-        "table_pages": sorted(kernel.vmemmap.leaves.tables),
+        "table_pages": sorted(vmemmap_mapping(kernel).leaves.tables),
         "memblock": views.memblock(kernel),
         "e820": views.e820(kernel),
         "memory_blocks": views.memory_blocks(kernel),

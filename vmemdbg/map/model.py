@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import VmemdbgError
+from ..intervals import merge_ranges, split_runs
 from ..render import human
 
 #: Section provenance classes, in the order of precedence when several apply.
@@ -70,14 +71,9 @@ class Axis:
         spans = sorted(major + [(a, b) for a, b in minor if b > a])
         if not spans:
             raise VmemdbgError("nothing to draw: no address range is known")
-        merged: list[list[int]] = [list(spans[0])]
-        for a, b in spans[1:]:
-            if a <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], b)
-            else:
-                merged.append([a, b])
+        merged = merge_ranges(spans)
         populated = sum(b - a for a, b in merged)
-        stretches: list[list[int]] = [merged[0]]
+        stretches: list[list[int]] = [list(merged[0])]
         holes: list[tuple[int, int]] = []
         for a, b in merged[1:]:
             if a - stretches[-1][1] > COLLAPSE_FRACTION * populated:
@@ -233,10 +229,8 @@ def section_runs(secs: list[dict], prov: np.ndarray) -> list[tuple[int, int]]:
         return []
     nr = np.array([s["nr"] for s in secs], dtype=np.int64)
     nid = np.array([-1 if s["nid"] is None else s["nid"] for s in secs], dtype=np.int64)
-    brk = np.ones(len(secs), dtype=bool)
-    brk[1:] = (nr[1:] != nr[:-1] + 1) | (nid[1:] != nid[:-1]) | (prov[1:] != prov[:-1])
-    starts = np.flatnonzero(brk)
-    return list(zip(starts.tolist(), np.append(starts[1:], len(secs)).tolist()))
+    starts, ends = split_runs((nr[1:] != nr[:-1] + 1) | (nid[1:] != nid[:-1]) | (prov[1:] != prov[:-1]))
+    return list(zip(starts.tolist(), ends.tolist()))
 
 
 def _memmap_groups(runs: list[dict], base: int, sps: int) -> tuple[list[tuple[int, int]], dict]:

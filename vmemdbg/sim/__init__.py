@@ -18,13 +18,13 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ..abi import SECTION_HAS_MEM_MAP, SECTION_MARKED_PRESENT
 from .boot import BootState, boot
-from .events import apply_events
 from .debuginfo import DebugInfo, build
+from .events import apply_events
 from .image import Image, build_image
 from .machine import Machine, MachineError, load_machine
 from .memblock import Allocation, MemblockPanic
-from .sparse import SECTION_HAS_MEM_MAP, SECTION_MARKED_PRESENT
 from .writer import LAYOUTS, vmcoreinfo_text, write_fixture
 
 __all__ = ["simulate", "SimResult", "Machine", "MachineError", "load_machine", "add_simulate_parser"]

@@ -17,13 +17,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from collections.abc import Callable
 
+from ..abi import (
+    E820_RAM,
+    E820_RESERVED,
+    E820_RESERVED_KERN,
+    E820_SOFT_RESERVED,
+    PAGE_SIZE,
+)
 from .debuginfo import INIT_TOP_PGT_OFFSET
 from .directmap import DirectMap
-from .machine import (E820_RAM, E820_RESERVED, E820_RESERVED_KERN, E820_SOFT_RESERVED, PAGE_SIZE,
-                      SZ_1M, SZ_16M, E820Entry, Machine)
-from .memblock import (ALLOC_ACCESSIBLE, MEMBLOCK_HOTPLUG, NUMA_NO_NODE, PHYS_ADDR_MAX, Memblock,
-                       MemblockPanic, round_down)
-from .pagetables import PageTables
+from .machine import SZ_1M, SZ_16M, E820Entry, Machine
+from .memblock import (
+    ALLOC_ACCESSIBLE,
+    MEMBLOCK_HOTPLUG,
+    NUMA_NO_NODE,
+    PHYS_ADDR_MAX,
+    Memblock,
+    MemblockPanic,
+    round_down,
+)
+from .pagetable_build import PageTables
 from .sparse import Sparse, SparseState
 from .vmemmap import SparseBuffer, Vmemmap
 

@@ -27,13 +27,24 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..abi import (
+    PAGE_PRESENT,
+    PAGE_PSE,
+    PTE_PFN_MASK,
+    SECTION_HAS_MEM_MAP,
+    SECTION_IS_EARLY,
+    SECTION_IS_ONLINE,
+    SECTION_MARKED_PRESENT,
+)
+from ..census import vmemmap_census
 from ..errors import MemoryFault, VmemdbgError
-from ..mmzone import SECTION_HAS_MEM_MAP, SECTION_IS_EARLY, SECTION_IS_ONLINE, SECTION_MARKED_PRESENT
+from ..mmzone import present_sections
+from ..vmemmap import vmemmap_mapping
 from .boot import BootState, boot
 from .describe import Description, describe
 from .machine import MachineError, machine_from_dict
 from .memblock import MemblockPanic
-from .pagetables import PHYS_MASK, PRESENT, PSE, index
+from .pagetable_build import index
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -116,9 +127,9 @@ def _sim_path(st: BootState, va: int) -> list[tuple[str, int]]:
         e = pt.get(table, index(pt.levels, level, va))
         if level != "pgd":
             out.append((level, table))
-        if not e & PRESENT or e & PSE or level == "pte":
+        if not e & PAGE_PRESENT or e & PAGE_PSE or level == "pte":
             break
-        table = e & PHYS_MASK
+        table = e & PTE_PFN_MASK
     return out
 
 
@@ -157,7 +168,7 @@ def check(kernel: "Kernel") -> dict:
                                     f"{st.sparse.roots_phys + po:#x}"))
 
     # -- vmemmap leaves ---------------------------------------------------------------------------
-    lv = kernel.vmemmap.leaves
+    lv = vmemmap_mapping(kernel).leaves
     d_va = lv.va.tolist()
     d_shift = lv.shift.tolist()
     d_phys = lv.phys.tolist()
@@ -280,7 +291,7 @@ def check(kernel: "Kernel") -> dict:
             "differences": diffs,
             "counts": {"differences": len(diffs), "unexplained": len(unexplained),
                        "expected_leaves": len(exp), "dump_leaves": len(d_va),
-                       "sections": len(kernel.sections), "expected_tables": len(st.vmemmap.state.tables)},
+                       "sections": len(present_sections(kernel)), "expected_tables": len(st.vmemmap.state.tables)},
             "placement": {str(k): v for k, v in placement.items()},
             "overhead": overhead, "notes": list(dict.fromkeys(notes)),
             "describe": d.as_dict(), "release": kernel.release, "rules": machine.profile.version}
@@ -304,8 +315,8 @@ def _runs(idx: list[int], va: list[int], shift: list[int], kernel: "Kernel") -> 
 
 def _section_nid(kernel: "Kernel", nr: int) -> int:
     """The node in the struct pages of section ``nr``'s first pfn (-1 if unknown)."""
-    i = kernel.sections.index_of(np.array([nr]))[0]
-    return int(kernel.sections.nid[i]) if i >= 0 else -1
+    i = present_sections(kernel).index_of(np.array([nr]))[0]
+    return int(present_sections(kernel).nid[i]) if i >= 0 else -1
 
 
 def _memory_block_size(kernel: "Kernel") -> tuple[int, str]:
@@ -332,7 +343,7 @@ def _in_hotplug_range(phys: int, d: Description, kernel: "Kernel") -> bool:
 
 def _provenance(kernel: "Kernel", d_va: list[int]) -> list[str]:
     """Per dump leaf, the census run's ``provenance`` ("boot" when the census has none)."""
-    runs = kernel.census.runs
+    runs = vmemmap_census(kernel).runs
     starts = [r["start"] for r in runs]
     out = []
     for va in d_va:
@@ -380,7 +391,7 @@ def _table_pages(kernel: "Kernel", st: BootState, exp: list[Leaf], per_table: di
 def _sections(kernel: "Kernel", st: BootState, d: Description, leaf_bad_va: set[int],
               determined: Callable[[int], bool]) -> list[dict]:
     """present / online / early, nid and usage of every section."""
-    secs = kernel.sections
+    secs = present_sections(kernel)
     po = kernel.page_offset_base
     diffs: list[dict] = []
     words = st.sparse.words
@@ -438,7 +449,7 @@ def _overhead(kernel: "Kernel", st: BootState, exp: list[Leaf], nodes: _Nodes, d
         n = nodes.of(leaf.phys)
         expected[n] = expected.get(n, 0) + (1 << leaf.shift)
     actual = {(n["nid"] if n["nid"] is not None else -1): n["memmap_bytes"]
-              for n in kernel.census.overhead["nodes"]}
+              for n in vmemmap_census(kernel).overhead["nodes"]}
     explained_extra: dict[int, int] = {}
     for df in diffs:
         if df["kind"] == "vmemmap_extra" and df["explained"] and df["va"]:

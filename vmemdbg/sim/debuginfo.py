@@ -22,10 +22,11 @@ from pathlib import Path
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import NoteSection, SymbolTableSection
 
+from ..abi import PAGE_SIZE, START_KERNEL, START_KERNEL_MAP
 from .kallsyms_image import KSym
-from .machine import LINK_TEXT, PAGE_SIZE, START_KERNEL_MAP, Profile
+from .machine import Profile
 
-#: Offsets from _text of the output sections (link addresses are LINK_TEXT + offset).
+#: Offsets from _text of the output sections (link addresses are START_KERNEL + offset).
 LAYOUT = {"text": 0x0, "rodata": 0x200000, "data": 0x400000, "kallsyms": 0x500000}
 #: The kallsyms area is padded with zeros to this size (readers fetch names in 1 MiB chunks).
 KALLSYMS_AREA = 0x200000
@@ -244,15 +245,15 @@ def linker_script() -> str:
 ENTRY(vmemmap_populate)
 SECTIONS
 {{
-  . = {LINK_TEXT + LAYOUT['text']:#x};
+  . = {START_KERNEL + LAYOUT['text']:#x};
   _text = .;
   _stext = .;
   .text : {at('.text')} {{ *(.text .text.*) }}
   _etext = .;
   .notes : {at('.notes')} {{ *(.note.gnu.build-id) }}
-  . = {LINK_TEXT + LAYOUT['rodata']:#x};
+  . = {START_KERNEL + LAYOUT['rodata']:#x};
   .rodata : {at('.rodata')} {{ *(.rodata .rodata.*) }}
-  . = {LINK_TEXT + LAYOUT['data']:#x};
+  . = {START_KERNEL + LAYOUT['data']:#x};
   .data : {at('.data')} {{ *(.data..pgtables) *(.data .data.*) }}
   _edata = .;
   .bss : {at('.bss')} {{ *(.bss .bss.*) *(COMMON) }}
@@ -368,7 +369,7 @@ def build(profile: Profile) -> DebugInfo:
             shutil.copyfile(t / "vmlinux", tmp_out)
             os.replace(tmp_out, out)
     info = _read(out)
-    if info.addr("init_top_pgt") != LINK_TEXT + INIT_TOP_PGT_OFFSET:
+    if info.addr("init_top_pgt") != START_KERNEL + INIT_TOP_PGT_OFFSET:
         raise RuntimeError("debuginfo: init_top_pgt is not the first object of .data")
     if info.addr("init_top_pgt") % PAGE_SIZE:
         raise RuntimeError("debuginfo: init_top_pgt is not page aligned")

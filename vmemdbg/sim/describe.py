@@ -27,20 +27,27 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..abi import (
+    DEFAULT_BASES,
+    PHYSICAL_START,
+    SECTION_HAS_MEM_MAP,
+    SECTION_IS_EARLY,
+    SECTION_IS_ONLINE,
+)
 from ..e820 import read_e820_table
 from ..errors import MemoryFault, VmemdbgError
+from ..intervals import merge_ranges
 from ..memblock import read_memblock
-from ..mmzone import SECTION_HAS_MEM_MAP, SECTION_IS_EARLY, SECTION_IS_ONLINE
-from ..versions import BOOT_RULES, KernelVersion, X86
-from .machine import PHYSICAL_START, PROFILES
+from ..mmzone import present_sections
+from ..versions import BOOT_RULES, KernelVersion
+from ..vmemmap import vmemmap_mapping
+from .machine import E820_TYPES, PROFILES
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
 
 #: e820 type number → the name the machine format accepts (arch/x86/kernel/e820.c e820_print_type).
-E820_NAMES = {1: "usable", 2: "reserved", 3: "ACPI data", 4: "ACPI NVS", 5: "unusable",
-              7: "persistent (type 7)", 12: "persistent (type 12)", 0xEFFFFFFF: "soft reserved",
-              128: "reserved kernel"}
+E820_NAMES = {number: name for name, number in E820_TYPES.items()}
 #: Bytes of brk the Debian 6.1 and 6.12 builds had used when reserve_brk ran (both real boots:
 #: the first memblock_reserve of setup_arch is [__brk_base, __brk_base + 0x11000)).
 DEFAULT_BRK_USED = 0x11000
@@ -112,7 +119,7 @@ def _profile_for(kernel: "Kernel", d: Description) -> dict:
                             f"supported: {', '.join(BOOT_RULES)}")
     name = next(n for n, p in PROFILES.items() if p.version == series)
     info = kernel.info
-    secs = kernel.sections
+    secs = present_sections(kernel)
     out: dict = {"profile": name, "release": release, "paging_levels": kernel.pgtable_levels,
                  "struct_page_size": kernel.struct_page_size, "mem_section_size": kernel.mem_section_size,
                  "usage_rcu_head": secs.usage_layout.struct_size == 24,
@@ -168,12 +175,7 @@ def _nodes(kernel: "Kernel", ram: list[tuple[int, int]], d: Description) -> list
             cur = end
     nodes = []
     for nid in sorted(per):
-        merged: list[list[int]] = []
-        for s, e in sorted(per[nid]):
-            if merged and s <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], e)
-            else:
-                merged.append([s, e])
+        merged = merge_ranges(per[nid])
         nodes.append({"id": nid, "ranges": [_range(s, e) for s, e in merged]})
     d.derived.append(("node", "pgdat spans (node_data[nid]->node_start_pfn, node_spanned_pages) "
                               "cut to e820 RAM"))
@@ -188,7 +190,7 @@ def _sparse_objects(kernel: "Kernel") -> list[tuple[int, int]]:
     """Physical ranges sparse_init placed: roots array, root pages, usage arrays, memmap frames and
     vmemmap table pages of the boot sections."""
     po = kernel.page_offset_base
-    secs = kernel.sections
+    secs = present_sections(kernel)
     out = [(kernel.roots_addr - po, kernel.roots_addr - po + 8 * kernel.nr_section_roots)]
     early = secs.has(SECTION_IS_EARLY)
     for a in np.unique(secs.addr[early] & ~np.uint64(0xFFF)).tolist():
@@ -210,7 +212,7 @@ def _sparse_objects(kernel: "Kernel") -> list[tuple[int, int]]:
         if known:
             base = known[0][1] - known[0][0] * stride - po
             out.append((base, base + len(g) * stride))
-    lv = kernel.vmemmap.leaves
+    lv = vmemmap_mapping(kernel).leaves
     for p, sz in zip(lv.phys.tolist(), lv.size.tolist()):
         out.append((p, p + sz))
     out += [(t, t + 4096) for t in lv.tables]
@@ -284,7 +286,7 @@ def describe(kernel: "Kernel") -> Description:
         d.node_data[n["nid"]] = n["pgdat"] - po
 
     # cpu: PSE is proven by any PMD leaf in the vmemmap; GB pages cannot be told.
-    lv = kernel.vmemmap.leaves
+    lv = vmemmap_mapping(kernel).leaves
     m["cpu"] = {"gbpages": True, "pse": bool(np.any(lv.shift == 21)) or not len(lv)}
     d.assumed.append(("cpu.gbpages", "true (changes only how many direct-map table pages init_mem_mapping "
                                      "takes above NODE_DATA, which the reservations above cover)"))
@@ -322,7 +324,7 @@ def describe(kernel: "Kernel") -> Description:
     if kernel.vmalloc_base is not None:
         lay["vmalloc_base"] = _hex(kernel.vmalloc_base)
     levels = kernel.pgtable_levels
-    defaults = (X86.page_offset_base[levels], X86.vmalloc_base[levels], X86.vmemmap_base[levels])
+    defaults = tuple(DEFAULT_BASES[levels][k] for k in ("page_offset_base", "vmalloc_base", "vmemmap_base"))
     lay["kaslr"] = bool(kernel.kaslr_offset) or (po, kernel.vmalloc_base, kernel.vmemmap_base) != defaults
     lay["phys_base"] = _hex(kernel.phys_base)
     m["layout"] = lay
@@ -356,7 +358,7 @@ def describe(kernel: "Kernel") -> Description:
     d.assumed.append(("alloc", "no other memblock allocations between init_mem_mapping and sparse_init "
                                "(none on the Debian kernels without crashkernel=)"))
 
-    secs = kernel.sections
+    secs = present_sections(kernel)
     hot = (~secs.has(SECTION_IS_EARLY)) & secs.has(SECTION_HAS_MEM_MAP)
     d.hotplug_sections = secs.nr[hot].tolist()
     if d.hotplug_sections:
@@ -380,14 +382,14 @@ def describe(kernel: "Kernel") -> Description:
 def _hotplug_events(kernel: "Kernel", hot: np.ndarray) -> list[dict]:
     """One hot-add [[event]] per run of consecutive hot-added sections (same node, online state and
     memmap placement); memmap_on_memory when the section's memmap lies in the section itself."""
-    secs = kernel.sections
+    secs = present_sections(kernel)
     shift = kernel.pfn_section_shift + 12
     per_sec = kernel.pages_per_section * kernel.struct_page_size
     nrs = secs.nr[hot].tolist()
     online = secs.has(SECTION_IS_ONLINE)[hot].tolist()
     nids = secs.nid[hot].tolist()
     vas = np.array([kernel.vmemmap_base + nr * per_sec for nr in nrs], np.uint64)
-    phys, ok = kernel.vmemmap.translate(vas)
+    phys, ok = vmemmap_mapping(kernel).translate(vas)
     out: list[dict] = []
     for nr, on, nid, ph, good in zip(nrs, online, nids, phys.tolist(), ok.tolist()):
         self_hosted = bool(good) and ph >> shift == nr

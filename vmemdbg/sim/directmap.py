@@ -11,9 +11,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .machine import PAGE_SIZE, PMD_SIZE, PUD_SIZE, SZ_1M
+from ..abi import (
+    PAGE_KERNEL,
+    PAGE_KERNEL_LARGE,
+    PAGE_PRESENT,
+    PAGE_PSE,
+    PAGE_SIZE,
+    PAGE_TABLE,
+    PMD_SIZE,
+    PTE_PFN_MASK,
+    PUD_SIZE,
+)
+from .machine import SZ_1M
 from .memblock import Memblock, MemblockPanic, round_down, round_up
-from .pagetables import PAGE_KERNEL, PAGE_KERNEL_LARGE, PAGE_TABLE, PRESENT, PSE, PHYS_MASK, PageTables, index
+from .pagetable_build import PageTables, index
 
 PG_LEVEL_2M = 1 << 2
 PG_LEVEL_1G = 1 << 3
@@ -124,7 +135,7 @@ class DirectMap:
         for i in range(index(self.pt.levels, "pte", self.po + paddr), 512):
             if paddr >= paddr_end:
                 break
-            if not self.pt.get(table, i) & PRESENT:
+            if not self.pt.get(table, i) & PAGE_PRESENT:
                 self.pt.set(table, i, (paddr & ~(PAGE_SIZE - 1)) | PAGE_KERNEL)
                 last = (paddr & ~(PAGE_SIZE - 1)) + PAGE_SIZE
             paddr = (paddr & ~(PAGE_SIZE - 1)) + PAGE_SIZE
@@ -137,9 +148,9 @@ class DirectMap:
             if paddr >= paddr_end:
                 break
             e = self.pt.get(table, i)
-            if e & PRESENT:
-                if not e & PSE:
-                    last = self._pte_init(e & PHYS_MASK, paddr, paddr_end)
+            if e & PAGE_PRESENT:
+                if not e & PAGE_PSE:
+                    last = self._pte_init(e & PTE_PFN_MASK, paddr, paddr_end)
                     paddr = paddr_next
                     continue
                 if mask & PG_LEVEL_2M:
@@ -164,9 +175,9 @@ class DirectMap:
             if paddr >= paddr_end:
                 break
             e = self.pt.get(table, i)
-            if e & PRESENT:
-                if not e & PSE:
-                    last = self._pmd_init(e & PHYS_MASK, paddr, paddr_end, mask)
+            if e & PAGE_PRESENT:
+                if not e & PAGE_PSE:
+                    last = self._pmd_init(e & PTE_PFN_MASK, paddr, paddr_end, mask)
                     paddr = paddr_next
                     continue
                 if mask & PG_LEVEL_1G:
@@ -191,8 +202,8 @@ class DirectMap:
             if paddr >= paddr_end:
                 break
             e = self.pt.get(table, i)
-            if e & PRESENT:
-                last = self._pud_init(e & PHYS_MASK, paddr, paddr_end, mask)
+            if e & PAGE_PRESENT:
+                last = self._pud_init(e & PTE_PFN_MASK, paddr, paddr_end, mask)
             else:
                 pud = self.alloc_low_page("pud")
                 last = self._pud_init(pud, paddr, paddr_end, mask)
@@ -212,8 +223,8 @@ class DirectMap:
             gi = index(levels, "pgd", vaddr)
             e = self.pt.get(self.pt.top, gi)
             sub = self._p4d_init if levels == 5 else self._pud_init
-            if e & PRESENT:
-                last = sub(e & PHYS_MASK, pa, pa_end, mask)
+            if e & PAGE_PRESENT:
+                last = sub(e & PTE_PFN_MASK, pa, pa_end, mask)
             else:
                 child = self.alloc_low_page("p4d" if levels == 5 else "pud")
                 last = sub(child, pa, pa_end, mask)

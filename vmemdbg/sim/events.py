@@ -36,14 +36,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..abi import (
+    PAGE_KERNEL,
+    PAGE_PSE,
+    PAGE_RW,
+    PAGE_SIZE,
+    PAGE_TABLE,
+    PMD_SIZE,
+    PTE_PFN_MASK,
+    SECTION_HAS_MEM_MAP,
+    SECTION_IS_ONLINE,
+    SECTION_MARKED_PRESENT,
+)
 from .boot import BootState
-from .machine import PAGE_SIZE, PMD_SIZE, Event, MachineError
+from .machine import Event, MachineError
 from .memblock import ALLOC_ACCESSIBLE, Memblock
-from .pagetables import PAGE_KERNEL, PAGE_TABLE, PHYS_MASK, PSE, index
-from .sparse import SECTION_HAS_MEM_MAP, SECTION_IS_ONLINE, SECTION_MARKED_PRESENT, Group
+from .pagetable_build import index
+from .sparse import Group
 from .vmemmap import SparseBuffer, Vmemmap
 
-PAGE_KERNEL_RO = PAGE_KERNEL & ~0x2
+PAGE_KERNEL_RO = PAGE_KERNEL & ~PAGE_RW
 #: memory_block_size_bytes() on x86-64 machines below 64 GiB (arch/x86/mm/init_64.c probe_memory_block_size)
 MEMORY_BLOCK_SIZE = 128 << 20
 
@@ -173,7 +185,7 @@ def _pmd_slot(st: BootState, va: int) -> tuple[int, int]:
     pt = st.pagetables
     table = pt.top
     for level in pt.names[:pt.names.index("pmd")]:
-        table = pt.get(table, index(pt.levels, level, va)) & PHYS_MASK
+        table = pt.get(table, index(pt.levels, level, va)) & PTE_PFN_MASK
     return table, index(pt.levels, "pmd", va)
 
 
@@ -183,9 +195,9 @@ def _split_pmd(st: BootState, rt: Runtime, va: int, nid: int) -> int:
     pt = st.pagetables
     table, pi = _pmd_slot(st, va)
     e = pt.get(table, pi)
-    if not e & PSE:
-        return e & PHYS_MASK
-    frame = e & PHYS_MASK & ~(PMD_SIZE - 1)
+    if not e & PAGE_PSE:
+        return e & PTE_PFN_MASK
+    frame = e & PTE_PFN_MASK & ~(PMD_SIZE - 1)
     ptab = rt.alloc(PAGE_SIZE, PAGE_SIZE, nid, "HVO PTE table")
     pt.add_table(ptab, "pte", f"hvo (node {nid})")
     vm.tables.append((ptab, "pte", nid))
@@ -220,7 +232,7 @@ def _hugetlb(st: BootState, rt: Runtime, ev: Event) -> str:
         for off in range(0, vsize, PAGE_SIZE):
             va = head + off
             table, pi = _pmd_slot(st, va)
-            ptable = st.pagetables.get(table, pi) & PHYS_MASK
+            ptable = st.pagetables.get(table, pi) & PTE_PFN_MASK
             st.pagetables.set(ptable, index(st.pagetables.levels, "pte", va),
                               head_frame | (PAGE_KERNEL if off == 0 else PAGE_KERNEL_RO))
             st.vmemmap.state.pte[va] = head_frame

@@ -16,15 +16,24 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from ..abi import (
+    E820_RAM,
+    E820_RESERVED_KERN,
+    KERNPG_TABLE,
+    PAGE_KERNEL_LARGE_EXEC,
+    PAGE_SIZE,
+    PAGE_TABLE,
+    PMD_SIZE,
+    SECTION_HAS_MEM_MAP,
+    START_KERNEL,
+)
+from ..intervals import containing
 from .boot import BootState
 from .debuginfo import KALLSYMS_AREA, LAYOUT, PG_RESERVED, DebugInfo, pageflags
 from .kallsyms_image import KallsymsBlob, encode
-from .machine import E820_RAM, E820_RESERVED_KERN, LINK_TEXT, PAGE_SIZE, PMD_SIZE, SZ_16M, E820Entry
+from .machine import SZ_16M, E820Entry
 from .memblock import MemblockType
-from .pagetables import PAGE_KERNEL_LARGE_EXEC, PAGE_TABLE
-from .sparse import SECTION_HAS_MEM_MAP
 
-_KERNPG_TABLE = 0x63
 SYSTEM_RUNNING = 3
 #: struct resource flags (include/linux/ioport.h)
 IORESOURCE_MEM, IORESOURCE_SYSRAM, IORESOURCE_BUSY = 0x200, 0x01000000, 0x80000000
@@ -93,7 +102,7 @@ class ImageBuilder:
     # -- address helpers ---------------------------------------------------------------------
     def kphys(self, link_va: int) -> int:
         """Physical address of a kernel-image link address."""
-        return self.lay.image_phys + (link_va - LINK_TEXT)
+        return self.lay.image_phys + (link_va - START_KERNEL)
 
     def kva(self, link_va: int) -> int:
         """Runtime virtual address of a kernel-image link address (KASLR slide applied)."""
@@ -124,9 +133,9 @@ class ImageBuilder:
             pt.set(l4, 511, l3 | PAGE_TABLE)
         else:
             pt.set(pt.top, 511, l3 | PAGE_TABLE)
-        pt.set(l3, 510, l2 | _KERNPG_TABLE)
+        pt.set(l3, 510, l2 | KERNPG_TABLE)
         pt.set(l3, 511, fix | PAGE_TABLE)
-        text_rt = self.kva(LINK_TEXT)
+        text_rt = self.kva(START_KERNEL)
         first = (text_rt - 0xFFFFFFFF80000000) // PMD_SIZE
         last = (text_rt + self.lay.image_size - 1 - 0xFFFFFFFF80000000) // PMD_SIZE
         for i in range(first, last + 1):
@@ -138,9 +147,9 @@ class ImageBuilder:
             self.chunks.append((phys, tp.to_bytes()))
 
     def kallsyms(self) -> tuple[KallsymsBlob, int]:
-        """kallsyms tables at LINK_TEXT + LAYOUT['kallsyms'] (.rodata)."""
+        """kallsyms tables at START_KERNEL + LAYOUT['kallsyms'] (.rodata)."""
         blob = encode(self.dbg.kallsyms(), self.lay.kernel_offset)
-        link = LINK_TEXT + LAYOUT["kallsyms"]
+        link = START_KERNEL + LAYOUT["kallsyms"]
         if len(blob.data) + 64 > KALLSYMS_AREA:
             raise ValueError("kallsyms tables do not fit the reserved area")
         self.chunks.append((self.kphys(link), blob.data.ljust(KALLSYMS_AREA, b"\0")))
@@ -343,9 +352,7 @@ class ImageBuilder:
             return np.zeros(len(pfns), np.uint64)
         leaf_ph = np.frombuffer(vm.pmd_phys, np.uint64)
         vaoff = pfns.astype(np.uint64) * np.uint64(sps)
-        k = np.searchsorted(rel, vaoff, "right") - 1
-        kk = np.maximum(k, 0)
-        inside = (k >= 0) & (vaoff + np.uint64(sps) <= rel[kk] + np.uint64(PMD_SIZE))
+        kk, inside = containing(rel, rel + np.uint64(PMD_SIZE), vaoff, vaoff + np.uint64(sps))
         return np.where(inside, leaf_ph[kk] + (vaoff - rel[kk]), np.uint64(0))
 
     def _page_rows(self, pfns: np.ndarray) -> np.ndarray:
@@ -359,13 +366,11 @@ class ImageBuilder:
         p, sp = self.p, self.st.sparse
         pa = pfns << 12
         mb_base, mb_end, mb_nid = self._regions("memory")
-        i = np.searchsorted(mb_base, pa, "right") - 1
-        in_mem = (i >= 0) & (pa < mb_end[np.maximum(i, 0)])
-        nid = np.where(in_mem, mb_nid[np.maximum(i, 0)],
+        i, in_mem = containing(mb_base, mb_end, pa)
+        nid = np.where(in_mem, mb_nid[i],
                        sp.early_nid[pfns >> p.nr_section_bits].astype(np.int64))
         rs_base, rs_end, _ = self._regions("reserved")
-        j = np.searchsorted(rs_base, pa, "right") - 1
-        reserved = ~in_mem | ((j >= 0) & (pa < rs_end[np.maximum(j, 0)]))
+        reserved = ~in_mem | containing(rs_base, rs_end, pa)[1]
         zone = np.where(pfns < ZONE_DMA_END_PFN, 0, np.where(pfns < ZONE_DMA32_END_PFN, 1, 2))
         nodes_shift = 64 - p.nodes_shift
         zones_shift = nodes_shift - (p.max_nr_zones - 1).bit_length()
@@ -430,7 +435,7 @@ class ImageBuilder:
         """Assemble every piece."""
         self.kernel_mapping()
         blob, ks_va = self.kallsyms()
-        names = self.strings(LINK_TEXT + LAYOUT["kallsyms"] + KALLSYMS_AREA)
+        names = self.strings(START_KERNEL + LAYOUT["kallsyms"] + KALLSYMS_AREA)
         self.variables(names)
         self.put_sym("linux_banner",
                      f"Linux version {self.p.release} (vmemdbg-sim) #1 SMP PREEMPT_DYNAMIC\n".encode() + b"\0")

@@ -36,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..elfcore import ElfCoreSource, _note
+from ..elfcore import ElfCoreSource
+from ..elfwrite import elf_note
 
 PAGE = 4096
 BLOCK = PAGE
@@ -129,7 +130,7 @@ def _compress(src: ElfCoreSource, out: Path, dump_level: int) -> dict:
     # the sub header, the VMCOREINFO text, and the ELF notes (here the VMCOREINFO note), where
     # readers of header_version >= 4 take VMCOREINFO from (libkdumpfile diskdump.c: read_notes)
     sub_len = 104
-    note = _note(b"VMCOREINFO", 0, info)
+    note = elf_note(b"VMCOREINFO", 0, info)
     note_off = BLOCK + sub_len + len(info)
     sub_hdr = struct.pack("<QiiQQqQqQqQQQQ", phys_base, dump_level, 0, 0, min(max_mapnr, 0xFFFFFFFF),
                           BLOCK + sub_len, len(info), note_off, len(note), 0, 0, 0, max_mapnr, max_mapnr)

@@ -19,46 +19,46 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+from ..abi import (
+    DEFAULT_BASES,
+    E820_ACPI,
+    E820_NVS,
+    E820_PMEM,
+    E820_PRAM,
+    E820_RAM,
+    E820_RESERVED,
+    E820_RESERVED_KERN,
+    E820_SOFT_RESERVED,
+    E820_UNUSABLE,
+    MAX_PHYSMEM_BITS,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PHYSICAL_START,
+    PMD_SIZE,
+    PUD_SIZE,
+    SECTION_SIZE_BITS,
+)
 from ..errors import VmemdbgError
 from ..versions import BOOT_RULES, BootRules, KernelVersion
 
-PAGE_SHIFT = 12
-PAGE_SIZE = 1 << PAGE_SHIFT
-PMD_SIZE = 1 << 21
-PUD_SIZE = 1 << 30
 SZ_1M = 1 << 20
 SZ_16M = 16 << 20
-START_KERNEL_MAP = 0xFFFFFFFF80000000
-#: Link-time physical address of _text (CONFIG_PHYSICAL_START) and its virtual address.
-PHYSICAL_START = 0x1000000
-LINK_TEXT = START_KERNEL_MAP + PHYSICAL_START
 
 #: e820 type names as printed by the kernel (arch/x86/kernel/e820.c:e820_print_type, 6.1).
 E820_TYPES: dict[str, int] = {
-    "usable": 1,
-    "reserved": 2,
-    "ACPI data": 3,
-    "ACPI NVS": 4,
-    "unusable": 5,
-    "persistent (type 7)": 7,
-    "persistent (type 12)": 12,
-    "soft reserved": 0xEFFFFFFF,
-    "reserved kernel": 128,
+    "usable": E820_RAM,
+    "reserved": E820_RESERVED,
+    "ACPI data": E820_ACPI,
+    "ACPI NVS": E820_NVS,
+    "unusable": E820_UNUSABLE,
+    "persistent (type 7)": E820_PMEM,
+    "persistent (type 12)": E820_PRAM,
+    "soft reserved": E820_SOFT_RESERVED,
+    "reserved kernel": E820_RESERVED_KERN,
 }
-E820_RAM = 1
-E820_RESERVED = 2
-E820_RESERVED_KERN = 128
-E820_SOFT_RESERVED = 0xEFFFFFFF
-_E820_ALIASES = {"ram": 1, "acpi": 3, "nvs": 4, "pmem": 7, "pram": 12, "soft_reserved": 0xEFFFFFFF,
-                 "reserved_kern": 128, "ram_kern": 128}
-
-#: Default (non-KASLR) bases, arch/x86/include/asm/page_64_types.h and pgtable_64_types.h (6.1).
-DEFAULT_BASES: dict[int, dict[str, int]] = {
-    4: {"page_offset_base": 0xFFFF888000000000, "vmalloc_base": 0xFFFFC90000000000,
-        "vmemmap_base": 0xFFFFEA0000000000},
-    5: {"page_offset_base": 0xFF11000000000000, "vmalloc_base": 0xFFA0000000000000,
-        "vmemmap_base": 0xFFD4000000000000},
-}
+_E820_ALIASES = {"ram": E820_RAM, "acpi": E820_ACPI, "nvs": E820_NVS, "pmem": E820_PMEM, "pram": E820_PRAM,
+                 "soft_reserved": E820_SOFT_RESERVED, "reserved_kern": E820_RESERVED_KERN,
+                 "ram_kern": E820_RESERVED_KERN}
 
 
 class MachineError(VmemdbgError, ValueError):
@@ -76,7 +76,7 @@ class Profile:
     release: str = "6.1.0-sim"
     #: Kernel series whose placement rules are replayed (vmemdbg.versions.BOOT_RULES: 6.1, 6.12).
     version: str = "6.1"
-    section_size_bits: int = 27
+    section_size_bits: int = SECTION_SIZE_BITS
     struct_page_size: int = 64
     #: sizeof(struct mem_section): 32 with CONFIG_PAGE_EXTENSION, 16 without.
     mem_section_size: int = 32
@@ -137,15 +137,6 @@ class Profile:
         return ~((1 << self.section_map_last_bit) - 1) & 0xFFFFFFFFFFFFFFFF
 
     @property
-    def flags_layout(self) -> str:
-        """Name of the section-flag layout, in the engine's notation."""
-        names = ["MARKED_PRESENT", "HAS_MEM_MAP", "IS_ONLINE", "IS_EARLY"]
-        if self.zone_device:
-            names.append("TAINT_ZONE_DEVICE")
-        return "enum:" + ",".join(f"{n}={i}" for i, n in enumerate(names)) + \
-            f",MAP_LAST={self.section_map_last_bit}"
-
-    @property
     def usage_struct_size(self) -> int:
         """sizeof(struct mem_section_usage)."""
         return 24 if self.usage_rcu_head else 8
@@ -160,12 +151,6 @@ class Profile:
     def usage_size(self) -> int:
         """mem_section_usage_size() (mm/sparse.c)."""
         return self.usage_struct_size + self.usemap_size
-
-    @property
-    def usage_layout(self) -> str:
-        """Name of the mem_section_usage layout, in the engine's notation."""
-        return "rcu_head+subsection_map+pageblock_flags" if self.usage_rcu_head \
-            else "subsection_map+pageblock_flags"
 
     @property
     def section_map_size(self) -> int:
@@ -310,7 +295,7 @@ class Machine:
     @property
     def max_physmem_bits(self) -> int:
         """MAX_PHYSMEM_BITS: 52 with 5-level paging, 46 otherwise."""
-        return 52 if self.paging_levels == 5 else 46
+        return MAX_PHYSMEM_BITS[self.paging_levels]
 
     @property
     def nr_mem_sections(self) -> int:

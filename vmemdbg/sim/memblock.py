@@ -17,7 +17,7 @@ import bisect
 from dataclasses import dataclass, field
 from collections.abc import Callable, Iterator
 
-from .machine import PAGE_SIZE
+from ..abi import PAGE_SIZE
 
 NUMA_NO_NODE = -1
 PHYS_ADDR_MAX = (1 << 64) - 1

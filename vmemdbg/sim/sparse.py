@@ -15,14 +15,16 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..abi import (
+    SECTION_HAS_MEM_MAP,
+    SECTION_IS_EARLY,
+    SECTION_IS_ONLINE,
+    SECTION_MARKED_PRESENT,
+)
 from .machine import Machine
 from .memblock import ALLOC_ACCESSIBLE, NUMA_NO_NODE, Memblock, MemblockPanic
 from .vmemmap import SparseBuffer, Vmemmap
 
-SECTION_MARKED_PRESENT = 1 << 0
-SECTION_HAS_MEM_MAP = 1 << 1
-SECTION_IS_ONLINE = 1 << 2
-SECTION_IS_EARLY = 1 << 3
 INTERNODE_CACHE_BYTES = 64  # 1 << INTERNODE_CACHE_SHIFT
 SMP_CACHE_BYTES = 64
 

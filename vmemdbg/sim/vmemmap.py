@@ -13,9 +13,18 @@ from array import array
 from dataclasses import dataclass, field
 from collections.abc import Callable
 
-from .machine import PAGE_SIZE, PMD_SIZE, SZ_16M
+from ..abi import (
+    PAGE_KERNEL,
+    PAGE_KERNEL_LARGE,
+    PAGE_PSE,
+    PAGE_SIZE,
+    PAGE_TABLE,
+    PMD_SIZE,
+    PTE_PFN_MASK,
+)
+from .machine import SZ_16M
 from .memblock import ALLOC_ACCESSIBLE, Memblock, round_up
-from .pagetables import PAGE_KERNEL, PAGE_KERNEL_LARGE, PAGE_TABLE, PHYS_MASK, PSE, PageTables, index
+from .pagetable_build import PageTables, index
 
 
 class SparseBuffer:
@@ -135,7 +144,7 @@ class Vmemmap:
                 self.state.tables.append((p, child_level, node))
                 self.pt.set(table, idx, p | PAGE_TABLE)
                 e = p | PAGE_TABLE
-            table = e & PHYS_MASK
+            table = e & PTE_PFN_MASK
         self._pmd_table_cache = (gib, table)
         return table
 
@@ -162,7 +171,7 @@ class Vmemmap:
                 self.state.tables.append((p, "pte", node))
                 self.pt.set(pmd_table, pi, p | PAGE_TABLE)
                 pmd = p | PAGE_TABLE
-            pte_table = pmd & PHYS_MASK
+            pte_table = pmd & PTE_PFN_MASK
             ti = index(self.pt.levels, "pte", addr)
             if not self.pt.get(pte_table, ti):
                 p, src = self.alloc_block_buf(PAGE_SIZE, node, "vmemmap 4k page")
@@ -172,7 +181,7 @@ class Vmemmap:
                 self.state.pte[addr] = p
                 if src != "buffer":
                     self.state.not_from_buffer[addr] = (node, src)
-            self._verify(self.pt.get(pte_table, ti) & PHYS_MASK, node, addr, addr + PAGE_SIZE)
+            self._verify(self.pt.get(pte_table, ti) & PTE_PFN_MASK, node, addr, addr + PAGE_SIZE)
         return True
 
     def _use_new_sub_pmd(self, start: int, end: int) -> None:
@@ -214,8 +223,8 @@ class Vmemmap:
                         self._use_new_sub_pmd(addr, nxt)
                     addr = nxt
                     continue
-            elif e & PSE:
-                self._verify(e & PHYS_MASK & ~(PMD_SIZE - 1), node, addr, nxt)
+            elif e & PAGE_PSE:
+                self._verify(e & PTE_PFN_MASK & ~(PMD_SIZE - 1), node, addr, nxt)
                 self._use_sub_pmd(addr, nxt)
                 addr = nxt
                 continue

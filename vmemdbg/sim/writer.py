@@ -1,8 +1,8 @@
 """VMCOREINFO text and the fixture vmcore file.
 
 The note follows the 6.1 x86-64 order and formats (kernel/crash_core.c:crash_save_vmcoreinfo_init
-and arch/x86/kernel/crash_core_64.c:arch_crash_save_vmcoreinfo; docs/kaslr.md#vmcoreinfo): SYMBOL() and
-KERNELOFFSET in hex without 0x, SIZE/OFFSET/LENGTH unsigned decimal, NUMBER signed decimal.
+and arch/x86/kernel/crash_core_64.c:arch_crash_save_vmcoreinfo; docs/kaslr.md#vmcoreinfo), each value printed
+in its key's format by :func:`vmemdbg.vmcoreinfo.compose_vmcoreinfo`.
 """
 
 from __future__ import annotations
@@ -10,19 +10,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..elfcore import write_elf_core, write_vmcore_layout
+from ..abi import KERNEL_IMAGE_SIZE, PAGE_SIZE, START_KERNEL
+from ..elfwrite import write_elf_core, write_vmcore_layout
+from ..vmcoreinfo import compose_vmcoreinfo
 from .boot import BootState
 from .debuginfo import LAYOUT, PAGEFLAGS_6_1, DebugInfo
 from .image import Image, ImageBuilder
 from .kdump import compress
-from .machine import LINK_TEXT
 
-#: NUMBER(KERNEL_IMAGE_SIZE) with CONFIG_RANDOMIZE_BASE (1 GiB; a real 6.1 dump's value).
-KERNEL_IMAGE_SIZE = 1 << 30
 #: Link address of init_uts_ns: the page after .rodata's linux_banner. It is not in the generated
 #: debug info; VMCOREINFO names it (SYMBOL(init_uts_ns)) because makedumpfile refuses a dump
 #: whose release it cannot read there (makedumpfile.c: check_release).
-UTS_LINK = LINK_TEXT + LAYOUT["rodata"] + 0x1000
+UTS_LINK = START_KERNEL + LAYOUT["rodata"] + 0x1000
 
 
 def utsname_chunk(st: BootState, dbg: DebugInfo) -> tuple[int, bytes]:
@@ -40,63 +39,63 @@ def vmcoreinfo_text(st: BootState, dbg: DebugInfo, img: Image) -> str:
     nodemask_size = (p.max_numnodes + 63) // 64 * 8
     ks = {k: img.kallsyms_va + v for k, v in img.kallsyms.labels.items()}
     pg = {n: i for i, n in enumerate(PAGEFLAGS_6_1)}
-    lines = [
-        f"OSRELEASE={p.release}",
-        f"BUILD-ID={dbg.build_id}",
-        "PAGESIZE=4096",
-        f"SYMBOL(init_uts_ns)={ib.kva(UTS_LINK):x}",
-        "OFFSET(uts_namespace.name)=0",
-        f"SYMBOL(node_online_map)={sym('node_states') + nodemask_size:x}",
-        f"SYMBOL(swapper_pg_dir)={sym('init_top_pgt'):x}",
-        f"SYMBOL(_stext)={sym('_stext'):x}",
-        f"SYMBOL(mem_section)={lay.page_offset_base + st.sparse.roots_phys:x}",
-        f"LENGTH(mem_section)={m.nr_section_roots}",
-        f"SIZE(mem_section)={p.mem_section_size}",
-        "OFFSET(mem_section.section_mem_map)=0",
-        f"NUMBER(SECTION_SIZE_BITS)={p.section_size_bits}",
-        f"NUMBER(MAX_PHYSMEM_BITS)={m.max_physmem_bits}",
-        f"SIZE(page)={p.struct_page_size}",
-        f"SIZE(pglist_data)={p.pglist_data_size}",
-        f"SIZE(nodemask_t)={nodemask_size}",
-        "OFFSET(page.flags)=0",
-        "OFFSET(page._refcount)=52",
-        "OFFSET(page.mapping)=24",
-        "OFFSET(page.lru)=8",
-        "OFFSET(page._mapcount)=48",
-        "OFFSET(page.private)=40",
-        "OFFSET(page.compound_head)=8",
-        *(["OFFSET(page.compound_order)=17"] if p.version == "6.1" else []),
-        "OFFSET(pglist_data.node_zones)=0",
-        f"OFFSET(pglist_data.nr_zones)={p.off_nr_zones}",
-        f"OFFSET(pglist_data.node_start_pfn)={p.off_node_start_pfn}",
-        f"OFFSET(pglist_data.node_spanned_pages)={p.off_node_spanned_pages}",
-        f"OFFSET(pglist_data.node_id)={p.off_node_id}",
-        f"NUMBER(PG_lru)={pg['PG_lru']}",
-        f"NUMBER(PG_private)={pg['PG_private']}",
-        f"NUMBER(PG_swapcache)={pg['PG_owner_priv_1']}",
-        f"NUMBER(PG_swapbacked)={pg['PG_swapbacked']}",
-        f"NUMBER(PG_slab)={pg['PG_slab']}",
-        f"NUMBER(PG_hwpoison)={pg['PG_hwpoison']}",
-        f"NUMBER(PG_head_mask)={1 << pg['PG_head']}",
-        "NUMBER(PAGE_BUDDY_MAPCOUNT_VALUE)=-129",
-        "NUMBER(HUGETLB_PAGE_DTOR)=2",
-        "NUMBER(PAGE_OFFLINE_MAPCOUNT_VALUE)=-257",
-        f"SYMBOL(kallsyms_names)={ks['kallsyms_names']:x}",
-        f"SYMBOL(kallsyms_num_syms)={ks['kallsyms_num_syms']:x}",
-        f"SYMBOL(kallsyms_token_table)={ks['kallsyms_token_table']:x}",
-        f"SYMBOL(kallsyms_token_index)={ks['kallsyms_token_index']:x}",
-        f"SYMBOL(kallsyms_offsets)={ks['kallsyms_offsets']:x}",
-        f"SYMBOL(kallsyms_relative_base)={ks['kallsyms_relative_base']:x}",
-        f"NUMBER(phys_base)={lay.phys_base}",
-        f"SYMBOL(init_top_pgt)={sym('init_top_pgt'):x}",
-        f"NUMBER(pgtable_l5_enabled)={1 if m.paging_levels == 5 else 0}",
-        f"SYMBOL(node_data)={sym('node_data'):x}",
-        f"LENGTH(node_data)={p.max_numnodes}",
-        f"KERNELOFFSET={lay.kernel_offset:x}",
-        f"NUMBER(KERNEL_IMAGE_SIZE)={KERNEL_IMAGE_SIZE}",
-        "NUMBER(sme_mask)=0",
+    entries: list[tuple[str, int | str | None]] = [
+        ("OSRELEASE", p.release),
+        ("BUILD-ID", dbg.build_id),
+        ("PAGESIZE", PAGE_SIZE),
+        ("SYMBOL(init_uts_ns)", ib.kva(UTS_LINK)),
+        ("OFFSET(uts_namespace.name)", 0),
+        ("SYMBOL(node_online_map)", sym("node_states") + nodemask_size),
+        ("SYMBOL(swapper_pg_dir)", sym("init_top_pgt")),
+        ("SYMBOL(_stext)", sym("_stext")),
+        ("SYMBOL(mem_section)", lay.page_offset_base + st.sparse.roots_phys),
+        ("LENGTH(mem_section)", m.nr_section_roots),
+        ("SIZE(mem_section)", p.mem_section_size),
+        ("OFFSET(mem_section.section_mem_map)", 0),
+        ("NUMBER(SECTION_SIZE_BITS)", p.section_size_bits),
+        ("NUMBER(MAX_PHYSMEM_BITS)", m.max_physmem_bits),
+        ("SIZE(page)", p.struct_page_size),
+        ("SIZE(pglist_data)", p.pglist_data_size),
+        ("SIZE(nodemask_t)", nodemask_size),
+        ("OFFSET(page.flags)", 0),
+        ("OFFSET(page._refcount)", 52),
+        ("OFFSET(page.mapping)", 24),
+        ("OFFSET(page.lru)", 8),
+        ("OFFSET(page._mapcount)", 48),
+        ("OFFSET(page.private)", 40),
+        ("OFFSET(page.compound_head)", 8),
+        ("OFFSET(page.compound_order)", 17 if p.version == "6.1" else None),
+        ("OFFSET(pglist_data.node_zones)", 0),
+        ("OFFSET(pglist_data.nr_zones)", p.off_nr_zones),
+        ("OFFSET(pglist_data.node_start_pfn)", p.off_node_start_pfn),
+        ("OFFSET(pglist_data.node_spanned_pages)", p.off_node_spanned_pages),
+        ("OFFSET(pglist_data.node_id)", p.off_node_id),
+        ("NUMBER(PG_lru)", pg["PG_lru"]),
+        ("NUMBER(PG_private)", pg["PG_private"]),
+        ("NUMBER(PG_swapcache)", pg["PG_owner_priv_1"]),
+        ("NUMBER(PG_swapbacked)", pg["PG_swapbacked"]),
+        ("NUMBER(PG_slab)", pg["PG_slab"]),
+        ("NUMBER(PG_hwpoison)", pg["PG_hwpoison"]),
+        ("NUMBER(PG_head_mask)", 1 << pg["PG_head"]),
+        ("NUMBER(PAGE_BUDDY_MAPCOUNT_VALUE)", -129),
+        ("NUMBER(HUGETLB_PAGE_DTOR)", 2),
+        ("NUMBER(PAGE_OFFLINE_MAPCOUNT_VALUE)", -257),
+        ("SYMBOL(kallsyms_names)", ks["kallsyms_names"]),
+        ("SYMBOL(kallsyms_num_syms)", ks["kallsyms_num_syms"]),
+        ("SYMBOL(kallsyms_token_table)", ks["kallsyms_token_table"]),
+        ("SYMBOL(kallsyms_token_index)", ks["kallsyms_token_index"]),
+        ("SYMBOL(kallsyms_offsets)", ks["kallsyms_offsets"]),
+        ("SYMBOL(kallsyms_relative_base)", ks["kallsyms_relative_base"]),
+        ("NUMBER(phys_base)", lay.phys_base),
+        ("SYMBOL(init_top_pgt)", sym("init_top_pgt")),
+        ("NUMBER(pgtable_l5_enabled)", 1 if m.paging_levels == 5 else 0),
+        ("SYMBOL(node_data)", sym("node_data")),
+        ("LENGTH(node_data)", p.max_numnodes),
+        ("KERNELOFFSET", lay.kernel_offset),
+        ("NUMBER(KERNEL_IMAGE_SIZE)", KERNEL_IMAGE_SIZE),
+        ("NUMBER(sme_mask)", 0),
     ]
-    return "\n".join(lines) + "\n"
+    return compose_vmcoreinfo(entries)
 
 
 #: fixture layouts: "pages" (only the bytes the image holds, one PT_LOAD per run: small files),
@@ -126,7 +125,7 @@ def write_fixture(path: str | os.PathLike[str], st: BootState, dbg: DebugInfo, i
     text = vmcoreinfo_text(st, dbg, img)
     img.chunks.append(utsname_chunk(st, dbg))
     lay = st.machine.layout
-    image = (lay.image_phys, lay.image_phys + lay.image_size, ImageBuilder(st, dbg).kva(LINK_TEXT))
+    image = (lay.image_phys, lay.image_phys + lay.image_size, ImageBuilder(st, dbg).kva(START_KERNEL))
     records = (img.page_phys, st.machine.profile.struct_page_size, (rows for _, rows in img.page_blocks()))
     if layout == "pages":
         write_elf_core(path, img.chunks, text.encode(), page_offset=lay.page_offset_base,

@@ -1,9 +1,11 @@
 """Kernel page tables built by the replay (init_top_pgt and everything below it).
 
-Each table page is a 512-entry ``array('Q')`` (unboxed, 4 KiB) keyed by its physical address.  Entry
-encodings follow arch/x86/include/asm/pgtable_types.h (6.1): intermediate entries are
-_PAGE_TABLE (0x67), large leaves PAGE_KERNEL_LARGE (0x80000000000001e3) and 4 KiB leaves
-PAGE_KERNEL (0x8000000000000163); docs/vmemmap.md#page-table-entries.
+The simulator's side: it *builds* tables, as the kernel does; the engine's walker that *reads*
+them is :mod:`vmemdbg.pagetable`. Each table page is a 512-entry ``array('Q')`` (unboxed, 4 KiB)
+keyed by its physical address. Entry encodings follow arch/x86/include/asm/pgtable_types.h (6.1),
+constants in :mod:`vmemdbg.abi`: intermediate entries are _PAGE_TABLE (0x67), large leaves
+PAGE_KERNEL_LARGE (0x80000000000001e3) and 4 KiB leaves PAGE_KERNEL (0x8000000000000163);
+docs/vmemmap.md#page-table-entries.
 """
 
 from __future__ import annotations
@@ -12,15 +14,8 @@ import sys
 from array import array
 from dataclasses import dataclass, field
 
-PAGE_TABLE = 0x67
-PAGE_KERNEL = 0x8000000000000163
-PAGE_KERNEL_LARGE = 0x80000000000001E3
-PAGE_KERNEL_LARGE_EXEC = 0x00000000000001E3
-PSE = 0x80
-PRESENT = 0x1
-PHYS_MASK = 0x000FFFFFFFFFF000
+from ..abi import LEVEL_NAMES
 
-LEVELS: dict[int, tuple[str, ...]] = {4: ("pgd", "pud", "pmd", "pte"), 5: ("pgd", "p4d", "pud", "pmd", "pte")}
 SHIFTS: dict[str, int] = {"p4d": 39, "pud": 30, "pmd": 21, "pte": 12}
 
 
@@ -59,7 +54,7 @@ class PageTables:
 
     def __init__(self, levels: int, top: int) -> None:
         self.levels = levels
-        self.names = LEVELS[levels]
+        self.names = LEVEL_NAMES[levels]
         self.tables: dict[int, TablePage] = {top: TablePage(top, "pgd", "init_top_pgt")}
         self.top = top
 
