@@ -74,7 +74,7 @@ _setup_path()
 
 from vmemdbg.elfcore import ElfCoreSource  # noqa: E402
 from vmemdbg.errors import MemoryFault, VmemdbgError  # noqa: E402
-from vmemdbg.frontend import VIEW_NAMES, build_parser, command_output  # noqa: E402
+from vmemdbg.commands import DEBUGGER_COMMANDS, debugger_command, output, parser  # noqa: E402
 from vmemdbg.kernel import Kernel  # noqa: E402
 from vmemdbg.memory import MemorySource  # noqa: E402
 from vmemdbg.abi import (KERNEL_IMAGE_SIZE, MAX_PHYSMEM_BITS, PAGE_SIZE, SECTION_SIZE_BITS,  # noqa: E402
@@ -309,15 +309,16 @@ recomputed after the target runs."""
 
     def __init__(self) -> None:
         super().__init__("vmemdbg", gdb.COMMAND_DATA)
-        self.parser = build_parser()
 
     def invoke(self, argument: str, from_tty: bool) -> None:
         """Parse, analyse, print; every error is one line."""
         try:
-            args = self.parser.parse_args(gdb.string_to_argv(argument))
+            view, *words = gdb.string_to_argv(argument) or [""]
+            command = debugger_command(view)
+            args = parser(command, f"vmemdbg {view}").parse_args(words)
             _clock["t0"] = time.monotonic()
             _clock["next"] = _clock["t0"] + _PROGRESS_AFTER
-            gdb.write(command_output(current_kernel(), args) + "\n")
+            gdb.write(output(current_kernel(), command, args) + "\n")
         except VmemdbgError as e:
             raise gdb.GdbError(f"vmemdbg: {e}") from None
         except (gdb.GdbError, KeyboardInterrupt):
@@ -334,7 +335,7 @@ recomputed after the target runs."""
         """Complete the view name (the first word)."""
         if " " in text.lstrip():
             return []
-        return [v for v in VIEW_NAMES if v.startswith(word or "")]
+        return [v for v in DEBUGGER_COMMANDS if v.startswith(word or "")]
 
 
 VmemdbgCommand()

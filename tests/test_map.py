@@ -305,7 +305,7 @@ def test_gdb_command_writes_the_map(tmp_path: Path) -> None:
                           "-ex", "vmemdbg map"],
                          capture_output=True, text=True, timeout=300, env=env, cwd="/")
     assert f"wrote {tmp_path / 'gdb.svg'}: " in res.stdout and f"wrote {tmp_path / 'gdb.html'}: " in res.stdout
-    assert "vmemdbg: map needs -o FILE (.html or .svg)" in res.stderr
+    assert "vmemdbg: the following arguments are required: -o/--output" in res.stderr
     assert _marks(tmp_path / "gdb.svg") == _marks(cli)
 
 

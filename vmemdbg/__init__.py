@@ -37,9 +37,11 @@ Kernel concepts
 
 Views and front ends
 
+* :mod:`vmemdbg.commands`: every command declared once; the CLI, drgn and gdb commands are generated from it.
 * :mod:`vmemdbg.views`: engine views, plain data for every front end.
+* :mod:`vmemdbg.addresses`: the address forms ``explain`` accepts and their classification.
 * :mod:`vmemdbg.render`: text rendering of the views.
-* :mod:`vmemdbg.frontend`: the debugger command shared by the drgn plugin and the gdb script.
+* :mod:`vmemdbg.jsonout`: the JSON text of the views.
 * :mod:`vmemdbg.cli`, :mod:`vmemdbg.__main__`: the ``vmemdbg`` command line.
 * :mod:`vmemdbg.drgn_plugin`: the drgn API and command.
 * :mod:`vmemdbg.extract`: a minimal vmcore holding only the pages the views read.

@@ -22,14 +22,15 @@ debug info the engine decodes the dump's own kallsyms, exactly like the CLI.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import drgn
-from drgn.commands import CommandError, argument, command
+from drgn.commands import CommandError, argument
+from drgn.commands.linux import linux_kernel_command
 
+from .commands import DEBUGGER_COMMANDS, debugger_command, help_text, output, parser
 from .errors import VmemdbgError
-from .frontend import ARGUMENTS, DESCRIPTION, command_output
 
 if TYPE_CHECKING:  # the engine (numpy) is imported when a view runs, not when drgn starts
     from .kernel import Kernel
@@ -107,6 +108,8 @@ def kernel_from_prog(prog: drgn.Program) -> "Kernel":
     return kernel
 
 
+# --- the API: one function per debugger command of vmemdbg/commands.py (a test checks) ----------
+
 def summary(prog: drgn.Program) -> dict:
     """The ``summary`` view of ``prog`` (docs/json.md)."""
     from . import views
@@ -114,11 +117,11 @@ def summary(prog: drgn.Program) -> dict:
     return views.summary(kernel_from_prog(prog))
 
 
-def sections(prog: drgn.Program) -> dict:
-    """The ``sections`` view of ``prog``."""
+def sections(prog: drgn.Program, nr_range: tuple[int, int] | None = None, with_migratetypes: bool = False) -> dict:
+    """The ``sections`` view of ``prog``; ``nr_range`` keeps section numbers ``first..last``."""
     from . import views
 
-    return views.sections(kernel_from_prog(prog))
+    return views.sections(kernel_from_prog(prog), with_migratetypes=with_migratetypes, nr_range=nr_range)
 
 
 def vmemmap(prog: drgn.Program) -> dict:
@@ -128,6 +131,20 @@ def vmemmap(prog: drgn.Program) -> dict:
     return views.vmemmap(kernel_from_prog(prog))
 
 
+def memblock(prog: drgn.Program) -> dict:
+    """The ``memblock`` view of ``prog``."""
+    from . import views
+
+    return views.memblock(kernel_from_prog(prog))
+
+
+def e820(prog: drgn.Program) -> dict:
+    """The ``e820`` view of ``prog``."""
+    from . import views
+
+    return views.e820(kernel_from_prog(prog))
+
+
 def memory_blocks(prog: drgn.Program) -> dict:
     """The ``memory-blocks`` view of ``prog`` (what /sys/devices/system/memory shows)."""
     from . import views
@@ -135,8 +152,30 @@ def memory_blocks(prog: drgn.Program) -> dict:
     return views.memory_blocks(kernel_from_prog(prog))
 
 
+def audit(prog: drgn.Program, with_sections: bool = True, with_migratetypes: bool = False) -> dict:
+    """The ``audit`` view of ``prog`` (summary, sections, vmemmap census, memblock, e820)."""
+    from . import views
+
+    return views.audit(kernel_from_prog(prog), with_sections=with_sections, with_migratetypes=with_migratetypes)
+
+
+def describe(prog: drgn.Program) -> dict:
+    """The ``describe`` view of ``prog``: the machine description it implies, with its TOML text."""
+    from . import views
+
+    return views.describe(kernel_from_prog(prog))
+
+
+def check(prog: drgn.Program) -> dict:
+    """The ``check`` view of ``prog``: the kernel against the simulator's replay of its boot."""
+    from . import views
+
+    return views.check(kernel_from_prog(prog))
+
+
 def explain(prog: drgn.Program, addr: str) -> dict:
-    """The ``explain`` view of one address (``pfn:N``, ``phys:A``, a direct-map or struct page VA)."""
+    """The ``explain`` view of one address (``pfn:N``, ``phys:A``, ``direct:VA``, ``page:VA`` or a
+    bare address, vmemdbg/addresses.py)."""
     from . import views
 
     return views.explain(kernel_from_prog(prog), addr)
@@ -150,24 +189,105 @@ def write_map(prog: drgn.Program, output: str, check: str | None = None) -> dict
     return _write(kernel_from_prog(prog), output, check=check)
 
 
-def _is_kernel(prog: drgn.Program) -> bool:
-    return bool(prog.flags & drgn.ProgramFlags.IS_LINUX_KERNEL)
+#: The API function of each debugger command.
+API = {"summary": summary, "sections": sections, "vmemmap": vmemmap, "memblock": memblock, "e820": e820,
+       "memory-blocks": memory_blocks, "audit": audit, "describe": describe, "check": check,
+       "explain": explain, "map": write_map}
 
 
-@command(
+# --- drgn Objects, where the kernel has a type (needs the kernel's debug info) --------------------
+
+def _pointer(prog: drgn.Program, type_name: str, address: int | None) -> drgn.Object | None:
+    """``(type_name *)address``, or None for None; refuses without the kernel's debug info."""
+    try:
+        pointer = prog.pointer_type(prog.type(type_name))
+    except LookupError:
+        raise VmemdbgError(f"{type_name} objects need the kernel's debug info "
+                           "(drgn -s VMLINUX, or prog.load_debug_info)") from None
+    return None if address is None else drgn.Object(prog, pointer, address)
+
+
+def section_objects(prog: drgn.Program, nr_range: tuple[int, int] | None = None) -> Iterator[tuple[int, drgn.Object]]:
+    """``(nr, struct mem_section *)`` of every present section (like drgn's
+    ``for_each_present_section``), as the ``sections`` view lists them."""
+    for row in sections(prog, nr_range)["sections"]:
+        yield row["nr"], _pointer(prog, "struct mem_section", row["section"])
+
+
+def usage_objects(prog: drgn.Program, nr_range: tuple[int, int] | None = None) -> Iterator[tuple[int, drgn.Object]]:
+    """``(nr, struct mem_section_usage *)`` of every present section (its ``ms->usage``)."""
+    for row in sections(prog, nr_range)["sections"]:
+        yield row["nr"], _pointer(prog, "struct mem_section_usage", row["usage"])
+
+
+def page_object(prog: drgn.Program, addr: str) -> drgn.Object:
+    """The ``struct page *`` of an ``explain`` address (like drgn's ``pfn_to_page``)."""
+    return _pointer(prog, "struct page", explain(prog, addr)["page"])
+
+
+def explain_objects(prog: drgn.Program, addr: str) -> dict[str, drgn.Object | None]:
+    """The objects behind ``explain(prog, addr)``: ``page`` (its ``struct page *``), ``section``
+    (``struct mem_section *``) and ``usage`` (``struct mem_section_usage *``), None when the
+    section is not present, and ``memmap_page``: the ``struct page *`` of the frame holding that
+    struct page (the vmemmap leaf's backing page), None when the struct page is not mapped."""
+    import numpy as np
+
+    from .mmzone import present_sections
+
+    kernel = kernel_from_prog(prog)
+    doc = explain(prog, addr)
+    secs = present_sections(kernel)
+    idx = int(secs.index_of(np.array([doc["section"]["nr"]]))[0])
+    present = idx >= 0
+    return {"page": _pointer(prog, "struct page", doc["page"]),
+            "section": _pointer(prog, "struct mem_section", int(secs.addr[idx]) if present else None),
+            "usage": _pointer(prog, "struct mem_section_usage", int(secs.usage[idx]) if present else None),
+            "memmap_page": _pointer(prog, "struct page", None if doc["page_phys"] is None
+                                    else kernel.pfn_to_page(doc["page_phys"] >> 12))}
+
+
+# --- the drgn command: %vmemdbg VIEW [ARGS], generated from vmemdbg/commands.py -------------------
+
+DESCRIPTION = "explain the sparse memory model (mem_section, vmemmap page tables) of the debugged kernel"
+
+
+def overview() -> str:
+    """``%vmemdbg -h``: the usage and every view with its one-line help."""
+    width = max(map(len, DEBUGGER_COMMANDS))
+    return "\n".join([
+        "usage: %vmemdbg VIEW [ARGS...]", "", DESCRIPTION + ", as the vmemdbg CLI prints it.", "", "views:",
+        *(f"  {name:<{width}}  {c.help}" for name, c in DEBUGGER_COMMANDS.items()),
+        "", "%vmemdbg VIEW -h prints the arguments of one view."])
+
+
+@linux_kernel_command(
     name="vmemdbg",
     description=DESCRIPTION,
-    long_description="Prints exactly what the vmemdbg CLI prints for the same view.",
-    arguments=tuple(argument(*names, **kwargs) for names, kwargs in ARGUMENTS),
-    enabled=_is_kernel,
+    long_description="Prints exactly what the vmemdbg CLI prints for the same view. "
+                     "VIEW is one of " + ", ".join(DEBUGGER_COMMANDS) + "; %vmemdbg VIEW -h prints its help.",
+    arguments=(
+        argument("-h", "--help", action="store_true", help="list the views (VIEW -h: the help of one view)"),
+        argument("view", nargs="?", metavar="VIEW", help="the view to print"),
+        argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="the view's arguments"),
+    ),
 )
 def _cmd_vmemdbg(prog: drgn.Program, name: str, args: argparse.Namespace, **kwargs: Any) -> None:
-    """``%vmemdbg VIEW [ADDR...] [-v] [--json]``: errors become one-line drgn command errors."""
+    """``%vmemdbg VIEW [ARGS...]``: errors become one-line drgn command errors."""
+    print(_run(prog, args.view, args.args, args.help))
+
+
+def _run(prog: drgn.Program, view: str | None, words: Sequence[str], help: bool) -> str:
+    if help or view is None:
+        return overview()
     try:
-        print(command_output(kernel_from_prog(prog), args))
+        command = debugger_command(view)
+        if "-h" in words or "--help" in words:
+            return help_text(command, f"%vmemdbg {view}")
+        return output(kernel_from_prog(prog), command, parser(command, f"vmemdbg {view}").parse_args(words))
     except VmemdbgError as e:
         raise CommandError(str(e)) from None
 
 
-__all__ = ["CACHE_KEY", "DrgnSymbols", "explain", "kernel_from_prog", "memory_blocks", "sections", "summary",
-           "vmemmap", "write_map"]
+__all__ = ["API", "CACHE_KEY", "DrgnSymbols", "audit", "check", "describe", "e820", "explain", "explain_objects",
+           "kernel_from_prog", "memblock", "memory_blocks", "page_object", "section_objects", "sections", "summary",
+           "usage_objects", "vmemmap", "write_map"]

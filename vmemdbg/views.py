@@ -5,11 +5,11 @@ Front ends (CLI, drgn plugin, gdb) call these and only print; nothing here forma
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .addresses import parse_address
 from .census import vmemmap_census
 from .e820 import read_e820_table
 from .memblock import read_memblock
@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 SCHEMA = "vmemdbg/1"
 
 
-def _doc(command: str, **body: object) -> dict:
+def document(command: str, **body: object) -> dict:
+    """A view document: ``schema`` and ``command`` first, then ``body`` (docs/json.md)."""
     return {"schema": SCHEMA, "command": command, **body}
 
 
@@ -45,7 +46,7 @@ def summary(kernel: "Kernel") -> dict:
     """Kernel identity, bases, section constants, counts and memmap totals."""
     secs = present_sections(kernel)
     census = vmemmap_census(kernel)
-    return _doc(
+    return document(
         "summary",
         kernel={"release": kernel.release, "kaslr_offset": kernel.kaslr_offset, "phys_base": kernel.phys_base,
                 "page_offset_base": kernel.page_offset_base, "vmemmap_base": kernel.vmemmap_base,
@@ -106,7 +107,7 @@ def sections(kernel: "Kernel", *, with_migratetypes: bool = False, nr_range: tup
              "subsection_map": sub[i] if uok[i] else None, "pageblock_flags": pb[i] if uok[i] else None,
              "migratetypes": migratetypes(secs.pageblock[i], secs.usage_layout.pageblock_bits) if (uok[i] and with_migratetypes) else None}
             for i in range(lo, hi)]
-    return _doc("sections",
+    return document("sections",
                 layout={"flags_layout": lay.name, "reason": secs.flag_reason, "origin": lay.origin,
                         "usage_layout": secs.usage_layout.name, "usage_reason": secs.usage_reason},
                 sections=rows, unreadable=_unreadable(kernel))
@@ -121,7 +122,7 @@ def vmemmap(kernel: "Kernel") -> dict:
                    ["hole_mapped: " + kernel.missing_symbol("iomem_resource", "the kernel's account of RAM")
                     if kernel.symbol("iomem_resource") is None else
                     "hole_mapped: no account of RAM could be read (" + "; ".join(c.ram["sources"]) + ")"])
-    return _doc("vmemmap", vmemmap_base=kernel.vmemmap_base, runs=c.runs, audit=c.audit,
+    return document("vmemmap", vmemmap_base=kernel.vmemmap_base, runs=c.runs, audit=c.audit,
                 overhead=c.overhead, counts=c.counts, hvo=c.hvo, ram=c.ram, not_audited=not_audited,
                 unreadable=_unreadable(kernel))
 
@@ -130,33 +131,7 @@ def memory_blocks(kernel: "Kernel") -> dict:
     """Memory blocks as /sys/devices/system/memory shows them, plus ZONE_DEVICE sections."""
     from .memory_block import memory_blocks as blocks
 
-    return _doc("memory-blocks", **blocks(kernel), unreadable=_unreadable(kernel))
-
-
-_PREFIXED = re.compile(r"^(pfn|phys|direct|virt|page):(0x[0-9a-fA-F]+|\d+)$")
-
-
-def parse_address(kernel: "Kernel", text: str) -> tuple[str, int]:
-    """Classify ``text``: ``pfn:N``, a struct page address, a direct-map address or a physical address.
-
-    An explicit prefix (``pfn:``, ``phys:``, ``direct:``/``virt:``, ``page:``) overrides the guess.
-    """
-    m = _PREFIXED.match(text.strip())
-    if m:
-        kind = "direct" if m.group(1) == "virt" else m.group(1)
-        return kind, int(m.group(2), 0)
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise VmemdbgError(f"cannot parse address {text!r}: use pfn:N, 0xPHYS, a direct-map or a struct page address") from None
-    vm_end = kernel.vmemmap_base + kernel.nr_mem_sections * kernel.pages_per_section * kernel.struct_page_size
-    if kernel.vmemmap_base <= value < vm_end:
-        return "page", value
-    if kernel.in_direct_map(value):
-        return "direct", value
-    if value < (1 << kernel.max_physmem_bits):
-        return "phys", value
-    raise VmemdbgError(f"{value:#x} is not a pfn, physical, direct-map or vmemmap address of this kernel")
+    return document("memory-blocks", **blocks(kernel), unreadable=_unreadable(kernel))
 
 
 def explain(kernel: "Kernel", text: str) -> dict:
@@ -202,7 +177,7 @@ def explain(kernel: "Kernel", text: str) -> dict:
         page_nid = int(page_nid_arr[0]) if page_nid_arr[0] >= 0 else None
         nid_arr = vmemmap_mapping(kernel).pfn_nids(np.array([pfn], dtype=np.uint64))
         nid = int(nid_arr[0]) if nid_arr[0] >= 0 else None
-    return _doc("explain", input=text, kind=kind, pfn=pfn, phys=phys,
+    return document("explain", input=text, kind=kind, pfn=pfn, phys=phys,
                 direct_map=kernel.page_offset_base + phys, page=page,
                 page_offset=value - page if kind == "page" else 0,
                 section=section, subsection=sub, subsection_valid=sub_valid,
@@ -213,14 +188,14 @@ def explain(kernel: "Kernel", text: str) -> dict:
 
 def memblock(kernel: "Kernel") -> dict:
     """memblock.memory / memblock.reserved with flags, nids and a trust verdict."""
-    return _doc("memblock", **read_memblock(kernel), unreadable=list(kernel.unreadable))
+    return document("memblock", **read_memblock(kernel), unreadable=list(kernel.unreadable))
 
 
 def e820(kernel: "Kernel") -> dict:
     """The kernel's e820 tables: e820_table (modified), e820_table_firmware, e820_table_kexec."""
     kernel.require_symbol("e820_table", "e820")
     tables = {name: read_e820_table(kernel, name) for name in ("e820_table", "e820_table_firmware", "e820_table_kexec")}
-    return _doc("e820", tables=tables, unreadable=list(kernel.unreadable))
+    return document("e820", tables=tables, unreadable=list(kernel.unreadable))
 
 
 def audit(kernel: "Kernel", *, with_sections: bool = True, with_migratetypes: bool = False) -> dict:
@@ -237,7 +212,7 @@ def audit(kernel: "Kernel", *, with_sections: bool = True, with_migratetypes: bo
             out[name] = view(kernel)
         except VmemdbgError as e:
             out[name] = {"error": str(e)}
-    return _doc("audit", **out)
+    return document("audit", **out)
 
 
 def all_views(kernel: "Kernel") -> dict:
@@ -250,7 +225,7 @@ def describe(kernel: "Kernel") -> dict:
     from .sim.describe import describe as derive, to_toml
 
     d = derive(kernel)
-    return _doc("describe", **d.as_dict(), toml=to_toml(d))
+    return document("describe", **d.as_dict(), toml=to_toml(d))
 
 
 def check(kernel: "Kernel") -> dict:

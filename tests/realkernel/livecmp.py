@@ -97,20 +97,23 @@ def dump_documents(path: Path, live: dict[str, Any]) -> dict[str, Any]:
     """The same commands on a dump, computed in-process exactly as the CLI prints them (the
     explain addresses and interactive commands are those of the live run)."""
     from vmemdbg.dump import open_dump
-    from vmemdbg.frontend import build_parser, command_output
+    from vmemdbg.commands import COMMANDS, output, parser
     from vmemdbg.kernel import Kernel
     from vmemdbg.vmemmap import vmemmap_mapping
 
+    def command_output(argv: list[str]) -> str:
+        command = COMMANDS[argv[0]]
+        return output(kernel, command, parser(command, f"vmemdbg {argv[0]}").parse_args(argv[1:]))
+
     kernel = Kernel(open_dump(path))
-    parser = build_parser()
     docs: dict[str, Any] = {}
     for name, argv in CLI_COMMANDS.items():
         if name == "cli-explain-json":
             argv = ["explain", *explain_inputs(live), "--json"]
-        docs[name] = json.loads(command_output(kernel, parser.parse_args(argv)))
+        docs[name] = json.loads(command_output(argv))
     docs["table_pages"] = sorted(vmemmap_mapping(kernel).leaves.tables)  # not in the JSON views
     for cmd in ("vmemdbg audit", *live.get("drgn-repl", {})):
-        docs[f"text {cmd.removeprefix('vmemdbg ')}"] = command_output(kernel, parser.parse_args(cmd.split()[1:])).splitlines()
+        docs[f"text {cmd.removeprefix('vmemdbg ')}"] = command_output(cmd.split()[1:]).splitlines()
     return docs
 
 

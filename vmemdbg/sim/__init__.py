@@ -3,12 +3,11 @@
 ``simulate(machine, out)`` replays setup_arch up to sparse_init for a machine description
 (docs/machine-format.md), writes a fixture ELF vmcore holding exactly the memory a real kernel
 would have for the sparse model (plus a matching debug-info ELF), and returns a :class:`SimResult`
-with the replay record.  ``add_simulate_parser`` registers ``vmemdbg simulate``.
+with the replay record. The ``vmemdbg simulate`` command is declared in vmemdbg/commands.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import time
@@ -25,9 +24,9 @@ from .events import apply_events
 from .image import Image, build_image
 from .machine import Machine, MachineError, load_machine
 from .memblock import Allocation, MemblockPanic
-from .writer import LAYOUTS, vmcoreinfo_text, write_fixture
+from .writer import vmcoreinfo_text, write_fixture
 
-__all__ = ["simulate", "SimResult", "Machine", "MachineError", "load_machine", "add_simulate_parser"]
+__all__ = ["simulate", "SimResult", "Machine", "MachineError", "load_machine"]
 
 
 @dataclass
@@ -186,32 +185,3 @@ def simulate(machine: Machine | str | os.PathLike[str], out: str | os.PathLike[s
         Path(trace).write_text("\n".join(st.memblock.lines + st.messages) + "\n")
     return SimResult(m, st, dbg, img, text, Path(out) if out is not None else None, dpath,
                      {"boot": t1 - t0, "debuginfo": t2 - t1, "image": t3 - t2, "write": t4 - t3})
-
-
-def _run(args: argparse.Namespace) -> int:
-    """``vmemdbg simulate`` handler."""
-    r = simulate(args.machine, args.output, trace=args.trace, debuginfo=args.debuginfo, layout=args.layout)
-    pmd, pte = r.nr_vmemmap_pmd_leaves, len(r.vmemmap_pte_leaves)
-    print(f"wrote {args.output}: {r.machine.name}, {len(r.present_sections)} present sections, "
-          f"{pmd} PMD + {pte} PTE vmemmap leaves, {len(r.allocations)} memblock allocations, "
-          f"debuginfo {r.debuginfo_path} (build-id {r.debuginfo.build_id[:12]})")
-    for msg in r.messages:
-        print(f"  kernel: {msg}")
-    return 0
-
-
-def add_simulate_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Register ``simulate MACHINE.toml -o FIXTURE.elf [--trace T] [--debuginfo D]``."""
-    p = subparsers.add_parser("simulate", help="replay sparse_init for a machine description and write a fixture vmcore",
-                              description="Replay Linux 6.1 or 6.12 x86-64 early boot (memblock, sparse_init, vmemmap) "
-                                          "for MACHINE.toml (docs/machine-format.md) and write an ELF vmcore fixture.")
-    p.add_argument("machine", metavar="MACHINE.toml")
-    p.add_argument("-o", "--output", required=True, metavar="FIXTURE.elf")
-    p.add_argument("--trace", metavar="TRACE.txt", help="write the memblock=debug style allocation log")
-    p.add_argument("--debuginfo", metavar="FIXTURE.debug", help="copy the matching debug-info ELF here")
-    p.add_argument("--layout", choices=LAYOUTS, default="pages",
-                   help="pages: only the bytes the image holds, one PT_LOAD per run (small file, the default); "
-                        "vmcore: like /proc/vmcore, one PT_LOAD per System RAM range, sparse file as big as the "
-                        "RAM; qemu: the same with p_vaddr = p_paddr like QEMU dump-guest-memory; kdump: the "
-                        "vmcore layout rewritten kdump-compressed with free memory excluded (docs/scale.md)")
-    p.set_defaults(func=_run)
