@@ -25,12 +25,14 @@ fixture, and drgn's start-up with and without the plugin. Results: a table on st
 (``--out``). Every measurement is a child process run with fork + wait4 (:func:`run_child`).
 
     python3 bench/bench.py                                   # everything, ~10 minutes
-    python3 bench/bench.py --sizes 64g,1t --repeat 1 --no-gdb --out /tmp/bench.json
+    python3 bench/bench.py --sizes 64g,1t --repeat 1 --gdb '' --kdump '' --out /tmp/bench.json
+    python3 bench/bench.py --write-docs        # README.md and docs/scale.md blocks from results.json
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import shutil
@@ -42,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MACHINES = {"64g": "64g-2node.toml", "1t": "1t-4node.toml", "16t": "16t-8node.toml", "64t": "64t-8node.toml"}
 VMLINUX = Path("/usr/lib/debug/boot/vmlinux-6.1.0-56-cloud-amd64")
 REAL_CASES = ("1g-nokaslr", "6g-2node-kaslr", "1000m")
+DEFAULT_OUT = ROOT / "bench" / "results.json"
 
 RCHAR = r"""
 def rchar():
@@ -115,6 +118,15 @@ print(json.dumps({"wall": time.perf_counter() - t0, "load": t_load, "rchar": rch
 """
 
 
+#: A process that only opens the dump through drgn's libkdumpfile: the floor of any reader using it.
+OPEN_SNIPPET = r"""
+import sys, drgn
+prog = drgn.Program(drgn.Platform(drgn.Architecture.X86_64,
+                                  drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN))
+prog.set_core_dump(sys.argv[1])
+"""
+
+
 def run_child(cmd: list[str], env: dict | None = None, timeout: float = 3600, keep_stdout: bool = True) -> dict:
     """fork + exec ``cmd`` with stdout to a pipe; wait4 for it.
 
@@ -176,6 +188,9 @@ def audit_and_drgn(dump: Path, debug: Path, repeat: int, with_drgn: bool, label:
     res["cli_json"] = {"wall": js["wall"], "cpu": js["cpu"], "rss_mib": js["rss_mib"], "bytes": js["stdout_bytes"]}
     api = best([py, "-c", API_SNIPPET, str(dump)], repeat)
     res["api"] = dict(json.loads(api["stdout"]), process_wall=api["wall"], rss_mib=api["rss_mib"])
+    if with_drgn and not str(dump).endswith(".elf"):  # read through libkdumpfile: what its open alone costs
+        res["libkdumpfile_open"] = {k: v for k, v in best([py, "-c", OPEN_SNIPPET, str(dump)], repeat).items()
+                                    if k in ("wall", "cpu", "rss_mib")}
     if with_drgn:
         d = run_child([py, "-c", DRGN_SNIPPET, str(dump), str(debug)])
         res["drgn"] = dict(json.loads(d["stdout"]), process_wall=d["wall"], cpu=d["cpu"], rss_mib=d["rss_mib"])
@@ -319,6 +334,75 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def targets(doc: dict) -> list[str]:
+    """The issue's targets, each with the measured figure and whether it is met."""
+    by = {r["label"]: r for r in doc["results"]}
+    out = []
+    big = by.get("64t")
+    if big:
+        c, a = big["cli"], big["api"]
+        lines = [f"64 TiB ELF: full audit {c['wall']:.2f} s wall ({c['cpu']:.2f} s CPU) for the whole CLI process "
+                 f"(≤ 2 s: {_verdict(c['wall'] <= 2)}); peak RSS {c['rss_mib']:.0f} MiB (≤ 300 MB: "
+                 f"{_verdict(c['rss_mib'] * 2**20 <= 300e6)}); bytes read {a['bytes_read'] / a['floor_bytes']:.2f}× the floor "
+                 f"(≤ 2×: {_verdict(a['bytes_read'] <= 2 * a['floor_bytes'])})"]
+        mid = by.get("16t")
+        if mid:
+            lines.append(f"time linear in present sections (16 → 64 TiB: {a['sections'] / mid['api']['sections']:.1f}× the "
+                         f"sections, {c['wall'] / mid['cli']['wall']:.1f}× the wall time, start-up included)")
+        if big.get("drgn"):
+            lines.append(f"{big['speedup_vs_drgn']:.1f}× drgn's helpers ({big['drgn']['process_wall']:.2f} s) in wall time "
+                         f"({big['cpu_speedup_vs_drgn']:.1f}× in CPU time; ≥ 20×: {_verdict(big['speedup_vs_drgn'] >= 20)})")
+        out.append("; ".join(lines) + ".")
+    kd = by.get("16t kdump")
+    if kd and kd.get("drgn"):
+        line = (f"16 TiB kdump-compressed: {kd['speedup_vs_drgn']:.1f}× drgn's helpers in wall time "
+                f"({kd['cpu_speedup_vs_drgn']:.1f}× in CPU time; ≥ 10×: {_verdict(kd['speedup_vs_drgn'] >= 10)})")
+        op = kd.get("libkdumpfile_open")
+        if op:
+            line += (f"; a process that only opens the file through libkdumpfile takes {op['wall']:.2f} s "
+                     f"({op['rss_mib']:.0f} MiB), so no reader using it can be more than "
+                     f"{kd['drgn']['process_wall'] / op['wall']:.1f}× faster than drgn's {kd['drgn']['process_wall']:.2f} s "
+                     "(docs/scale.md)")
+        out.append(line + ".")
+    gdb = (by.get("16t") or {}).get("gdb")
+    if gdb:
+        out.append(f"16 TiB in gdb on the ELF core (no vmlinux): {gdb['wall']:.1f} s wall, {gdb['rss_mib']:.0f} MiB "
+                   f"(≤ 30 s: {_verdict(gdb['wall'] <= 30)}).")
+    st = doc.get("startup") or {}
+    if "summary" in st:
+        out.append(f"`vmemdbg summary` on `{st['summary_fixture']}`: {st['summary']:.2f} s wall, {st['summary_cpu']:.2f} s "
+                   f"CPU, the whole process (≤ 0.3 s: {_verdict(st['summary'] <= 0.3)}).")
+    if "plugin_cost" in st:
+        out.append(f"drgn start-up with the plugin installed vs disabled: {st['plugin_cost'] * 1e3:+.1f} ms wall "
+                   f"(≤ 50 ms: {_verdict(st['plugin_cost'] <= 0.05)}).")
+    return out
+
+
+def _replace_block(path: Path, name: str, text: str) -> None:
+    """Replace what lies between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` in ``path``."""
+    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    old = path.read_text()
+    if start not in old or end not in old:
+        raise SystemExit(f"{path}: no {start} ... {end} block")
+    head, rest = old.split(start, 1)
+    path.write_text(head + start + "\n" + text.strip("\n") + "\n" + end + rest.split(end, 1)[1])
+
+
+def write_docs(doc: dict) -> None:
+    """Rewrite the generated blocks of README.md (results table and targets) and docs/scale.md
+    (the targets) from a results document."""
+    load = ", ".join(f"{x:.2f}" for x in doc.get("load_average_at_start", []))
+    when = (f"Measured {doc['date']} on {doc['cpus']} CPUs, Python {doc['python']} (load average at start: {load}; "
+            "the whole process from fork to `wait4`, best of --repeat runs for vmemdbg, one drgn run).")
+    verdicts = "\n".join(f"* {t}" for t in targets(doc))
+    _replace_block(ROOT / "README.md", "results", table(doc["results"]) + "\n\n" + when + " Against the targets:\n\n" + verdicts)
+    _replace_block(ROOT / "docs" / "scale.md", "targets", when + "\n\n" + verdicts)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -326,14 +410,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs per vmemdbg measurement (min wall, max RSS)")
     ap.add_argument("--workdir", type=Path, default=Path("/dev/shm/vmemdbg-bench"),
                     help="where the sparse dumps go (needs a filesystem taking 64 TiB sparse files: tmpfs, xfs)")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                    help="results JSON; when it is the default, README.md and docs/scale.md are regenerated too")
     ap.add_argument("--no-drgn", action="store_true", help="skip the drgn-helper side")
     ap.add_argument("--kdump", default="1t,16t", help="sizes whose kdump-compressed variant is measured ('' for none)")
     ap.add_argument("--gdb", default="16t", help="sizes measured in gdb too ('' for none)")
     ap.add_argument("--real", type=Path, default=Path("/work/dumps/base-6.1"), help="directory of the oracle's real dumps")
     ap.add_argument("--keep", action="store_true", help="keep the simulated dumps")
+    ap.add_argument("--no-startup", action="store_true", help="skip the summary / drgn start-up measurements")
+    ap.add_argument("--write-docs", action="store_true",
+                    help="only rewrite the generated blocks of README.md and docs/scale.md from --out")
     args = ap.parse_args(argv)
+    if args.write_docs:
+        write_docs(json.loads(args.out.read_text()))
+        return 0
     args.workdir.mkdir(parents=True, exist_ok=True)
+    # measured as installed: pip byte-compiles a package when it installs it, so start-up here
+    # must not include compiling the sources (PYTHONDONTWRITEBYTECODE would make every run do it)
+    compileall.compile_dir(str(ROOT / "vmemdbg"), quiet=1)
     results: list[dict] = []
     doc = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "python": sys.version.split()[0],
            "load_average_at_start": os.getloadavg(), "results": results}
@@ -351,9 +445,13 @@ def main(argv: list[str] | None = None) -> int:
         print("real dumps ...", file=sys.stderr, flush=True)
         results += bench_real(args.real, args.workdir, args.repeat, not args.no_drgn)
         save()
-    print("start-up ...", file=sys.stderr, flush=True)
-    start = doc["startup"] = startup(args.repeat)
-    save()
+    start = {}
+    if not args.no_startup:
+        print("start-up ...", file=sys.stderr, flush=True)
+        start = doc["startup"] = startup(args.repeat)
+        save()
+    if args.out == DEFAULT_OUT:  # the committed results: regenerate the README and docs/scale.md blocks
+        write_docs(doc)
     print(table(results))
     for r in results:
         if r.get("gdb"):

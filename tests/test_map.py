@@ -298,12 +298,11 @@ def test_gdb_command_writes_the_map(tmp_path: Path) -> None:
         pytest.skip("gdb is not installed")
     cli = tmp_path / "cli.svg"
     assert main(["map", str(real_dump(SIX)), "-o", str(cli)]) == 0
-    env = {k: v for k, v in os.environ.items() if k != "VMEMDBG_SITE"}
-    env["VMEMDBG_PYTHON"] = sys.executable
-    res = subprocess.run([gdb, "-batch", "-nx", "-ex", f"core-file {real_dump(SIX)}", "-ex", f"source {ROOT / 'gdb' / 'vmemdbg.py'}",
+    load = subprocess.run([sys.executable, "-m", "vmemdbg.gdb"], capture_output=True, text=True, check=True).stdout.strip()
+    res = subprocess.run([gdb, "-batch", "-nx", "-ex", f"core-file {real_dump(SIX)}", "-ex", load,
                           "-ex", f"vmemdbg map -o {tmp_path / 'gdb.svg'}", "-ex", f"vmemdbg map -o {tmp_path / 'gdb.html'}",
                           "-ex", "vmemdbg map"],
-                         capture_output=True, text=True, timeout=300, env=env, cwd="/")
+                         capture_output=True, text=True, timeout=300, cwd="/")
     assert f"wrote {tmp_path / 'gdb.svg'}: " in res.stdout and f"wrote {tmp_path / 'gdb.html'}: " in res.stdout
     assert "vmemdbg: the following arguments are required: -o/--output" in res.stderr
     assert _marks(tmp_path / "gdb.svg") == _marks(cli)

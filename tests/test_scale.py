@@ -30,7 +30,7 @@ from vmemdbg.errors import MemoryFault
 from vmemdbg.kernel import Kernel
 from vmemdbg.mmzone import present_sections
 from vmemdbg.sim import simulate
-from vmemdbg.sim.machine import load_machine
+from vmemdbg.sim.machine_format import load_machine
 from vmemdbg.vmemmap import vmemmap_mapping
 
 drgn = pytest.importorskip("drgn")

@@ -143,7 +143,7 @@ def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 def test_6_12_needs_its_own_rule() -> None:
     """With the 6.1 NODE_DATA rule a 6.12 machine is predicted wrong (NODE_DATA 0x680 lower on the
     1g boot, the kernel's [0x3feb6680-0x3fee0fff]), which is why the profile carries the series."""
-    from vmemdbg.sim.machine import load_machine
+    from vmemdbg.sim.machine_format import load_machine
     m = load_machine(BOOTS[("6.12", "1g-nokaslr")][1])
     assert m.profile.nd_size == 174464
     r12 = simulate(m, None)

@@ -30,7 +30,8 @@ from vmemdbg.kernel import Kernel
 from vmemdbg.mmzone import present_sections
 from vmemdbg.vmemmap import vmemmap_mapping
 from vmemdbg.sim import simulate
-from vmemdbg.sim.machine import MachineError, machine_from_dict
+from vmemdbg.sim.machine import MachineError
+from vmemdbg.sim.machine_format import machine_from_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 MACHINE = ROOT / "fixtures" / "machines" / "after-boot-2node.toml"

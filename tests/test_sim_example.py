@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from vmemdbg.sim import simulate
-from vmemdbg.sim.machine import load_machine, machine_from_dict
+from vmemdbg.sim.machine_format import load_machine, machine_from_dict
 
 MACHINE = Path(__file__).resolve().parent.parent / "fixtures" / "machines" / "q35-2node-8g.toml"
 V4 = 0xFFFFEA0000000000

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from vmemdbg.cli import main
-from vmemdbg.sim.machine import MachineError, machine_from_dict
+from vmemdbg.sim.machine import MachineError
+from vmemdbg.sim.machine_format import machine_from_dict
 
 BASE = Path(__file__).resolve().parent.parent / "fixtures" / "machines" / "q35-2node-8g.toml"
 

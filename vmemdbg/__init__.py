@@ -44,13 +44,20 @@ Views and front ends
 * :mod:`vmemdbg.jsonout`: the JSON text of the views.
 * :mod:`vmemdbg.cli`, :mod:`vmemdbg.__main__`: the ``vmemdbg`` command line.
 * :mod:`vmemdbg.drgn_plugin`: the drgn API and command.
+* :mod:`vmemdbg.gdb`: the gdb front end, loaded by one line (docs/frontends.md):
+  :mod:`vmemdbg.gdb.load` (the file gdb sources), :mod:`vmemdbg.gdb.__main__` (prints that line),
+  :mod:`vmemdbg.gdb.commands` (the ``vmemdbg`` prefix command), :mod:`vmemdbg.gdb.functions`
+  (``$vmemdbg_*`` convenience functions), :mod:`vmemdbg.gdb.target` (what gdb is attached to, as a
+  Kernel), :mod:`vmemdbg.gdb.memory` (physical reads through gdb), :mod:`vmemdbg.gdb.debuginfo`
+  (symbols, type sizes and VMCOREINFO from gdb's debug info).
 * :mod:`vmemdbg.extract`: a minimal vmcore holding only the pages the views read.
 * :mod:`vmemdbg.map`, :mod:`vmemdbg.map.model`, :mod:`vmemdbg.map.draw`: the ``map`` picture.
 
 The simulator (``vmemdbg simulate``, ``describe``, ``check``)
 
 * :mod:`vmemdbg.sim`: entry point: simulate a machine, write the fixture.
-* :mod:`vmemdbg.sim.machine`: machine descriptions (docs/machine-format.md).
+* :mod:`vmemdbg.sim.machine`: the machine model.
+* :mod:`vmemdbg.sim.machine_format`: reading and validating machine descriptions (docs/machine-format.md).
 * :mod:`vmemdbg.sim.boot`: the parts of setup_arch that move sparse_init's placements.
 * :mod:`vmemdbg.sim.memblock`: replay of the memblock allocator.
 * :mod:`vmemdbg.sim.directmap`: replay of init_mem_mapping.

@@ -47,7 +47,7 @@ from .abi import SECTION_HAS_MEM_MAP, SECTION_IS_EARLY
 from .hvo import HvoResult, find_hvo
 from .intervals import containing, split_runs
 from .mmzone import present_sections
-from .pagetable import LEAF_NAME
+from .pagetable import LEAF_NAME, Leaves
 from .ram import RamAccount, ram_account
 from .vmemmap import vmemmap_mapping
 
@@ -166,75 +166,96 @@ def _capped(audit: list[dict], kind: str, items: list[tuple[int, int, str]], sev
 
 def _audit(kernel: "Kernel", nid: np.ndarray, writable: np.ndarray, start_pfn: np.ndarray,
            end_pfn: np.ndarray, hvo: HvoResult, prov: np.ndarray, ram: RamAccount) -> list[dict]:
+    """Every audit entry, kind by kind (the module docstring), in a fixed order."""
     m = vmemmap_mapping(kernel)
     lv = m.leaves
-    secs = present_sections(kernel)
     audit: list[dict] = []
     for f in m.faults:
         _add(audit, "unreadable", f.va_start, f.va_end, f"{f.reason}: table page {f.table:#x}")
     if len(lv) == 0:
         return audit
-    size = lv.size
-    sec_of_leaf = (start_pfn >> np.uint64(kernel.pfn_section_shift)).astype(np.int64)
-    idx = secs.index_of(sec_of_leaf)
-    if len(secs):
-        at = np.maximum(idx, 0)
-        desc_nid = np.where(idx >= 0, secs.nid[at], -1)
-        valid = np.where(idx >= 0, secs.has(SECTION_HAS_MEM_MAP)[at], False)
-        early = np.where(idx >= 0, secs.has(SECTION_IS_EARLY)[at], False)
-        boot_nodes = set(secs.nid[secs.has(SECTION_IS_EARLY) & secs.has(SECTION_HAS_MEM_MAP)].tolist())
-    else:  # no readable section (filtered dump, or mid-boot before memory_present)
-        desc_nid = np.full(len(lv), -1, dtype=np.int64)
-        valid = early = np.zeros(len(lv), dtype=bool)
-        boot_nodes = set()
-
-    # offnode: coalesce consecutive leaves with the same (described nid, backing nid).
-    off = (nid >= 0) & (desc_nid >= 0) & (nid != desc_nid)
-    items: list[tuple[int, int, str]] = []
-    notes: list[tuple[int, int, str]] = []
-    for i0, i1 in _mask_runs(off, lv.va, size, desc_nid * 4096 + nid):
-        item = (int(lv.va[i0]), int(lv.va[i1] + size[i1]),
-                f"memmap of node {int(desc_nid[i0])} (pfn {int(start_pfn[i0]):#x}-{int(end_pfn[i1]):#x}) "
-                f"backed by node {int(nid[i0])} memory at {int(lv.phys[i0]):#x}")
-        (items if int(desc_nid[i0]) in boot_nodes else notes).append(item)
-    _capped(audit, "offnode", items)
-    _capped(audit, "offnode", [(a, b, d + " (the node had no boot memory of its own)") for a, b, d in notes],
-            NOTE, "memoryless_node")
-
-    # PTE-mapped PMD slots outside HVO folios: read-only orphans versus basepage fallback of boot sections.
-    pte = np.nonzero((lv.shift == 12) & ~hvo.leaf_mask)[0]
-    if pte.size:
-        slot = lv.va[pte] >> np.uint64(21)
-        s, e = split_runs(slot[1:] != slot[:-1])
-        ro_any = np.logical_or.reduceat(~writable[pte], s)
-        early_slot = early[pte][s]
-        in_hvo_slot = np.isin(slot[s], np.unique(lv.va[hvo.leaf_mask] >> np.uint64(21)))
-        orphan, fb_items = [], []
-        for k, (a, b) in enumerate(zip(s.tolist(), e.tolist())):
-            va0 = int(lv.va[pte[a]]) & ~((1 << 21) - 1)
-            cnt = b - a
-            if ro_any[k]:
-                nro = int(np.count_nonzero(~writable[pte[a:b]]))
-                orphan.append((va0, va0 + (1 << 21), f"{nro} read-only vmemmap PTEs that belong to no HVO-optimised "
-                                                      f"hugetlb folio (no PG_head/hstate order at the shared page)"))
-            elif early_slot[k] and not in_hvo_slot[k]:
-                fb_items.append((va0, va0 + (1 << 21), f"boot memmap mapped by {cnt} 4 KiB PTEs instead of a 2 MiB PMD "
-                                 f"(section {int(sec_of_leaf[pte[a]])}, node {int(desc_nid[pte[a]])})"))
-        _capped(audit, "pte_fallback", _merge_items(fb_items))
-        _capped(audit, "hvo_orphan", orphan)
+    described = _described_sections(kernel, start_pfn)
+    _audit_offnode(lv, nid, described, start_pfn, end_pfn, audit)
+    _audit_pte_slots(lv, writable, hvo, described, audit)
     _audit_hvo(kernel, hvo, audit)
-
     # hole_mapped (a): leaves describing pfns of sections without a memmap.
-    items = []
-    for i0, i1 in _mask_runs(~valid, lv.va, size):
-        items.append((int(lv.va[i0]), int(lv.va[i1] + size[i1]),
-                      f"memmap mapped for pfn {int(start_pfn[i0]):#x}-{int(end_pfn[i1]):#x} in sections without a memmap"))
+    items = [(int(lv.va[i0]), int(lv.va[i1] + lv.size[i1]),
+              f"memmap mapped for pfn {int(start_pfn[i0]):#x}-{int(end_pfn[i1]):#x} in sections without a memmap")
+             for i0, i1 in _mask_runs(~described.valid, lv.va, lv.size)]
     _capped(audit, "hole_mapped", items)
     _audit_ram_holes(kernel, ram, audit)
     _note_hotplug(kernel, prov, nid, audit)
     _audit_subsections(kernel, audit)
     _audit_aliases(kernel, writable, ~(hvo.leaf_mask | ((lv.shift == 12) & ~writable)), audit)
     return audit
+
+
+@dataclass
+class _Described:
+    """Per leaf, the present section whose struct pages it holds (from its first pfn)."""
+
+    section: np.ndarray  # section number
+    nid: np.ndarray  # that section's node, -1 if not present
+    valid: np.ndarray  # SECTION_HAS_MEM_MAP
+    early: np.ndarray  # SECTION_IS_EARLY
+    boot_nodes: set[int]  # nodes with early valid sections (boot memory of their own)
+
+
+def _described_sections(kernel: "Kernel", start_pfn: np.ndarray) -> _Described:
+    secs = present_sections(kernel)
+    sec_of_leaf = (start_pfn >> np.uint64(kernel.pfn_section_shift)).astype(np.int64)
+    if not len(secs):  # no readable section (filtered dump, or mid-boot before memory_present)
+        none = np.zeros(len(start_pfn), dtype=bool)
+        return _Described(sec_of_leaf, np.full(len(start_pfn), -1, dtype=np.int64), none, none, set())
+    idx = secs.index_of(sec_of_leaf)
+    at = np.maximum(idx, 0)
+    return _Described(sec_of_leaf, np.where(idx >= 0, secs.nid[at], -1),
+                      np.where(idx >= 0, secs.has(SECTION_HAS_MEM_MAP)[at], False),
+                      np.where(idx >= 0, secs.has(SECTION_IS_EARLY)[at], False),
+                      set(secs.nid[secs.has(SECTION_IS_EARLY) & secs.has(SECTION_HAS_MEM_MAP)].tolist()))
+
+
+def _audit_offnode(lv: Leaves, nid: np.ndarray, d: _Described, start_pfn: np.ndarray, end_pfn: np.ndarray,
+                   audit: list[dict]) -> None:
+    """offnode: runs of consecutive leaves with the same (described nid, backing nid); a note when
+    the described node had no boot memory of its own (memoryless_node)."""
+    size = lv.size
+    off = (nid >= 0) & (d.nid >= 0) & (nid != d.nid)
+    items: list[tuple[int, int, str]] = []
+    notes: list[tuple[int, int, str]] = []
+    for i0, i1 in _mask_runs(off, lv.va, size, d.nid * 4096 + nid):
+        item = (int(lv.va[i0]), int(lv.va[i1] + size[i1]),
+                f"memmap of node {int(d.nid[i0])} (pfn {int(start_pfn[i0]):#x}-{int(end_pfn[i1]):#x}) "
+                f"backed by node {int(nid[i0])} memory at {int(lv.phys[i0]):#x}")
+        (items if int(d.nid[i0]) in d.boot_nodes else notes).append(item)
+    _capped(audit, "offnode", items)
+    _capped(audit, "offnode", [(a, b, t + " (the node had no boot memory of its own)") for a, b, t in notes],
+            NOTE, "memoryless_node")
+
+
+def _audit_pte_slots(lv: Leaves, writable: np.ndarray, hvo: HvoResult, d: _Described, audit: list[dict]) -> None:
+    """PTE-mapped PMD slots outside HVO folios: read-only orphans (hvo_orphan) versus the basepage
+    fallback of boot sections (pte_fallback)."""
+    pte = np.nonzero((lv.shift == 12) & ~hvo.leaf_mask)[0]
+    if not pte.size:
+        return
+    slot = lv.va[pte] >> np.uint64(21)
+    s, e = split_runs(slot[1:] != slot[:-1])
+    ro_any = np.logical_or.reduceat(~writable[pte], s)
+    early_slot = d.early[pte][s]
+    in_hvo_slot = np.isin(slot[s], np.unique(lv.va[hvo.leaf_mask] >> np.uint64(21)))
+    orphan, fb_items = [], []
+    for k, (a, b) in enumerate(zip(s.tolist(), e.tolist())):
+        va0 = int(lv.va[pte[a]]) & ~((1 << 21) - 1)
+        if ro_any[k]:
+            nro = int(np.count_nonzero(~writable[pte[a:b]]))
+            orphan.append((va0, va0 + (1 << 21), f"{nro} read-only vmemmap PTEs that belong to no HVO-optimised "
+                                                  f"hugetlb folio (no PG_head/hstate order at the shared page)"))
+        elif early_slot[k] and not in_hvo_slot[k]:
+            fb_items.append((va0, va0 + (1 << 21), f"boot memmap mapped by {b - a} 4 KiB PTEs instead of a 2 MiB PMD "
+                             f"(section {int(d.section[pte[a]])}, node {int(d.nid[pte[a]])})"))
+    _capped(audit, "pte_fallback", _merge_items(fb_items))
+    _capped(audit, "hvo_orphan", orphan)
 
 
 def _audit_hvo(kernel: "Kernel", hvo: HvoResult, audit: list[dict]) -> None:

@@ -9,6 +9,10 @@ import argparse
 import os
 import sys
 
+# numpy's OpenBLAS starts a thread per core at import; the engine does no linear algebra, so those
+# threads only cost start-up time and memory (set before numpy is first imported)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from . import __version__
 from .commands import COMMANDS, Command, add_arguments, source_options
 from .errors import VmemdbgError

@@ -177,7 +177,7 @@ def _map(kernel: "Kernel", args: argparse.Namespace) -> dict:
         from .map import write_map  # drawsvg is imported only when a map is drawn
     except ImportError as e:
         raise VmemdbgError(f"map needs the drawsvg package ({e}): pip install drawsvg "
-                           "(in gdb: VMEMDBG_SITE=<its site-packages>)") from None
+                           "(in gdb: into the venv gdb loads vmemdbg from)") from None
     return document("map", **write_map(kernel, args.output, check=args.check))
 
 

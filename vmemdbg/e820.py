@@ -24,7 +24,7 @@ from .abi import (
     E820_SOFT_RESERVED,
     E820_UNUSABLE,
 )
-from .errors import MemoryFault, VmemdbgError
+from .errors import VmemdbgError
 from .versions import E820_ENTRY
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def read_e820_table(kernel: "Kernel", symbol: str = "e820_table") -> list[dict] 
             kernel.unreadable.append(f"{symbol}: nr_entries={nr} is absurd")
             return None
         raw = np.frombuffer(kernel.read(ptr + 4, E820_ENTRY.itemsize * nr), dtype=E820_ENTRY)
-    except (MemoryFault, VmemdbgError):
+    except VmemdbgError:
         kernel.unreadable.append(f"{symbol} at {ptr:#x}")
         return None
     if np.any(raw["addr"] + raw["size"] < raw["addr"]):  # e820__update_table refuses wrapping entries

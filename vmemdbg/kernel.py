@@ -29,7 +29,7 @@ from .abi import (
     START_KERNEL_MAP,
 )
 from .errors import LayoutError, MemoryFault, VmemdbgError
-from .kallsyms import read_kallsyms
+from .kallsyms import Kallsyms
 from .memory import MemorySource
 from .pagetable import PageTableWalker, Translation
 from .versions import KernelVersion
@@ -252,37 +252,43 @@ class Kernel:
 
     # -- symbols ------------------------------------------------------------------------------------
     @cached_property
-    def symbols(self) -> dict[str, int]:
-        """Runtime symbol addresses decoded from the dump's kallsyms (empty if unavailable)."""
+    def kallsyms(self) -> Kallsyms | None:
+        """The dump's kallsyms tables, or None if they cannot be read (the reason is noted)."""
         try:
-            table = read_kallsyms(self.info, lambda va, n: self.read_phys(self.kimg_to_phys(va), n))
+            table = Kallsyms(self.info, lambda va, n: self.read_phys(self.kimg_to_phys(va), n))
         except MemoryFault as e:
             self.unreadable.append(f"kallsyms tables ({e})")
             self.kallsyms_error = "the dump's kallsyms tables are unreadable"
             self.notes.append("kallsyms unreadable: symbol-based values fall back to layout rules")
-            return {}
+            return None
         except LayoutError as e:
             self.kallsyms_error = str(e)
             self.notes.append(str(e))
             self._kallsyms_error = str(e)
-            return {}
+            return None
         self.kallsyms_rule = table.rule.origin
-        return table.first_addresses()
+        return table
+
+    @cached_property
+    def symbols(self) -> dict[str, int]:
+        """Every runtime symbol address decoded from the dump's kallsyms (empty if unavailable).
+        The engine looks names up one by one (:meth:`symbol`) and never needs this."""
+        return {} if self.kallsyms is None else self.kallsyms.table().first_addresses()
 
     def symbol(self, name: str) -> int | None:
         """Runtime address of symbol ``name`` (user symbols first, then kallsyms), or None."""
         if self._user_symbols is not None:
             v = self._user_symbols.get(name)
             return None if v is None else v + self._symbols_slide
-        return self.symbols.get(name)
+        return None if self.kallsyms is None else self.kallsyms.address(name)
 
     @property
     def symbol_source(self) -> str:
         """Where symbol addresses come from, in one line (``summary -v``)."""
         if self._user_symbols is not None:
             return getattr(self._user_symbols, "source", "the given symbol table")
-        if self.symbols:
-            return f"the dump's kallsyms, {len(self.symbols)} names; offsets rule: {self.kallsyms_rule}"
+        if self.kallsyms is not None:
+            return f"the dump's kallsyms, {self.kallsyms.num} symbols; offsets rule: {self.kallsyms_rule}"
         return f"none: {self.kallsyms_error or 'no kallsyms in the dump'}"
 
     def missing_symbol(self, name: str, needed_for: str) -> str:
@@ -290,7 +296,7 @@ class Kernel:
         if self._user_symbols is not None:
             src = getattr(self._user_symbols, "source", "the given symbol table")
             return f"{needed_for} needs the kernel symbol {name}, which {src} does not have"
-        if self.symbols:
+        if self.kallsyms is not None:
             return f"{needed_for} needs the kernel symbol {name}, which the dump's kallsyms does not have"
         why = self.kallsyms_error or "no kallsyms in the dump"
         if not self.version.at_least(6, 0):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import MemoryFault, VmemdbgError
+from .errors import VmemdbgError
 from .versions import (
     MEMBLOCK_FLAGS,
     MEMBLOCK_MEMORY_OFFSET,
@@ -47,7 +47,7 @@ def _system_state(kernel: "Kernel") -> dict | None:
         return None
     try:
         v = kernel.read_u32(addr)
-    except (MemoryFault, VmemdbgError):
+    except VmemdbgError:
         kernel.unreadable.append(f"system_state at {addr:#x}")
         return None
     names = system_state_names(kernel.version)
@@ -76,7 +76,7 @@ def _read_type(kernel: "Kernel", addr: int, static: int | None, discarded: bool 
     dtype = MEMBLOCK_REGION_NUMA if kernel.nodes_shift else MEMBLOCK_REGION_FLAT
     try:
         raw = np.frombuffer(kernel.read(regions, dtype.itemsize * cnt), dtype=dtype)
-    except (MemoryFault, VmemdbgError):
+    except VmemdbgError:
         kernel.unreadable.append(f"memblock regions at {regions:#x}")
         return out
     bad = raw["base"] + raw["size"] < raw["base"]  # memblock_cap_size keeps base + size within 2^64
@@ -100,7 +100,7 @@ def read_memblock(kernel: "Kernel") -> dict:
     if mm_ptr_addr is not None:
         try:
             memblock_memory = kernel.read_u64(mm_ptr_addr)
-        except (MemoryFault, VmemdbgError):
+        except VmemdbgError:
             kernel.unreadable.append(f"memblock_memory at {mm_ptr_addr:#x}")
     state = _system_state(kernel)
     if memblock_memory is not None:
@@ -113,7 +113,7 @@ def read_memblock(kernel: "Kernel") -> dict:
         discarded, why = None, "no memblock_memory or system_state symbol"
     try:
         head = kernel.read(mb, 16)
-    except (MemoryFault, VmemdbgError) as e:
+    except VmemdbgError as e:
         raise VmemdbgError(f"memblock at {mb:#x} is unreadable ({e})") from None
     return {
         "addr": mb, "bottom_up": bool(head[0]), "current_limit": int.from_bytes(head[8:16], "little"),

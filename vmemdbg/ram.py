@@ -77,8 +77,10 @@ def read_system_ram(kernel: "Kernel") -> tuple[list[tuple[int, int]] | None, str
                 out.append(((start + 4095) >> 12, (end + 1) >> 12))
             ptr = int(raw[lay["sibling"] // 8])
             seen += 1
-    except (MemoryFault, VmemdbgError):
+    except MemoryFault:
         return None, f"iomem_resource tree at {root:#x}: not in the dump"
+    except VmemdbgError as e:  # an address the page tables cannot translate, a corrupt walk
+        return None, f"iomem_resource tree at {root:#x}: unreadable ({e})"
     return merge_ranges(out), "iomem_resource System RAM"
 
 

@@ -296,6 +296,34 @@ def kallsyms_address_rules(symbol: Callable[[str], int | None]) -> tuple[Kallsym
     return (KALLSYMS_ADDRESS_RULES["absolute-percpu"], KALLSYMS_ADDRESS_RULES["relative-base"])
 
 
+def kallsyms_markers_candidates(token_table_va: int, num_syms: int) -> tuple[int, ...]:
+    """Where ``kallsyms_markers`` may start, for the layouts scripts/kallsyms.c has written since 6.0.
+
+    The markers (one u32 per 256 symbols: the offset of symbol 256*i in ``kallsyms_names``) always
+    follow ``kallsyms_names``. Each table starts aligned: ``.balign 8`` (``output_label``, 64-bit)
+    up to 6.12 at least, 4 bytes in the 7.2 dumps (``kallsyms_names`` itself is only 4-aligned
+    there). What comes between the markers and ``kallsyms_token_table`` changed:
+
+    * nothing: 6.0, and 6.4+ ("scripts/kallsyms: change the output order", which moved
+      ``kallsyms_seqs_of_names`` behind the addresses); 6.12 and 7.2 dumps;
+    * ``kallsyms_seqs_of_names`` (3 bytes per symbol): 6.2-6.3 ("kallsyms: Improve the
+      performance of kallsyms_lookup_name()") and 6.1 stable, which has the backport (Debian's
+      6.1.0-56 dumps).
+
+    Only candidates: the reader accepts one only if every 256-symbol block it points at parses to
+    exactly the next marker (:func:`vmemdbg.kallsyms.record_starts`).
+    """
+    markers = 4 * ((num_syms + 255) // 256)
+    out: list[int] = []
+    for align in (8, 4):
+        seqs = token_table_va - (3 * num_syms + align - 1) // align * align
+        for end in (token_table_va, seqs):
+            va = (end - markers) & -align
+            if va not in out:
+                out.append(va)
+    return tuple(out)
+
+
 # ---------------------------------------------------------------------------------------------
 # struct resource (include/linux/ioport.h): start, end, name, flags, desc (4.6, 43ee493bde78),
 # parent, sibling, child -- 64 bytes on x86-64, unchanged up to 6.15.
@@ -408,17 +436,3 @@ BOOT_RULES: dict[str, BootRules] = {
         "table pages) lands below a NODE_DATA that no longer ends on a page boundary", hvo_new_head=True,
         numa_memblks=True),
 }
-
-
-def boot_rules(release: str) -> BootRules:
-    """The simulator rules for a release string (``6.12.107+deb12-cloud-amd64`` → 6.12).
-
-    A series without rules raises ``ValueError`` naming the supported ones: the simulator never
-    replays one kernel's algorithm for another.
-    """
-    v = KernelVersion.parse(release)
-    series = f"{v.major}.{v.minor}"
-    if series not in BOOT_RULES:
-        raise ValueError(f"kernel {release!r} (series {series}) has no simulator profile; "
-                         f"supported: {', '.join(BOOT_RULES)}")
-    return BOOT_RULES[series]

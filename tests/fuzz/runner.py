@@ -68,7 +68,7 @@ def memo_kallsyms() -> Callable[[], None]:
     read sequence and a digest of what those reads returned; a later dump gets the recorded answer
     only if replaying that sequence on it returns identical bytes.
     """
-    real = vmemdbg.kernel.read_kallsyms
+    real = vmemdbg.kernel.Kallsyms
     cache: dict[tuple, list[tuple[list[tuple[int, int]], bytes, object]]] = {}
 
     def decode(info, read, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -100,10 +100,10 @@ def memo_kallsyms() -> Callable[[], None]:
         cache.setdefault(key, []).append((seq, h.digest(), out))
         return out
 
-    vmemdbg.kernel.read_kallsyms = decode
+    vmemdbg.kernel.Kallsyms = decode  # type: ignore[misc,assignment]
 
     def restore() -> None:
-        vmemdbg.kernel.read_kallsyms = real
+        vmemdbg.kernel.Kallsyms = real  # type: ignore[misc]
 
     return restore
 

@@ -3,7 +3,8 @@
 
 Boots Debian's 6.1.0-56-cloud-amd64 under QEMU TCG (the 6g-2node machine of boot.py, with
 ``nokaslr`` so the -dbg vmlinux's addresses are the runtime ones, and ``-S`` + a gdbstub), attaches
-gdb with the vmlinux and ``source gdb/vmemdbg.py``, then runs the vmemdbg commands:
+gdb with the vmlinux, loads the package (the line ``python -m vmemdbg.gdb`` prints), then runs the
+vmemdbg commands:
 
 1. at the first ``vmemmap_populate`` (node 0, section 0, nothing populated yet: VMCOREINFO does
    not exist at this point of boot, the gdb adapter composes it from debug info);
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import socket
 import subprocess
@@ -50,7 +50,7 @@ GDB_SCRIPT = """\
 set pagination off
 set confirm off
 target remote 127.0.0.1:{port}
-source {root}/gdb/vmemdbg.py
+{load}
 hbreak vmemmap_populate
 continue
 echo \\n### stop 1: first vmemmap_populate (node 0, section 0), nothing populated yet\\n
@@ -150,12 +150,13 @@ def run(timeout: float) -> tuple[str, dict[str, object], str]:
         serial = Path(tmp) / "serial.log"
         port = free_port()
         script = Path(tmp) / "session.gdb"
-        script.write_text(GDB_SCRIPT.format(port=port, root=ROOT))
+        load = subprocess.run([sys.executable, "-m", "vmemdbg.gdb"], capture_output=True, text=True, check=True,
+                              cwd=ROOT).stdout
+        script.write_text(GDB_SCRIPT.format(port=port, load=load.strip()))
         qemu = subprocess.Popen(qemu_argv(port, serial), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            env = dict(os.environ, VMEMDBG_PYTHON=sys.executable)
             res = subprocess.run(["gdb", "-batch", "-nx", "-x", str(script), str(VMLINUX)],
-                                 capture_output=True, text=True, timeout=timeout, env=env)
+                                 capture_output=True, text=True, timeout=timeout)
             out = res.stdout
             if res.returncode != 0 or "@@stop3-vmemmap" not in out:
                 raise SystemExit(f"gdb session failed (exit {res.returncode}):\n{out}\n{res.stderr}")

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Iterator
 
@@ -22,7 +21,8 @@ from .boot import BootState, boot
 from .debuginfo import DebugInfo, build
 from .events import apply_events
 from .image import Image, build_image
-from .machine import Machine, MachineError, load_machine
+from .machine import Machine, MachineError
+from .machine_format import load_machine
 from .memblock import Allocation, MemblockPanic
 from .writer import vmcoreinfo_text, write_fixture
 
@@ -40,7 +40,6 @@ class SimResult:
     vmcoreinfo: str
     fixture: Path | None
     debuginfo_path: Path
-    timings: dict[str, float] = field(default_factory=dict)
 
     # -- bases -------------------------------------------------------------------------------------
     @property
@@ -144,11 +143,6 @@ class SimResult:
         return self.state.vmemmap.state.tables
 
     @property
-    def pagetable_pages(self) -> list[tuple[int, str, str]]:
-        """Every page-table page of the image: (phys, level, owner)."""
-        return [(t.phys, t.level, t.owner) for t in self.state.pagetables.tables.values()]
-
-    @property
     def messages(self) -> list[str]:
         """Kernel messages of note (failures, off-node warnings)."""
         return self.state.messages
@@ -163,25 +157,19 @@ def simulate(machine: Machine | str | os.PathLike[str], out: str | os.PathLike[s
     (otherwise it stays in the cache, see :func:`vmemdbg.sim.debuginfo.cache_dir`); ``layout``
     is one of :data:`vmemdbg.sim.writer.LAYOUTS`.
     """
-    t0 = time.perf_counter()
     m = machine if isinstance(machine, Machine) else load_machine(machine)
     try:
         st = boot(m)
     except MemblockPanic as e:
         raise MachineError(f"boot: the kernel would panic: {e}") from None
     st.messages.extend(apply_events(st))
-    t1 = time.perf_counter()
     dbg = build(m.profile)
-    t2 = time.perf_counter()
     img = build_image(st, dbg)
-    t3 = time.perf_counter()
     text = write_fixture(out, st, dbg, img, layout) if out is not None else vmcoreinfo_text(st, dbg, img)
-    t4 = time.perf_counter()
     dpath = dbg.path
     if debuginfo is not None:
         shutil.copyfile(dbg.path, debuginfo)
         dpath = Path(debuginfo)
     if trace is not None:
         Path(trace).write_text("\n".join(st.memblock.lines + st.messages) + "\n")
-    return SimResult(m, st, dbg, img, text, Path(out) if out is not None else None, dpath,
-                     {"boot": t1 - t0, "debuginfo": t2 - t1, "image": t3 - t2, "write": t4 - t3})
+    return SimResult(m, st, dbg, img, text, Path(out) if out is not None else None, dpath)

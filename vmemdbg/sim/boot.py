@@ -135,19 +135,47 @@ def _numa_cleanup_meminfo(mb: Memblock, blocks: list[tuple[int, int, int]], low:
 
 
 def boot(machine: Machine, log: Callable[[str], None] | None = None) -> BootState:
-    """Replay setup_arch up to and including sparse_init."""
-    prof, lay = machine.profile, machine.layout
+    """Replay setup_arch up to and including sparse_init, step by step (the module docstring)."""
+    prof = machine.profile
     mb = Memblock(prof.max_numnodes, log)
     messages: list[str] = []
+    firmware, table, max_pfn = e820__memory_setup(machine)
+    early_reserve_memory(mb, machine, firmware)
+    e820__memblock_setup(mb, table)
+    reserve_real_mode(mb, messages)
+    pt, dm = init_mem_mapping(mb, machine, max_pfn)
+    for r in machine.reservations[1:]:
+        if r.phase == "acpi":
+            mb.reserve(r.start, r.end - r.start, f"acpi_reserve_initial_tables ({r.name})")
+    _extra_allocs(mb, machine, "before_numa")
+    node_data, early_pfn_to_nid = initmem_init(mb, machine, max_pfn, messages)
+    _extra_allocs(mb, machine, "after_numa")
+    if machine.crashkernel:
+        _reserve_crashkernel(mb, *machine.crashkernel, messages)
+    # paging_init → sparse_init
+    buf = SparseBuffer(mb)
+    vm = Vmemmap(mb, pt, buf, prof.struct_page_size, machine.pse, early_pfn_to_nid,
+                 lambda sec: sec in machine.pmd_alloc_fail)
+    sparse = Sparse(machine, mb, vm, buf, node_data, early_pfn_to_nid).sparse_init()
+    messages.extend(sparse.messages)
+    return BootState(machine, mb, pt, dm, table, firmware, max_pfn, node_data, _node_spans(mb), sparse, vm,
+                     pt.top, messages)
 
-    # 1. e820
+
+def e820__memory_setup(machine: Machine) -> tuple[list[E820Entry], list[E820Entry], int]:
+    """Step 1: the firmware table sanitized, the kernel's table (first page reserved, the BIOS
+    hole removed: setup_arch, trim_bios_range) and max_pfn (e820__end_of_ram_pfn)."""
     firmware = e820_sanitize(list(machine.e820))
     table = e820_range_update(firmware, 0, PAGE_SIZE, E820_RAM, E820_RESERVED)
     table = e820_range_update(table, BIOS_BEGIN, BIOS_END, E820_RAM, 0, remove=True)
     max_arch_pfn = 1 << (machine.max_physmem_bits - 12)
     max_pfn = min(max(e.end >> 12 for e in table if e.type == E820_RAM), max_arch_pfn)
+    return firmware, table, max_pfn
 
-    # 2. early_reserve_memory / reserve_brk
+
+def early_reserve_memory(mb: Memblock, machine: Machine, firmware: list[E820Entry]) -> None:
+    """Step 2 (arch/x86/kernel/setup.c): the kernel image with its brk, [0, 64K), the machine's
+    early reservations, and reserve_bios_regions (arch/x86/kernel/ebda.c)."""
     image = machine.reservations[0]
     mb.reserve(image.start, image.end - image.start, "setup_arch")
     mb.reserve(0, SZ_64K, "early_reserve_memory")
@@ -159,7 +187,10 @@ def boot(machine: Machine, log: Callable[[str], None] | None = None) -> BootStat
     bios_start = max(bios_start, SZ_64K)
     mb.reserve(bios_start, SZ_1M - bios_start, "reserve_bios_regions")
 
-    # 3. e820__memblock_setup
+
+def e820__memblock_setup(mb: Memblock, table: list[E820Entry]) -> None:
+    """Step 3 (arch/x86/kernel/e820.c), after memblock_set_current_limit(ISA_END_ADDRESS): RAM
+    added, soft-reserved ranges reserved, memory trimmed to whole pages."""
     mb.current_limit = SZ_1M
     mb.can_resize = True
     for ent in table:
@@ -169,28 +200,36 @@ def boot(machine: Machine, log: Callable[[str], None] | None = None) -> BootStat
             mb.add(ent.start, ent.end - ent.start, "e820__memblock_setup")
     mb.trim_memory(PAGE_SIZE)
 
-    # 4. reserve_real_mode
+
+def reserve_real_mode(mb: Memblock, messages: list[str]) -> None:
+    """Step 4 (arch/x86/realmode/init.c): the trampoline below 1 MiB, then all of [0, 1 MiB)
+    reserved (setup_arch)."""
     if mb.phys_alloc_range(REAL_MODE_SIZE, PAGE_SIZE, 0, SZ_1M, "reserve_real_mode",
                            what="real mode trampoline") is None:
         messages.append("Cannot allocate real mode trampoline")
     mb.reserve(0, SZ_1M, "setup_arch")
 
-    # 5. init_mem_mapping
+
+def init_mem_mapping(mb: Memblock, machine: Machine, max_pfn: int) -> tuple[PageTables, DirectMap]:
+    """Step 5 (arch/x86/mm/init.c): the direct map built into init_top_pgt (directmap.py), then
+    memblock's limit raised to what is mapped (get_max_mapped)."""
+    prof, lay = machine.profile, machine.layout
     top_pgt = lay.image_phys + INIT_TOP_PGT_OFFSET  # first object of .data (debuginfo.LAYOUT)
     pt = PageTables(machine.paging_levels, top_pgt)
-    brk_start = image.end - prof.init_pgt_buf_pages * PAGE_SIZE
+    brk_start = machine.reservations[0].end - prof.init_pgt_buf_pages * PAGE_SIZE
     dm = DirectMap(mb, pt, lay.page_offset_base, brk_start, prof.init_pgt_buf_pages, machine.gbpages,
                    machine.pse)
     dm.init_mem_mapping(max_pfn, lay.kaslr)
     mb.current_limit = dm.max_pfn_mapped << 12
+    return pt, dm
 
-    # 6. ACPI reservations and other pre-NUMA allocations
-    for r in machine.reservations[1:]:
-        if r.phase == "acpi":
-            mb.reserve(r.start, r.end - r.start, f"acpi_reserve_initial_tables ({r.name})")
-    _extra_allocs(mb, machine, "before_numa")
 
-    # 7. initmem_init → numa_init → numa_register_memblks
+def initmem_init(mb: Memblock, machine: Machine, max_pfn: int,
+                 messages: list[str]) -> tuple[dict[int, int], Callable[[int], int]]:
+    """Step 7 (arch/x86/mm/numa_64.c → numa.c numa_init): node ids on memblock
+    (numa_cleanup_meminfo, memblock_set_node, hotplug flags), then alloc_node_data per node.
+    Returns the node_data placements and early_pfn_to_nid."""
+    prof = machine.profile
     rules = prof.rules
     reset = NUMA_NO_NODE if rules.numa_memblks else prof.max_numnodes
     mb.set_node(0, PHYS_ADDR_MAX, mb.memory, reset)
@@ -212,12 +251,12 @@ def boot(machine: Machine, log: Callable[[str], None] | None = None) -> BootStat
     for s, e, nid in mi:
         if nid in kernel_nodes:
             mb.setclr_flag(s, e - s, False, MEMBLOCK_HOTPLUG)
+    node_data: dict[int, int] = {}
 
     def early_pfn_to_nid(pfn: int) -> int:
         nid = mb.search_pfn_nid(pfn)
         return min(node_data) if nid == NUMA_NO_NODE else nid
 
-    node_data: dict[int, int] = {}
     for nid in sorted({b[2] for b in mi}):
         nd = mb.phys_alloc_try_nid(prof.nd_size, 64, nid, "alloc_node_data", what=f"NODE_DATA({nid})")
         if nd is None:
@@ -228,27 +267,19 @@ def boot(machine: Machine, log: Callable[[str], None] | None = None) -> BootStat
         tnid = early_pfn_to_nid(nd >> 12)
         if tnid != nid:
             mb.dbg(f"    NODE_DATA({nid}) on node {tnid}")
+    return node_data, early_pfn_to_nid
 
-    # 8. after-NUMA allocations, crash kernel
-    _extra_allocs(mb, machine, "after_numa")
-    if machine.crashkernel:
-        _reserve_crashkernel(mb, *machine.crashkernel, messages)
 
-    # 9. paging_init → sparse_init
-    buf = SparseBuffer(mb)
-    vm = Vmemmap(mb, pt, buf, prof.struct_page_size, machine.pse, early_pfn_to_nid,
-                 lambda sec: sec in machine.pmd_alloc_fail)
-    sparse = Sparse(machine, mb, vm, buf, node_data, early_pfn_to_nid).sparse_init()
-    messages.extend(sparse.messages)
-
+def _node_spans(mb: Memblock) -> dict[int, tuple[int, int, int]]:
+    """nid → (node_start_pfn, node_spanned_pages, node_present_pages) from memblock.memory, as
+    free_area_init sets them (mm/page_alloc.c: calculate_node_totalpages)."""
     spans: dict[int, tuple[int, int, int]] = {}
     for s, e, nid in mb.mem_pfn_ranges():
         a, b, c = spans.get(nid, (s, 0, 0))
         start = min(a, s)
         end = max(a + b, e)
         spans[nid] = (start, end - start, c + e - s)
-    return BootState(machine, mb, pt, dm, table, firmware, max_pfn, node_data, spans, sparse, vm,
-                     top_pgt, messages)
+    return spans
 
 
 def _extra_allocs(mb: Memblock, machine: Machine, phase: str) -> None:

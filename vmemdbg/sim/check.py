@@ -37,12 +37,13 @@ from ..abi import (
     SECTION_MARKED_PRESENT,
 )
 from ..census import vmemmap_census
-from ..errors import MemoryFault, VmemdbgError
+from ..errors import VmemdbgError
 from ..mmzone import present_sections
 from ..vmemmap import vmemmap_mapping
 from .boot import BootState, boot
 from .describe import Description, describe
-from .machine import MachineError, machine_from_dict
+from .machine import MachineError
+from .machine_format import machine_from_dict
 from .memblock import MemblockPanic
 from .pagetable_build import index
 
@@ -327,7 +328,7 @@ def _memory_block_size(kernel: "Kernel") -> tuple[int, str]:
     if sym is not None:
         try:
             v = kernel.read_u64(sym)
-        except (MemoryFault, VmemdbgError):
+        except VmemdbgError:
             v = 0
         if v and v % sec == 0 and v & (v - 1) == 0:
             return v, f"memory blocks of {v >> 20} MiB (memory_block_size_probed)"
@@ -362,7 +363,7 @@ def _table_pages(kernel: "Kernel", st: BootState, exp: list[Leaf], per_table: di
         try:
             tr = kernel.translate(e.va)
             dump_path[k] = {s.level: s.table for s in tr.path}
-        except (MemoryFault, VmemdbgError):
+        except VmemdbgError:
             dump_path[k] = {}
     depth = {"pte": 0, "pmd": 1, "pud": 2, "p4d": 3}
     # lowest level first: a reused PMD table is reported once, not again for the PUD above it

@@ -35,7 +35,7 @@ from ..abi import (
     SECTION_IS_ONLINE,
 )
 from ..e820 import read_e820_table
-from ..errors import MemoryFault, VmemdbgError
+from ..errors import VmemdbgError
 from ..intervals import merge_ranges
 from ..memblock import read_memblock
 from ..mmzone import present_sections
@@ -301,7 +301,7 @@ def describe(kernel: "Kernel") -> Description:
     if sym is not None:
         try:
             brk_end = kernel.kimg_to_phys(kernel.read_u64(sym))
-        except (MemoryFault, VmemdbgError):
+        except VmemdbgError:
             brk_end = None
     if brk_end is not None:
         d.derived.append(("layout.image", "[_text, _brk_end) (the _brk_end variable)"))
@@ -429,7 +429,7 @@ def _cmdline(kernel: "Kernel") -> str | None:
     try:
         ptr = kernel.read_u64(sym)
         raw = kernel.read(ptr, 4096 - (ptr & 0xFFF))
-    except (MemoryFault, VmemdbgError):
+    except VmemdbgError:
         return None
     return raw.split(b"\0", 1)[0].decode("ascii", "replace")
 

@@ -49,7 +49,6 @@ class Image:
     chunks: list[tuple[int, bytes]]
     kallsyms: KallsymsBlob
     kallsyms_va: int           # runtime VA of the kallsyms blob
-    e820_phys: int             # where the kmemdup'd e820 tables live
     page_phys: np.ndarray      # uint64 physical address of each struct page in a PMD leaf, ascending
     page_pfns: np.ndarray      # int64 pfn each of those struct pages describes, same order
     page_rows: Callable[[np.ndarray], np.ndarray]  # pfns → (n, sizeof(struct page)) uint8 contents
@@ -92,21 +91,21 @@ class ImageBuilder:
 
     def __init__(self, st: BootState, dbg: DebugInfo) -> None:
         self.st = st
-        self.m = st.machine
-        self.p = st.machine.profile
-        self.lay = st.machine.layout
+        self.machine = st.machine
+        self.profile = st.machine.profile
+        self.layout = st.machine.layout
         self.dbg = dbg
-        self.po = self.lay.page_offset_base
+        self.page_offset = self.layout.page_offset_base
         self.chunks: list[tuple[int, bytes]] = []
 
     # -- address helpers ---------------------------------------------------------------------
     def kphys(self, link_va: int) -> int:
         """Physical address of a kernel-image link address."""
-        return self.lay.image_phys + (link_va - START_KERNEL)
+        return self.layout.image_phys + (link_va - START_KERNEL)
 
     def kva(self, link_va: int) -> int:
         """Runtime virtual address of a kernel-image link address (KASLR slide applied)."""
-        return link_va + self.lay.kernel_offset
+        return link_va + self.layout.kernel_offset
 
     def sym(self, name: str) -> int:
         """Runtime virtual address of a debug-ELF symbol."""
@@ -137,9 +136,9 @@ class ImageBuilder:
         pt.set(l3, 511, fix | PAGE_TABLE)
         text_rt = self.kva(START_KERNEL)
         first = (text_rt - 0xFFFFFFFF80000000) // PMD_SIZE
-        last = (text_rt + self.lay.image_size - 1 - 0xFFFFFFFF80000000) // PMD_SIZE
+        last = (text_rt + self.layout.image_size - 1 - 0xFFFFFFFF80000000) // PMD_SIZE
         for i in range(first, last + 1):
-            pt.set(l2, i, (i * PMD_SIZE + self.lay.phys_base) | PAGE_KERNEL_LARGE_EXEC)
+            pt.set(l2, i, (i * PMD_SIZE + self.layout.phys_base) | PAGE_KERNEL_LARGE_EXEC)
 
     def page_tables(self) -> None:
         """Every page-table page, 4 KiB each."""
@@ -148,7 +147,7 @@ class ImageBuilder:
 
     def kallsyms(self) -> tuple[KallsymsBlob, int]:
         """kallsyms tables at START_KERNEL + LAYOUT['kallsyms'] (.rodata)."""
-        blob = encode(self.dbg.kallsyms(), self.lay.kernel_offset)
+        blob = encode(self.dbg.kallsyms(), self.layout.kernel_offset)
         link = START_KERNEL + LAYOUT["kallsyms"]
         if len(blob.data) + 64 > KALLSYMS_AREA:
             raise ValueError("kallsyms tables do not fit the reserved area")
@@ -167,21 +166,21 @@ class ImageBuilder:
 
     def variables(self, names: dict[str, int]) -> None:
         """Scalar kernel variables and small structures."""
-        st, lay, p = self.st, self.lay, self.p
+        st, lay, p = self.st, self.layout, self.profile
         q = lambda v: struct.pack("<Q", v & 0xFFFFFFFFFFFFFFFF)  # noqa: E731
         self.put_sym("page_offset_base", q(lay.page_offset_base))
         self.put_sym("vmalloc_base", q(lay.vmalloc_base))
         self.put_sym("vmemmap_base", q(lay.vmemmap_base))
         self.put_sym("phys_base", q(lay.phys_base))
-        self.put_sym("mem_section", q(self.po + st.sparse.roots_phys))
+        self.put_sym("mem_section", q(self.page_offset + st.sparse.roots_phys))
         self.put_sym("__highest_present_section_nr", q(st.sparse.highest_present))
         nd = np.zeros(p.max_numnodes, np.uint64)
         for nid, ph in st.node_data.items():
-            nd[nid] = self.po + ph
+            nd[nid] = self.page_offset + ph
         self.put_sym("node_data", nd.astype("<u8").tobytes())
         words = (p.max_numnodes + 63) // 64
         masks = np.zeros((NR_NODE_STATES, words), np.uint64)
-        for nid in (n.nid for n in self.m.nodes):
+        for nid in (n.nid for n in self.machine.nodes):
             masks[N_POSSIBLE, nid // 64] |= np.uint64(1 << (nid % 64))
         for nid in st.node_data:
             for state in (N_ONLINE, N_NORMAL_MEMORY, N_MEMORY, N_CPU):
@@ -203,10 +202,10 @@ class ImageBuilder:
             regions = self.sym(static)
         else:
             self.chunks.append((t.array_phys, arr.ljust(t.max * 24, b"\0")))
-            regions = self.po + t.array_phys
+            regions = self.page_offset + t.array_phys
         return struct.pack("<QQQQQ", t.cnt, t.max, t.total_size, regions, name_va)
 
-    def e820(self) -> int:
+    def e820(self) -> None:
         """kmemdup'd e820_table / e820_table_kexec / e820_table_firmware (free_initmem time)."""
         st = self.st
 
@@ -222,10 +221,9 @@ class ImageBuilder:
         addr = (base + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
         for name, b in blobs.items():
             self.chunks.append((addr, b))
-            self.put_sym(name, struct.pack("<Q", self.po + addr))
+            self.put_sym(name, struct.pack("<Q", self.page_offset + addr))
             addr += (len(b) + 63) & ~63
         self._iomem(addr)
-        return (base + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
 
     def _iomem(self, addr: int) -> None:
         """iomem_resource's top-level "System RAM" children (kernel/resource.c): boot RAM from
@@ -237,15 +235,15 @@ class ImageBuilder:
         flags = IORESOURCE_MEM | IORESOURCE_SYSRAM | IORESOURCE_BUSY
         res = []
         for i, (s, e) in enumerate(ram):
-            sib = self.po + addr + (i + 1) * 64 if i + 1 < len(ram) else 0
+            sib = self.page_offset + addr + (i + 1) * 64 if i + 1 < len(ram) else 0
             res.append(struct.pack("<QQQQQQQQ", s, e - 1, 0, flags, 0, root, sib, 0))
         self.chunks.append((addr, b"".join(res)))
         self.put_sym("iomem_resource", struct.pack("<QQQQQQQQ", 0, (1 << 52) - 1, 0, IORESOURCE_MEM, 0, 0, 0,
-                                                   self.po + addr if ram else 0))
+                                                   self.page_offset + addr if ram else 0))
 
     def node_data(self) -> None:
         """pglist_data fields VMCOREINFO exports (node_start_pfn, present, spanned, node_id, nr_zones)."""
-        p = self.p
+        p = self.profile
         for nid, ph in self.st.node_data.items():
             start, spanned, present = self.st.node_spans.get(nid, (0, 0, 0))
             self.chunks.append((ph + p.off_nr_zones, struct.pack("<i", self._nr_zones(start, spanned))))
@@ -259,19 +257,19 @@ class ImageBuilder:
 
     def sections(self) -> None:
         """Roots array, root pages and usage arrays."""
-        st, p, m = self.st, self.p, self.m
+        st, p, m = self.st, self.profile, self.machine
         sp = st.sparse
         spr = p.sections_per_root
         roots = np.zeros(m.nr_section_roots, np.uint64)
         for r, ph in sp.roots.items():
-            roots[r] = self.po + ph
+            roots[r] = self.page_offset + ph
         self.chunks.append((sp.roots_phys, roots.astype("<u8").tobytes()))
         ncol = p.mem_section_size // 8
         n = sp.nr_sections
         secs = np.zeros((max(sp.roots) + 1) * spr * ncol, np.uint64).reshape(-1, ncol)
         secs[:n, 0] = sp.words
         has_usage = sp.usage != 0
-        secs[:n, 1] = np.where(has_usage, sp.usage + np.uint64(self.po), np.uint64(0))
+        secs[:n, 1] = np.where(has_usage, sp.usage + np.uint64(self.page_offset), np.uint64(0))
         for r, ph in sp.roots.items():
             self.chunks.append((ph, secs[r * spr:(r + 1) * spr].tobytes()))
         sub, pbf = self._usage_bits()
@@ -314,7 +312,7 @@ class ImageBuilder:
         leaf boundary are written to the chunks here.  Work is done in blocks of pfns so a
         64 TiB machine (1M pages) needs no full-size temporaries.
         """
-        st, p = self.st, self.p
+        st, p = self.st, self.profile
         sp = st.sparse
         vm = st.vmemmap.state
         valid_secs = np.flatnonzero(sp.words & np.uint64(SECTION_HAS_MEM_MAP))
@@ -326,7 +324,7 @@ class ImageBuilder:
             np.array([ph >> 12 for ph, _, _, _ in st.hugetlb] + [(ph >> 12) + 1 for ph, _, _, _ in st.hugetlb],
                      np.int64)]))
         if st.hvo_tails:  # an HVO tail's struct pages are the head page's: never written through it
-            page_va = (np.uint64(self.lay.vmemmap_base) + pfns.astype(np.uint64) * np.uint64(p.struct_page_size)) \
+            page_va = (np.uint64(self.layout.vmemmap_base) + pfns.astype(np.uint64) * np.uint64(p.struct_page_size)) \
                 & ~np.uint64(PAGE_SIZE - 1)
             pfns = pfns[~np.isin(page_va, np.array(sorted(st.hvo_tails), np.uint64))]
         secs = pfns >> p.nr_section_bits
@@ -336,7 +334,7 @@ class ImageBuilder:
         phys = np.zeros(len(pfns), np.uint64)  # 0: not inside one PMD leaf
         for lo in range(0, len(pfns), _BLOCK):
             phys[lo:lo + _BLOCK] = self._page_phys(pfns[lo:lo + _BLOCK])
-        vbase, sps = self.lay.vmemmap_base, p.struct_page_size
+        vbase, sps = self.layout.vmemmap_base, p.struct_page_size
         for pfn in pfns[phys == 0].tolist():
             self._write_vmemmap(vbase + pfn * sps, self._page_rows(np.array([pfn], np.int64))[0].tobytes())
         keep = np.flatnonzero(phys)
@@ -345,9 +343,9 @@ class ImageBuilder:
 
     def _page_phys(self, pfns: np.ndarray) -> np.ndarray:
         """Physical address of the struct page of each pfn if it lies inside one PMD leaf, else 0."""
-        sps = self.p.struct_page_size
+        sps = self.profile.struct_page_size
         vm = self.st.vmemmap.state
-        rel = np.frombuffer(vm.pmd_va, np.uint64) - np.uint64(self.lay.vmemmap_base)
+        rel = np.frombuffer(vm.pmd_va, np.uint64) - np.uint64(self.layout.vmemmap_base)
         if not len(rel):
             return np.zeros(len(pfns), np.uint64)
         leaf_ph = np.frombuffer(vm.pmd_phys, np.uint64)
@@ -363,7 +361,7 @@ class ImageBuilder:
         with _refcount 1 (__init_single_page + reserve_bootmem_region), others are free;
         _mapcount is -1 (include/linux/mm_types.h offsets 48/52).
         """
-        p, sp = self.p, self.st.sparse
+        p, sp = self.profile, self.st.sparse
         pa = pfns << 12
         mb_base, mb_end, mb_nid = self._regions("memory")
         i, in_mem = containing(mb_base, mb_end, pa)
@@ -394,7 +392,7 @@ class ImageBuilder:
         heads = np.array([ph >> 12 for ph, _, _, _ in self.st.hugetlb], np.int64)
         orders = np.array([(size >> 12).bit_length() - 1 for _, size, _, _ in self.st.hugetlb], np.uint64)
         hvo = np.array([h for _, _, _, h in self.st.hugetlb], bool)
-        head_bit = pageflags(self.p).index("PG_head")
+        head_bit = pageflags(self.profile).index("PG_head")
         is_head = np.isin(pfns, heads)
         flags = np.where(is_head, flags | np.uint64(1 << head_bit), flags)
         at = {int(h): k for k, h in enumerate(heads)}
@@ -403,7 +401,7 @@ class ImageBuilder:
                 rows[r, 40] = 1 << 4
             if pfn - 1 in at:
                 order = int(orders[at[pfn - 1]])
-                if self.p.version == "6.1":
+                if self.profile.version == "6.1":
                     rows[r, 17] = order
                 else:
                     flags[r] = (int(flags[r]) & ~0xFF) | order
@@ -438,13 +436,13 @@ class ImageBuilder:
         names = self.strings(START_KERNEL + LAYOUT["kallsyms"] + KALLSYMS_AREA)
         self.variables(names)
         self.put_sym("linux_banner",
-                     f"Linux version {self.p.release} (vmemdbg-sim) #1 SMP PREEMPT_DYNAMIC\n".encode() + b"\0")
-        e820 = self.e820()
+                     f"Linux version {self.profile.release} (vmemdbg-sim) #1 SMP PREEMPT_DYNAMIC\n".encode() + b"\0")
+        self.e820()
         self.node_data()
         self.sections()
         phys, pfns = self.struct_pages()
         self.page_tables()
-        return Image(self.chunks, blob, ks_va, e820, phys, pfns, self._page_rows)
+        return Image(self.chunks, blob, ks_va, phys, pfns, self._page_rows)
 
 
 def build_image(st: BootState, dbg: DebugInfo) -> Image:

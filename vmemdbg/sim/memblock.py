@@ -127,7 +127,6 @@ class Memblock:
         self.allocations: list[Allocation] = []
         self.lines: list[str] = []
         self._log = log
-        self._what = ""
 
     # -- logging ------------------------------------------------------------------------------
     def dbg(self, line: str) -> None:
@@ -499,9 +498,3 @@ class Memblock:
         res = self.alloc_range_nid(size, align, 0, ALLOC_ACCESSIBLE, nid, False)
         return self._record("memblock_phys_alloc_try_nid", size, align, nid, 0, ALLOC_ACCESSIBLE,
                             caller, res, False, what)
-
-    def is_reserved(self, addr: int) -> bool:
-        """memblock_is_reserved()."""
-        regs = self.reserved.regions
-        i = bisect.bisect_right(regs, addr, key=_base) - 1
-        return i >= 0 and regs[i].base <= addr < regs[i].end

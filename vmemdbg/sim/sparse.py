@@ -63,29 +63,29 @@ class Sparse:
 
     def __init__(self, machine: Machine, mb: Memblock, vm: Vmemmap, buffer: SparseBuffer,
                  node_data: dict[int, int], early_pfn_to_nid: Callable[[int], int]) -> None:
-        self.m = machine
-        self.p = machine.profile
+        self.machine = machine
+        self.profile = machine.profile
         self.mb = mb
         self.vm = vm
         self.buffer = buffer
         self.node_data = node_data
         self.early_pfn_to_nid = early_pfn_to_nid
         top = max(e for _, e, _ in mb.mem_pfn_ranges())
-        n = min((top + self.p.pages_per_section - 1) >> self.p.nr_section_bits, machine.nr_mem_sections)
+        n = min((top + self.profile.pages_per_section - 1) >> self.profile.nr_section_bits, machine.nr_mem_sections)
         self.st = SparseState(n, np.zeros(n, np.uint64), np.zeros(n, np.uint64), np.full(n, -1, np.int32))
 
     def memory_present(self, nid: int, start: int, end: int) -> None:
         """memory_present() (mm/sparse.c, 6.1)."""
-        st, p = self.st, self.p
+        st, p = self.st, self.profile
         if not st.roots_phys:
-            size = 8 * self.m.nr_section_roots
+            size = 8 * self.machine.nr_section_roots
             r = self.mb.alloc_try_nid(size, INTERNODE_CACHE_BYTES, 0, ALLOC_ACCESSIBLE, NUMA_NO_NODE,
                                       "sparse_init", what="mem_section roots array")
             if r is None:
                 raise MemblockPanic(f"memory_present: Failed to allocate {size} bytes")
             st.roots_phys = r
         start &= ~(p.pages_per_section - 1)
-        end = min(end, (1 << (self.m.max_physmem_bits - 12)))
+        end = min(end, (1 << (self.machine.max_physmem_bits - 12)))
         if start >= end:
             return
         s0, s1 = start >> p.nr_section_bits, (end - 1) >> p.nr_section_bits
@@ -112,10 +112,10 @@ class Sparse:
 
     def usemaps_alloc_pgdat_section(self, nid: int, size: int) -> int | None:
         """sparse_early_usemaps_alloc_pgdat_section() (CONFIG_MEMORY_HOTREMOVE) or memblock_alloc_node."""
-        if not self.p.memory_hotremove:
+        if not self.profile.memory_hotremove:
             return self.mb.alloc_try_nid(size, SMP_CACHE_BYTES, 0, ALLOC_ACCESSIBLE, nid,
                                          "sparse_init_nid", what=f"usage array node {nid}")
-        sec_bytes = 1 << self.p.section_size_bits
+        sec_bytes = 1 << self.profile.section_size_bits
         goal = self.node_data[nid] & ~(sec_bytes - 1)
         limit = goal + sec_bytes
         unid = self.early_pfn_to_nid(goal >> 12)
@@ -129,8 +129,8 @@ class Sparse:
 
     def sparse_init_nid(self, g: Group) -> None:
         """sparse_init_nid() (mm/sparse.c, 6.1)."""
-        st, p = self.st, self.p
-        vbase = self.m.layout.vmemmap_base
+        st, p = self.st, self.profile
+        vbase = self.machine.layout.vmemmap_base
         g.usage = self.usemaps_alloc_pgdat_section(g.nid, p.usage_size * len(g.sections))
         if g.usage is None:
             st.messages.append(f"sparse_init_nid: node[{g.nid}] usemap allocation failed")
