@@ -69,3 +69,24 @@ def test_layer_module_imports_no_concept_module(module: str) -> None:
         assert deps <= LAYER, f"{m}.py imports {sorted(deps - LAYER)}, outside the layout-and-reader layer"
         todo.extend(deps)
     assert seen <= LAYER
+
+
+def test_concept_results_live_in_kernel_cache() -> None:
+    """A concept module computes its result once per Kernel and keeps it in ``kernel.cache``; a
+    fresh Kernel starts with an empty cache (nothing is computed behind the caller's back)."""
+    from conftest import real_dump
+
+    from vmemdbg.census import vmemmap_census
+    from vmemdbg.dump import open_dump
+    from vmemdbg.kernel import Kernel
+    from vmemdbg.mmzone import present_sections
+    from vmemdbg.vmemmap import vmemmap_mapping
+
+    k = Kernel(open_dump(real_dump("1000m")))
+    assert k.cache == {}
+    secs = present_sections(k)
+    assert present_sections(k) is secs and len(secs) == 8  # 1000 MiB of RAM: sections 0-7
+    assert vmemmap_mapping(k) is vmemmap_mapping(k)
+    census = vmemmap_census(k)
+    assert vmemmap_census(k) is census
+    assert set(k.cache) == {"mmzone.present_sections", "vmemmap.vmemmap_mapping", "census.vmemmap_census"}

@@ -205,3 +205,21 @@ def test_hugetlb_events_from_cmdline() -> None:
     assert _hugetlb_events("hugepages=3", [0, 1]) == [
         {"kind": "hugetlb", "size": "2M", "pages": 2, "node": 0, "free_vmemmap": False},
         {"kind": "hugetlb", "size": "2M", "pages": 1, "node": 1, "free_vmemmap": False}]
+
+
+@pytest.mark.parametrize("layout", ["vmcore", "kdump"])
+def test_hot_added_memory_in_dump_layouts(after_boot, layout, tmp_path) -> None:
+    """The /proc/vmcore and kdump layouts hold the hot-added memory as System RAM (it is in
+    /proc/iomem, register_memory_resource), so the machine with events writes in them too and
+    every view equals the one of the page-run layout."""
+    from vmemdbg import views
+    from vmemdbg.elfcore import ElfCoreSource
+
+    _, r, k = after_boot
+    out = tmp_path / f"after.{layout}"
+    simulate(r.machine, out, layout=layout)
+    k2 = Kernel(open_dump(out))
+    assert views.vmemmap(k2) == views.vmemmap(k) and views.sections(k2) == views.sections(k)
+    if layout == "vmcore":  # one PT_LOAD per RAM range: the hot-added sections are one of them
+        hot = {(s << 12, e << 12) for s, e, _ in r.state.hotplug}
+        assert hot and hot <= {(a, b) for a, b, _, _ in ElfCoreSource(out).loads()}

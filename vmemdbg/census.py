@@ -59,7 +59,6 @@ AUDIT_CAP = 1000
 #: Provenance names by code (the ``provenance`` key of runs, docs/json.md).
 PROVENANCES = ("boot", "hotplug", "self_hosted", "hvo")
 BOOT, HOTPLUG, SELF_HOSTED, HVO = range(4)
-_CACHE_KEY = "census.vmemmap_census"
 ANOMALY, NOTE = "anomaly", "note"
 
 
@@ -78,10 +77,7 @@ class Census:
 def vmemmap_census(kernel: "Kernel") -> Census:
     """Runs (with provenance), audit and overhead of the whole vmemmap region, computed once per
     kernel and kept in ``kernel.cache``."""
-    census = kernel.cache.get(_CACHE_KEY)
-    if census is None:
-        census = kernel.cache[_CACHE_KEY] = _census(kernel)
-    return census
+    return kernel.cached("census.vmemmap_census", _census)
 
 
 def _census(kernel: "Kernel") -> Census:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .intervals import containing
+from .pagetable import Leaves
 from .versions import (
     HPG_VMEMMAP_OPTIMIZED_BIT,
     HSTATE_ORDERS,
@@ -62,18 +63,41 @@ def find_hvo(kernel: "Kernel", writable: np.ndarray) -> HvoResult:
     """Every HVO-optimised hugetlb folio, its tails' mappings and their violations."""
     lv = vmemmap_mapping(kernel).leaves
     res = HvoResult(leaf_mask=np.zeros(len(lv), bool))
-    if not len(lv):
+    heads = _folio_heads(kernel, lv, writable, res)
+    if heads is None:
         return res
+    tails = _folio_tails(kernel, lv, writable, heads)
+    res.leaf_mask = tails.leaf_mask
+    _add_folios(kernel, res, heads, tails)
+    return res
+
+
+@dataclass
+class _Heads:
+    """Accepted folio heads, by folio (arrays of equal length)."""
+
+    head_va: np.ndarray  # vmemmap VA of the head struct page
+    order: np.ndarray  # folio order (an hstate's)
+    npages: np.ndarray  # vmemmap pages the folio's struct pages span
+    shared_leaf: np.ndarray  # index of the writable PTE leaf holding the head (the shared page)
+    flag: np.ndarray  # HPG_vmemmap_optimized set in the head's private word
+
+
+def _folio_heads(kernel: "Kernel", lv: Leaves, writable: np.ndarray, res: HvoResult) -> _Heads | None:
+    """Writable PTE leaves whose frame read-only PTEs also map, whose first struct page is a
+    PG_head of an hstate order: the heads of optimised folios (None if there are none). Sets
+    ``res.order_source``."""
+    if not len(lv):
+        return None
     pte = lv.shift == 12
     ro = pte & ~writable
     if not ro.any():
-        return res
+        return None
     shared = np.unique(lv.phys[ro])
     cand = np.nonzero(pte & writable & np.isin(lv.phys, shared))[0]
     if not cand.size:
-        return res
+        return None
     sps = kernel.struct_page_size
-    V = kernel.vmemmap_base
     reserve = hvo_reserved_pages(kernel.version)
     head_va = lv.va[cand] - np.uint64((reserve - 1) * 4096)
     info = kernel.info
@@ -99,63 +123,92 @@ def find_hvo(kernel: "Kernel", writable: np.ndarray) -> HvoResult:
             covered_to = h + npg * 4096
     idx, npages = idx[keep], npages_all[keep]
     if not idx.size:
-        return res
-    heads = head_va[idx]
-    shared_i = cand[idx]
-    frame = lv.phys[shared_i]
-    ext_end = heads + (npages * 4096).astype(np.uint64)
-    # leaves of every folio extent, by a difference array over leaf indices
+        return None
+    flag = ok_p[idx] & ((priv[idx] >> np.uint64(HPG_VMEMMAP_OPTIMIZED_BIT)) & np.uint64(1) == 1)
+    return _Heads(head_va[idx], order[idx], npages, cand[idx], flag)
+
+
+@dataclass
+class _Tails:
+    """Every tail vmemmap page of every folio and how it is mapped (arrays of equal length)."""
+
+    leaf_mask: np.ndarray  # per leaf: inside an optimised folio's vmemmap
+    first_tail: np.ndarray  # per folio: VA of its first tail vmemmap page
+    counts: np.ndarray  # per folio: number of tail vmemmap pages
+    owner: np.ndarray  # per tail: its folio
+    va: np.ndarray
+    phys: np.ndarray
+    mapped: np.ndarray
+    pte: np.ndarray
+    rw: np.ndarray
+    on_shared: np.ndarray  # maps the folio's shared page
+
+
+def _folio_tails(kernel: "Kernel", lv: Leaves, writable: np.ndarray, h: _Heads) -> _Tails:
+    """The leaves of every folio's vmemmap (a difference array over leaf indices) and each tail
+    page's translation, for all folios at once."""
+    frame = lv.phys[h.shared_leaf]
+    ext_end = h.head_va + (h.npages * 4096).astype(np.uint64)
     delta = np.zeros(len(lv) + 1, np.int64)
-    np.add.at(delta, np.searchsorted(lv.va, heads), 1)
+    np.add.at(delta, np.searchsorted(lv.va, h.head_va), 1)
     np.add.at(delta, np.searchsorted(lv.va, ext_end), -1)
-    res.leaf_mask = np.cumsum(delta)[:-1] > 0
-    # every tail vmemmap page of every folio at once
-    first_tail = lv.va[shared_i] + np.uint64(4096)
+    first_tail = lv.va[h.shared_leaf] + np.uint64(4096)
     counts = ((ext_end - first_tail) // np.uint64(4096)).astype(np.int64)
-    owner = np.repeat(np.arange(idx.size), counts)
+    owner = np.repeat(np.arange(len(counts)), counts)
     step = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
     tails = first_tail[owner] + step.astype(np.uint64) * np.uint64(4096)
-    ends = vmemmap_mapping(kernel).ends
-    jc, mapped = containing(lv.va, ends, tails)
+    jc, mapped = containing(lv.va, vmemmap_mapping(kernel).ends, tails)
     t_phys = lv.phys[jc] + (tails - lv.va[jc])
-    t_pte = lv.shift[jc] == 12
-    t_rw = writable[jc]
-    on_shared = t_phys == frame[owner]
-    good = np.bincount(owner, weights=mapped & t_pte & ~t_rw & on_shared, minlength=idx.size).astype(np.int64)
-    violations: list[list[dict]] = [[] for _ in range(idx.size)]
+    return _Tails(np.cumsum(delta)[:-1] > 0, first_tail, counts, owner, tails, t_phys, mapped,
+                  lv.shift[jc] == 12, writable[jc], t_phys == frame[owner])
+
+
+def _violations(kernel: "Kernel", h: _Heads, t: _Tails, frame: np.ndarray) -> list[list[dict]]:
+    """Per folio, its tails that are not read-only PTEs onto its shared page (capped per kind)."""
+    sps, base = kernel.struct_page_size, kernel.vmemmap_base
+    violations: list[list[dict]] = [[] for _ in range(len(h.head_va))]
     for kind, mask, what in (
-            ("hvo_tail_unmapped", ~mapped, "is not mapped"),
-            ("hvo_tail_not_pte", mapped & ~t_pte, "is not a 4 KiB PTE (PMD not split)"),
-            ("hvo_writable_tail", mapped & t_pte & t_rw, "is writable"),
-            ("hvo_wrong_alias", mapped & t_pte & ~on_shared, "does not map the folio's shared page")):
+            ("hvo_tail_unmapped", ~t.mapped, "is not mapped"),
+            ("hvo_tail_not_pte", t.mapped & ~t.pte, "is not a 4 KiB PTE (PMD not split)"),
+            ("hvo_writable_tail", t.mapped & t.pte & t.rw, "is writable"),
+            ("hvo_wrong_alias", t.mapped & t.pte & ~t.on_shared, "does not map the folio's shared page")):
         bad = np.nonzero(mask)[0]
-        for f in np.unique(owner[bad]).tolist():
-            mine = bad[owner[bad] == f]
-            o = int(order[idx[f]])
-            for t in mine[:VIOLATION_CAP].tolist():
-                extra = f" {int(frame[f]):#x} (maps {int(t_phys[t]):#x})" if kind == "hvo_wrong_alias" else ""
-                violations[f].append({"kind": kind, "va": int(tails[t]),
-                                      "detail": f"tail vmemmap page {int(tails[t]):#x} of the {HSTATE_ORDERS[o]} folio at pfn "
-                                                f"{(int(heads[f]) - V) // sps:#x} {what}{extra}"})
+        for f in np.unique(t.owner[bad]).tolist():
+            mine = bad[t.owner[bad] == f]
+            o = int(h.order[f])
+            for k in mine[:VIOLATION_CAP].tolist():
+                extra = f" {int(frame[f]):#x} (maps {int(t.phys[k]):#x})" if kind == "hvo_wrong_alias" else ""
+                violations[f].append({"kind": kind, "va": int(t.va[k]),
+                                      "detail": f"tail vmemmap page {int(t.va[k]):#x} of the {HSTATE_ORDERS[o]} folio at pfn "
+                                                f"{(int(h.head_va[f]) - base) // sps:#x} {what}{extra}"})
             if mine.size > VIOLATION_CAP:
-                violations[f].append({"kind": kind, "va": int(tails[mine[VIOLATION_CAP]]),
+                violations[f].append({"kind": kind, "va": int(t.va[mine[VIOLATION_CAP]]),
                                       "detail": f"... and {mine.size - VIOLATION_CAP} more {kind} tails"})
-    nids = vmemmap_mapping(kernel).pfn_nids((heads - np.uint64(V)) // np.uint64(sps))
-    flag = ok_p[idx] & ((priv[idx] >> np.uint64(HPG_VMEMMAP_OPTIMIZED_BIT)) & np.uint64(1) == 1)
-    for f, (h, o, fr, sva, npg, cnt, g, nid, fl) in enumerate(zip(
-            heads.tolist(), order[idx].tolist(), frame.tolist(), lv.va[shared_i].tolist(), npages.tolist(),
-            counts.tolist(), good.tolist(), nids.tolist(), flag.tolist())):
+    return violations
+
+
+def _add_folios(kernel: "Kernel", res: HvoResult, h: _Heads, t: _Tails) -> None:
+    """One entry per folio and the per-hstate totals."""
+    lv = vmemmap_mapping(kernel).leaves
+    sps, base = kernel.struct_page_size, kernel.vmemmap_base
+    frame = lv.phys[h.shared_leaf]
+    good = np.bincount(t.owner, weights=t.mapped & t.pte & ~t.rw & t.on_shared,
+                       minlength=len(h.head_va)).astype(np.int64)
+    violations = _violations(kernel, h, t, frame)
+    nids = vmemmap_mapping(kernel).pfn_nids((h.head_va - np.uint64(base)) // np.uint64(sps))
+    for f, (hv, o, fr, sva, npg, cnt, g, nid, fl) in enumerate(zip(
+            h.head_va.tolist(), h.order.tolist(), frame.tolist(), lv.va[h.shared_leaf].tolist(), h.npages.tolist(),
+            t.counts.tolist(), good.tolist(), nids.tolist(), h.flag.tolist())):
         res.folios.append({
-            "head_pfn": (h - V) // sps, "order": o, "hstate": HSTATE_ORDERS[o], "nid": nid if nid >= 0 else None,
-            "head_page": h, "shared_page_phys": fr, "shared_page_va": sva, "vmemmap_pages": npg, "tails": cnt,
+            "head_pfn": (hv - base) // sps, "order": o, "hstate": HSTATE_ORDERS[o], "nid": nid if nid >= 0 else None,
+            "head_page": hv, "shared_page_phys": fr, "shared_page_va": sva, "vmemmap_pages": npg, "tails": cnt,
             "tails_remapped": g, "saved_pages": g, "vmemmap_optimized_flag": bool(fl), "violations": violations[f]})
     per: dict[int, dict] = {}
-    for f in res.folios:
-        d = per.setdefault(f["order"], {"order": f["order"], "hstate": f["hstate"], "folios": 0, "saved_pages": 0,
-                                        "saved_bytes": 0, "violations": 0})
+    for folio in res.folios:
+        d = per.setdefault(folio["order"], {"order": folio["order"], "hstate": folio["hstate"], "folios": 0,
+                                            "saved_pages": 0, "saved_bytes": 0, "violations": 0})
         d["folios"] += 1
-        d["saved_pages"] += f["saved_pages"]
-        d["saved_bytes"] += f["saved_pages"] * 4096
-        d["violations"] += len(f["violations"])
+        d["saved_pages"] += folio["saved_pages"]
+        d["saved_bytes"] += folio["saved_pages"] * 4096
+        d["violations"] += len(folio["violations"])
     res.hstates = [per[o] for o in sorted(per)]
-    return res

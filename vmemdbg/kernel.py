@@ -14,8 +14,9 @@ or a user-given symbol file, with the fallbacks the kernel layout guarantees.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -34,6 +35,9 @@ from .memory import MemorySource
 from .pagetable import PageTableWalker, Translation
 from .versions import KernelVersion
 from .vmcoreinfo import VmcoreInfo
+
+
+T = TypeVar("T")
 
 
 class DebugFacts(Protocol):
@@ -71,21 +75,51 @@ class Kernel:
         self.unreadable: list[str] = []
         #: results of the concept modules, by key (``prog.cache`` in drgn): filled by them, not here.
         self.cache: dict[str, Any] = {}
-        text = vmcoreinfo or source.vmcoreinfo()
-        if not text:
-            text = source.find_vmcoreinfo()
-            if not text:
-                raise LayoutError(
-                    f"{source.description}: no VMCOREINFO (QEMU dumps need -device vmcoreinfo and the guest's "
-                    "qemu_fw_cfg driver); pass --vmcoreinfo FILE")
-            self.notes.append("VMCOREINFO found by scanning memory (no note in the dump)")
-        self.info = VmcoreInfo(text)
-        info = self.info
-        self.release = info.release
+        self.info = VmcoreInfo(self._vmcoreinfo_text(source, vmcoreinfo))
+        self.release = self.info.release
         self.version = KernelVersion.parse(self.release)
-        self.page_size = info.page_size
+        self.page_size = self.info.page_size
         if self.page_size != PAGE_SIZE:
             raise LayoutError(f"PAGESIZE={self.page_size}: only 4 KiB-page x86-64 kernels are supported")
+        self.init_top_pgt = self._image_layout()
+        self._paging_layout()
+        self._section_layout()
+        self._sme_and_nodes()
+        self.pt = PageTableWalker(self.read_phys, self.kimg_to_phys(self.init_top_pgt), self.pgtable_levels,
+                                  self.sme_mask, self.max_physmem_bits)
+        self._user_symbols = symbols
+        self._kallsyms_error: str | None = None
+        self.debug = debug
+        self.kallsyms_rule: str | None = None  # which kallsyms_offsets rule decoded the symbols
+        self.kallsyms_error: str | None = None  # why the dump's kallsyms could not be decoded
+        self._symbols_slide = 0 if symbols_relocated else self.kaslr_offset
+        if not symbols_relocated:
+            self._check_symbol_file()
+
+    def cached(self, key: str, compute: "Callable[[Kernel], T]") -> T:
+        """``cache[key]``, set to ``compute(self)`` the first time (how concept modules keep their
+        results: the Kernel never calls them itself)."""
+        if key not in self.cache:
+            self.cache[key] = compute(self)
+        return self.cache[key]
+
+    # -- VMCOREINFO validation, in the order the values depend on each other -------------------------
+    def _vmcoreinfo_text(self, source: MemorySource, given: bytes | None) -> bytes:
+        """The VMCOREINFO text: given, the source's note, else found by scanning its memory."""
+        text = given or source.vmcoreinfo()
+        if text:
+            return text
+        text = source.find_vmcoreinfo()
+        if not text:
+            raise LayoutError(
+                f"{source.description}: no VMCOREINFO (QEMU dumps need -device vmcoreinfo and the guest's "
+                "qemu_fw_cfg driver); pass --vmcoreinfo FILE")
+        self.notes.append("VMCOREINFO found by scanning memory (no note in the dump)")
+        return text
+
+    def _image_layout(self) -> int:
+        """KERNELOFFSET and phys_base; returns init_top_pgt, a page of the kernel image."""
+        info = self.info
         root_va = info.symbol("init_top_pgt") or info.symbol("swapper_pg_dir")
         if root_va is None or root_va < START_KERNEL_MAP:
             raise LayoutError("VMCOREINFO has no SYMBOL(init_top_pgt): not an x86-64 kernel")
@@ -98,8 +132,12 @@ class Kernel:
         if phys_base is None:
             raise LayoutError("VMCOREINFO has no NUMBER(phys_base): not an x86-64 kernel")
         self.phys_base = phys_base
-        l5 = info.number("pgtable_l5_enabled")
-        maxbits = info.number("MAX_PHYSMEM_BITS")
+        return root_va
+
+    def _paging_layout(self) -> None:
+        """Paging depth and MAX_PHYSMEM_BITS (arch/x86/include/asm/sparsemem.h: 52 with 5 levels, 46 with 4)."""
+        l5 = self.info.number("pgtable_l5_enabled")
+        maxbits = self.info.number("MAX_PHYSMEM_BITS")
         if l5 not in (None, 0, 1):
             raise LayoutError(f"NUMBER(pgtable_l5_enabled)={l5} is not 0 or 1")
         if l5 is None:
@@ -110,6 +148,11 @@ class Kernel:
         if self.max_physmem_bits != want_bits:
             raise LayoutError(f"NUMBER(MAX_PHYSMEM_BITS)={self.max_physmem_bits} is impossible with "
                               f"{self.pgtable_levels}-level paging (x86-64 has {want_bits})")
+
+    def _section_layout(self) -> None:
+        """Section and struct sizes, the kernel image inside physical memory, section counts and
+        the mem_section root array (include/linux/mmzone.h)."""
+        info = self.info
         self.section_size_bits = info.number("SECTION_SIZE_BITS") or SECTION_SIZE_BITS
         self.struct_page_size = info.size("page") or 64
         self.mem_section_size = info.size("mem_section") or 16
@@ -119,9 +162,9 @@ class Kernel:
             raise LayoutError(f"NUMBER(SECTION_SIZE_BITS)={self.section_size_bits} is not x86-64's {SECTION_SIZE_BITS}")
         if self.struct_page_size not in range(32, 257, 8):
             raise LayoutError(f"SIZE(page)={self.struct_page_size} is absurd")
-        if not -(1 << self.max_physmem_bits) < phys_base < 1 << self.max_physmem_bits \
-                or not 0 <= self.kimg_to_phys(root_va) < 1 << self.max_physmem_bits:
-            raise LayoutError(f"NUMBER(phys_base)={phys_base} puts the kernel image outside physical memory")
+        if not -(1 << self.max_physmem_bits) < self.phys_base < 1 << self.max_physmem_bits \
+                or not 0 <= self.kimg_to_phys(self.init_top_pgt) < 1 << self.max_physmem_bits:
+            raise LayoutError(f"NUMBER(phys_base)={self.phys_base} puts the kernel image outside physical memory")
         self.pfn_section_shift = self.section_size_bits - 12
         self.pages_per_section = 1 << self.pfn_section_shift
         self.nr_mem_sections = 1 << (self.max_physmem_bits - self.section_size_bits)
@@ -140,26 +183,18 @@ class Kernel:
         if roots_addr and not self.is_kernel_address(roots_addr):  # 0: not allocated yet (mid-boot)
             raise LayoutError(f"SYMBOL(mem_section)={roots_addr:x} is not a kernel address")
         self.roots_addr: int = roots_addr
-        self.sme_mask = info.number("sme_mask") or 0
-        # The AMD memory-encryption C-bit: one physical-address bit (arch/x86/mm/mem_encrypt_identity.c).
+
+    def _sme_and_nodes(self) -> None:
+        """The AMD memory-encryption C-bit and NODES_SHIFT."""
+        self.sme_mask = self.info.number("sme_mask") or 0
+        # The C-bit: one physical-address bit (arch/x86/mm/mem_encrypt_identity.c).
         if self.sme_mask and (self.sme_mask & (self.sme_mask - 1) or not 1 << 32 <= self.sme_mask < 1 << 52):
             raise LayoutError(f"NUMBER(sme_mask)={self.sme_mask} is not a single physical-address bit")
-        node_len = info.length("node_data")
+        node_len = self.info.length("node_data")
         # MAX_NUMNODES = 1 << CONFIG_NODES_SHIFT, NODES_SHIFT 1..10 on x86 (arch/x86/Kconfig)
         if node_len is not None and (node_len & (node_len - 1) or not 1 <= node_len <= MAX_NUMNODES):
             raise LayoutError(f"LENGTH(node_data)={node_len} is not a power of two up to MAX_NUMNODES={MAX_NUMNODES}")
         self.nodes_shift = (node_len.bit_length() - 1) if node_len else 0
-        self.init_top_pgt = root_va
-        self.pt = PageTableWalker(self.read_phys, self.kimg_to_phys(root_va), self.pgtable_levels, self.sme_mask,
-                                  self.max_physmem_bits)
-        self._user_symbols = symbols
-        self._kallsyms_error: str | None = None
-        self.debug = debug
-        self.kallsyms_rule: str | None = None  # which kallsyms_offsets rule decoded the symbols
-        self.kallsyms_error: str | None = None  # why the dump's kallsyms could not be decoded
-        self._symbols_slide = 0 if symbols_relocated else self.kaslr_offset
-        if not symbols_relocated:
-            self._check_symbol_file()
 
     def _check_symbol_file(self) -> None:
         """Refuse a link-time symbol table that is not this kernel's: its ``init_top_pgt`` (in

@@ -45,7 +45,6 @@ _BULK_MIN = 4
 #: Present sections read at most: 2^20 sections are 128 TiB of RAM (4-level paging allows 2^19 in
 #: all); a dump whose roots claim more (up to 2^25 with 5-level paging) is not believed beyond it.
 MAX_PRESENT_SECTIONS = 1 << 20
-_CACHE_KEY = "mmzone.present_sections"
 
 
 @dataclass
@@ -83,10 +82,7 @@ class SectionTable:
 def present_sections(kernel: "Kernel") -> SectionTable:
     """Every present section with usage and nid (``for_each_present_section_nr``), read once per
     kernel and kept in ``kernel.cache``."""
-    table = kernel.cache.get(_CACHE_KEY)
-    if table is None:
-        table = kernel.cache[_CACHE_KEY] = read_sections(kernel)
-    return table
+    return kernel.cached("mmzone.present_sections", read_sections)
 
 
 def read_sections(kernel: "Kernel") -> SectionTable:

@@ -25,15 +25,11 @@ if TYPE_CHECKING:
 
 #: pfns looked up per block in :meth:`VmemmapMapping.page_flags`.
 _BLOCK = 1 << 16
-_CACHE_KEY = "vmemmap.mapping"
 
 
 def vmemmap_mapping(kernel: "Kernel") -> "VmemmapMapping":
     """The vmemmap page-table leaves of ``kernel``, walked once and kept in ``kernel.cache``."""
-    mapping = kernel.cache.get(_CACHE_KEY)
-    if mapping is None:
-        mapping = kernel.cache[_CACHE_KEY] = VmemmapMapping(kernel)
-    return mapping
+    return kernel.cached("vmemmap.vmemmap_mapping", VmemmapMapping)
 
 
 class VmemmapMapping:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..abi import KERNEL_IMAGE_SIZE, PAGE_SIZE, START_KERNEL
+from ..abi import E820_RAM, KERNEL_IMAGE_SIZE, PAGE_SIZE, START_KERNEL
 from ..elfwrite import write_elf_core, write_vmcore_layout
 from ..vmcoreinfo import compose_vmcoreinfo
 from .boot import BootState
@@ -108,15 +108,17 @@ LAYOUTS = ("pages", "vmcore", "qemu", "kdump")
 def ram_ranges(st: BootState) -> list[tuple[int, int]]:
     """System RAM ranges of the machine as /proc/iomem lists them: e820 usable entries, without
     the first page, which setup_arch marks reserved (arch/x86/kernel/setup.c:
-    e820__range_update(0, PAGE_SIZE, E820_TYPE_RAM, E820_TYPE_RESERVED)), page aligned inwards."""
+    e820__range_update(0, PAGE_SIZE, E820_TYPE_RAM, E820_TYPE_RESERVED)), page aligned inwards,
+    and the memory hot-added after boot (register_memory_resource, mm/memory_hotplug.c)."""
     out = []
     for e in st.machine.e820:
-        if e.type == 1:
-            a, b = max(e.start, 4096), e.end
-            a, b = (a + 4095) & ~4095, b & ~4095
+        if e.type == E820_RAM:
+            a, b = max(e.start, PAGE_SIZE), e.end
+            a, b = (a + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1), b & ~(PAGE_SIZE - 1)
             if b > a:
                 out.append((a, b))
-    return out
+    out += [(s << 12, e << 12) for s, e, _ in st.hotplug]
+    return sorted(out)
 
 
 def write_fixture(path: str | os.PathLike[str], st: BootState, dbg: DebugInfo, img: Image,
