@@ -1,21 +1,43 @@
-"""Shared fixtures: the committed real-kernel dumps and helpers to make damaged copies of them."""
+"""Shared fixtures: the committed real-kernel dumps and helpers to make damaged copies of them.
+
+The suite runs in this process wherever the process is not the subject: :func:`run_cli` runs the
+``vmemdbg`` command through ``vmemdbg.cli.main``, :func:`shared_kernel` analyses each committed
+fixture once per session, and each distinct kallsyms table is decoded once (:func:`kallsyms_decoded_once`).
+Real processes remain only where the process is what is tested:
+
+* the front ends, each as it is started for real: ``python -m vmemdbg`` (test_bad_input.py
+  test_cli_as_a_process), the ``drgn`` CLI loading the plugin (test_drgn_plugin.py), and gdb, whose
+  commands only exist inside a gdb process (test_gdb.py, test_map.py's gdb map);
+* what only a process shows: peak RSS from ``wait4`` (test_hostile.py cli_process), the fuzz
+  runner's time and address-space limits, signals and hangs (test_fuzz.py), the modules a fresh
+  interpreter imports with the drgn plugin (test_scale.py), the browser rendering the map page;
+* other programs reading our files: crash and makedumpfile (test_scale.py), QEMU's gdbstub.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import json
 import lzma
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from vmemdbg.kernel import Kernel
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / "fixtures" / "real"
 REAL_CASES = ("1g-nokaslr", "6g-2node-kaslr", "1000m")
-sys.path.insert(0, str(ROOT / "tests" / "realkernel"))
+sys.path[:0] = [str(ROOT / "tests" / "realkernel"), str(ROOT / "tests" / "fuzz")]
 
 
 #: every committed real-kernel fixture: "<case>" (Debian 6.1.0-56) and "6.12/<case>" (6.12.107)
@@ -50,6 +72,57 @@ def real_dump(case: str) -> Path:
 def real_truth(case: str) -> dict:
     """drgn's truth for that boot (tests/realkernel/drgn_truth.py on the full dump)."""
     return json.loads((real_dir(case) / "truth.json").read_text())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def kallsyms_decoded_once() -> Iterator[None]:
+    """Each distinct kallsyms table is decoded once per session: a dump edited elsewhere (a planted
+    fault, a filtered copy) gets the recorded table only if every read of the decode returns the
+    same bytes, so damaged tables are still decoded for real (tests/fuzz/runner.py memo_kallsyms)."""
+    from runner import memo_kallsyms
+
+    restore = memo_kallsyms()
+    yield
+    restore()
+
+
+@functools.cache
+def shared_kernel(case: str) -> "Kernel":
+    """One :class:`~vmemdbg.kernel.Kernel` per committed fixture for the whole session (its kallsyms
+    decoded once). Only for tests that read: a test that edits a kernel or its dump makes its own."""
+    from vmemdbg.dump import open_dump
+    from vmemdbg.kernel import Kernel
+
+    return Kernel(open_dump(real_dump(case)))
+
+
+def run_cli(*argv: str | Path, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """``vmemdbg ARGV...`` run in this process (``vmemdbg.cli.main``): the exit status, stdout and
+    stderr as a subprocess would give them; ``check`` raises on a non-zero status, as
+    ``subprocess.run(check=True)`` does. Argument errors (argparse's ``SystemExit``) count as exits."""
+    from vmemdbg.cli import main
+
+    args = [str(a) for a in argv]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main(args)
+        except SystemExit as e:
+            rc = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+    res = subprocess.CompletedProcess(["vmemdbg", *args], rc, out.getvalue(), err.getvalue())
+    if check:
+        res.check_returncode()
+    return res
+
+
+def cli_json(*argv: str | Path) -> dict:
+    """The JSON document ``vmemdbg ARGV... --json`` prints (in this process); it must exit 0."""
+    return json.loads(run_cli(*argv, "--json", check=True).stdout)
+
+
+def hexed(value: int | None) -> str | None:
+    """An address or word as vmemdbg/2 JSON writes it ("0x…", lowercase), None as null."""
+    return None if value is None else f"{value:#x}"
 
 
 @pytest.fixture(params=REAL_CASES)

@@ -15,12 +15,10 @@ from __future__ import annotations
 import functools
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import REAL, real_dump, rewrite_dump
+from conftest import REAL, real_dump, rewrite_dump, run_cli, shared_kernel
 from truthcmp import compare, engine_views
 
 from vmemdbg import views
@@ -47,7 +45,7 @@ def truth(case: str) -> dict:
 @functools.cache
 def kernel(case: str) -> Kernel:
     """One analysed fixture, shared by the read-only tests (edited copies get their own)."""
-    return Kernel(open_dump(dump(case)))
+    return shared_kernel(case)
 
 
 def guest_lines(case: str, key: str) -> list[str]:
@@ -165,7 +163,7 @@ def _pte(k: Kernel, va: int) -> tuple[int, int]:
 @pytest.mark.parametrize("release", RELEASES)
 def test_planted_writable_hvo_tail(release: str, tmp_path: Path) -> None:
     src = dump(f"{release}-hvo")
-    k = Kernel(open_dump(src))
+    k = kernel(f"{release}-hvo")
     folio = [f for f in views.vmemmap(k)["hvo"]["folios"] if f["order"] == 9][3]
     tail = folio["head_page"] + 3 * 4096
     addr, entry = _pte(k, tail)
@@ -178,7 +176,7 @@ def test_planted_writable_hvo_tail(release: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("release", RELEASES)
 def test_planted_tail_aliased_to_the_wrong_page(release: str, tmp_path: Path) -> None:
     src = dump(f"{release}-hvo")
-    k = Kernel(open_dump(src))
+    k = kernel(f"{release}-hvo")
     small = [f for f in views.vmemmap(k)["hvo"]["folios"] if f["order"] == 9]
     victim, other = small[5], small[6]
     tail = victim["head_page"] + 6 * 4096
@@ -196,7 +194,7 @@ def test_planted_offnode_hot_added_memmap(release: str, tmp_path: Path) -> None:
     pointed at a frame at 256 MiB (node 0's span, not otherwise in the dump) holding a copy of the
     pages it had. Node 1 had boot memory, so that is an anomaly."""
     src = dump(f"{release}-hotplug")
-    k = Kernel(open_dump(src))
+    k = kernel(f"{release}-hotplug")
     node0 = next(n for n in k.nodes if n["nid"] == 0)
     new_base = 0x10000000
     assert node0["start_pfn"] <= new_base >> 12 < node0["start_pfn"] + node0["spanned_pages"]
@@ -224,12 +222,10 @@ def test_planted_offnode_hot_added_memmap(release: str, tmp_path: Path) -> None:
 
 
 def test_cli_memory_blocks_and_json_severity() -> None:
-    out = subprocess.run([sys.executable, "-m", "vmemdbg", "memory-blocks", str(dump("6.1-hotplug"))],
-                         capture_output=True, text=True, check=True).stdout
+    out = run_cli("memory-blocks", dump("6.1-hotplug"), check=True).stdout
     assert "memory32  00000020    online  Normal  1    0x100000000  1         hot-added" in out
     assert "memory0   00000000    online  none    0    0x0          1         boot" in out
-    js = json.loads(subprocess.run([sys.executable, "-m", "vmemdbg", "vmemmap", "--json", str(dump("6.1-memmap-on-memory"))],
-                                   capture_output=True, text=True, check=True).stdout)
+    js = json.loads(run_cli("vmemmap", "--json", dump("6.1-memmap-on-memory"), check=True).stdout)
     assert [(a["kind"], a["severity"], a["mechanism"]) for a in js["audit"]] == \
         [("hole_mapped", "note", "boot_section_hole"), ("self_hosted", "note", "self_hosted")]
 
@@ -266,7 +262,7 @@ def test_planted_memmap_for_non_ram_in_a_hot_added_section(release: str, tmp_pat
     child list): the last 256 KiB of mapped memmap of section 33 then describe pfns that are not RAM
     by the kernel's account, and a section added after boot has no whole-section excuse."""
     src = dump(f"{release}-hotplug")
-    k = Kernel(open_dump(src))
+    k = kernel(f"{release}-hotplug")
     ptr = k.read_u64(k.symbol("iomem_resource") + 56)
     while k.read_u64(ptr) != 0x100000000:
         ptr = k.read_u64(ptr + 48)
@@ -287,7 +283,7 @@ def test_every_real_machine_audits_without_anomaly(case: str) -> None:
     every note names its mechanism."""
     symbols = load_symbol_file(REAL / "System.map-5.10.0-32-cloud-amd64.subset") if case.startswith("bullseye") \
         else None
-    doc = views.vmemmap(Kernel(open_dump(real_dump(case)), symbols=symbols))
+    doc = views.vmemmap(shared_kernel(case) if symbols is None else Kernel(open_dump(real_dump(case)), symbols=symbols))
     assert [a for a in doc["audit"] if a["severity"] == "anomaly"] == []
     assert doc["audit"] and all(a["mechanism"] for a in doc["audit"])
     assert doc["unreadable"] == [] and doc["not_audited"] == []

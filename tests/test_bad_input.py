@@ -1,5 +1,9 @@
 """Bad input: one line naming the problem and exit 2, never a traceback or a hang; a filtered dump
-still prints what it can and marks what was unreadable."""
+still prints what it can and marks what was unreadable.
+
+The CLI runs in this process (conftest.run_cli: ``vmemdbg.cli.main`` with its output captured); the
+one test of the ``vmemdbg`` command as a real process is :func:`test_cli_as_a_process`.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,23 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import real_dump, real_truth, rewrite_dump
+from conftest import real_dump, real_truth, rewrite_dump, run_cli
 
 from vmemdbg.dump import open_dump
 from vmemdbg.kernel import Kernel
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vmemdbg", *args], capture_output=True, text=True, timeout=60)
+def test_cli_as_a_process(tmp_path: Path) -> None:
+    """Smoke test of the installed front end: ``python -m vmemdbg`` prints a view and exits 0, and
+    a bad dump is one line on stderr and exit status 2 from the real interpreter."""
+    ok = subprocess.run([sys.executable, "-m", "vmemdbg", "summary", str(real_dump("1g-nokaslr"))],
+                        capture_output=True, text=True, timeout=120)
+    assert (ok.returncode, ok.stderr) == (0, "") and ok.stdout == run_cli("summary", real_dump("1g-nokaslr")).stdout
+    assert ok.stdout.startswith("kernel            6.1.0-56-cloud-amd64  (4-level paging)\n")
+    bad = subprocess.run([sys.executable, "-m", "vmemdbg", "summary", str(tmp_path / "nope")],
+                         capture_output=True, text=True, timeout=120)
+    assert_one_line_error(bad, "cannot open")
+    assert bad.stdout == ""
 
 
 def assert_one_line_error(p: subprocess.CompletedProcess, *words: str) -> None:
@@ -73,7 +86,7 @@ def test_vmcoreinfo_option_rescues(tmp_path: Path) -> None:
     info.write_bytes(Kernel(open_dump(src)).info.text.encode())
     p = run_cli("summary", str(f), "--vmcoreinfo", str(info), "--json")
     assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout)["kernel"]["vmemmap_base"] == 0xFFFFEA0000000000
+    assert json.loads(p.stdout)["kernel"]["vmemmap_base"] == "0xffffea0000000000"
 
 
 def test_absurd_vmcoreinfo(tmp_path: Path) -> None:
@@ -95,7 +108,7 @@ def test_filtered_dump_marks_unreadable(tmp_path: Path) -> None:
     doc = json.loads(p.stdout)
     assert len(doc["sections"]) == 48
     assert doc["sections"][40]["subsection_map"] is None
-    assert doc["sections"][0]["subsection_map"] == 0xFFFFFFFFFFFFFFFF
+    assert doc["sections"][0]["subsection_map"] == "0xffffffffffffffff"
     assert any("usage" in u for u in doc["unreadable"])
     p = run_cli("vmemmap", str(f))
     assert p.returncode == 0, p.stderr
@@ -113,7 +126,7 @@ def test_page_table_loop_is_reported(tmp_path: Path) -> None:
     doc = json.loads(p.stdout)
     assert [a["kind"] for a in doc["audit"]].count("unreadable") == 1
     assert "loop" in next(a for a in doc["audit"] if a["kind"] == "unreadable")["detail"]
-    assert doc["runs"][0]["end"] - doc["runs"][0]["start"] == 8 << 21
+    assert int(doc["runs"][0]["end"], 16) - int(doc["runs"][0]["start"], 16) == 8 << 21
 
 
 @pytest.mark.parametrize("addr", ["bogus", "0xffffffffffffffff", "pfn:0xfffffffffffff"])

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import real_dump, real_truth, rewrite_dump
+from conftest import hexed, real_dump, real_truth, rewrite_dump, shared_kernel
 
 from vmemdbg import cli
 from vmemdbg.dump import open_dump
@@ -37,13 +37,13 @@ def _check(path: Path) -> tuple[int, dict]:
 
 
 def _kernel(case: str) -> Kernel:
-    return Kernel(open_dump(real_dump(case)))
+    return shared_kernel(case)
 
 
 def test_real_fixture_is_consistent(any_real_case: str) -> None:
     rc, doc = _check(real_dump(any_real_case))
     assert rc == 0 and doc["consistent"] and doc["differences"] == []
-    assert doc["schema"] == "vmemdbg/1" and doc["command"] == "check"
+    assert doc["schema"] == "vmemdbg/2" and doc["command"] == "check"
     assert all(p["determined"] for p in doc["placement"].values())
     truth = real_truth(any_real_case)
     # the replay was compared leaf by leaf: as many leaves as drgn counted 2 MiB runs
@@ -105,7 +105,7 @@ def test_pmd_moved_to_another_frame(any_real_case: str, tmp_path: Path) -> None:
     target = int(lv.phys.min()) - (8 << 20)          # free RAM below the sparse buffer, same node
     doc = _planted(tmp_path, any_real_case, {addr: (entry - phys + target).to_bytes(8, "little")})
     (d,) = doc["differences"]
-    assert d["kind"] == "vmemmap_phys" and d["va"] == [va, va + (1 << 21)] and d["phys"][0] == target
+    assert d["kind"] == "vmemmap_phys" and d["va"] == [hexed(va), hexed(va + (1 << 21))] and d["phys"][0] == hexed(target)
     assert f"expected {phys:#x}" in d["text"]
 
 
@@ -129,7 +129,7 @@ def test_offnode_backing_page(case: str, tmp_path: Path) -> None:
     target = 0x1F0000000                              # node 1 = [0x140000000, 0x200000000)
     doc = _planted(tmp_path, case, {addr: (entry - phys + target).to_bytes(8, "little")})
     (d,) = doc["differences"]
-    assert d["kind"] == "vmemmap_offnode" and d["va"] == [va, va + (1 << 21)]
+    assert d["kind"] == "vmemmap_offnode" and d["va"] == [hexed(va), hexed(va + (1 << 21))]
     assert "memmap of node 0" in d["text"] and "on node 1" in d["text"]
 
 
@@ -140,7 +140,7 @@ def test_table_page_freed_and_reused(any_real_case: str, tmp_path: Path) -> None
     table = next(s for s in k.translate(va).path if s.level == "pmd").table
     doc = _planted(tmp_path, any_real_case, {table: bytes(4096)})
     (d,) = doc["differences"]
-    assert d["kind"] == "table_page" and d["phys"] == [table, table + 4096] and "freed and reused" in d["text"]
+    assert d["kind"] == "table_page" and d["phys"] == [hexed(table), hexed(table + 4096)] and "freed and reused" in d["text"]
 
 
 def test_describe_then_simulate_reproduces_vmemmap(any_real_case: str, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import real_dump, real_truth
+from conftest import real_dump, real_truth, run_cli
 from truthcmp import compare, engine_views
 
 drgn = pytest.importorskip("drgn")
@@ -47,8 +47,7 @@ def _prog(case: str) -> "drgn.Program":
 
 
 def _cli(view: str, case: str, extra: list[str]) -> str:
-    return subprocess.run([sys.executable, "-m", "vmemdbg", view, str(real_dump(case)), *extra],
-                          capture_output=True, text=True, check=True).stdout
+    return run_cli(view, real_dump(case), *extra, check=True).stdout
 
 
 def test_entry_point_is_installed() -> None:

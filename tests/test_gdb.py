@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, real_dump, real_truth, rewrite_dump
+from conftest import ROOT, real_dump, real_truth, rewrite_dump, run_cli
 from truthcmp import compare
 
 from vmemdbg.addresses import PREFIXES
@@ -31,6 +31,7 @@ from vmemdbg.commands import COMMANDS, DEBUGGER_COMMANDS
 from vmemdbg.elfcore import ElfCoreSource
 from vmemdbg.elfwrite import write_elf_core
 from vmemdbg.extract import _kernel_image
+from vmemdbg.jsonout import decode
 from vmemdbg.kernel import Kernel
 from vmemdbg.mmzone import present_sections
 
@@ -108,15 +109,14 @@ def gdb_views(truth: dict, pre: tuple[str, ...] = (), files: tuple[str, ...] = (
     res = gdb(*marked(cmds), pre=pre, files=files)
     b = blocks(res.stdout)
     assert set(b) == set(cmds), res.stdout + res.stderr
-    mine = {k: json.loads(b[k]) for k in ("summary", "sections", "vmemmap", "memblock", "e820", "table_pages")}
-    mine["explain"] = [json.loads(b[f"explain{i}"]) for i in range(len(truth["explain"]))]
+    mine = {k: decode(json.loads(b[k])) for k in ("summary", "sections", "vmemmap", "memblock", "e820", "table_pages")}
+    mine["explain"] = [decode(json.loads(b[f"explain{i}"])) for i in range(len(truth["explain"]))]
     return mine, res.stderr
 
 
 def cli(*args: str | Path) -> str:
-    """What the vmemdbg CLI prints."""
-    return subprocess.run([sys.executable, "-m", "vmemdbg", *map(str, args)], capture_output=True, text=True,
-                          check=True).stdout
+    """What the vmemdbg CLI prints (run in this process)."""
+    return run_cli(*args, check=True).stdout
 
 
 # -- the committed real fixtures, no vmlinux -----------------------------------------------------
@@ -179,7 +179,7 @@ def test_kaslr_offset_from_vmcoreinfo(sim_kaslr: tuple[Path, Path]) -> None:
     for view in ("summary", "sections", "vmemmap", "memblock"):
         assert facts(json.loads(b[view])) == facts(json.loads(cli(view, core, "--json"))), view
     summary = json.loads(b["summary"])
-    assert summary["kernel"]["kaslr_offset"] == 0x10C00000
+    assert summary["kernel"]["kaslr_offset"] == "0x10c00000"
     assert summary["symbols"] == "gdb's symbols + KERNELOFFSET relocation 0x10c00000"
     assert summary["sparse"]["flags_reason"].endswith("CONFIG_ZONE_DEVICE=y from debug info")
     link = int(b["gdb"].split("=")[1], 16)
@@ -330,7 +330,7 @@ def test_full_qemu_dump_with_vmlinux() -> None:
     b = blocks(res.stdout)
     for view in ("summary", "sections", "vmemmap"):
         assert facts(json.loads(b[view])) == facts(json.loads(cli(view, full, "--json"))), view
-    summary = json.loads(b["summary"])
+    summary = decode(json.loads(b["summary"]))
     offset = summary["kernel"]["kaslr_offset"]
     assert offset and summary["symbols"] == f"gdb's symbols + KERNELOFFSET relocation {offset:#x}"
     assert len(errors(res)) == 1

@@ -8,8 +8,6 @@ value x86-64 does not allow.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import struct
@@ -20,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, real_dump, real_truth, rewrite_dump
+from conftest import ROOT, real_dump, real_truth, rewrite_dump, run_cli, shared_kernel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vmemdbg.cli import main
 from vmemdbg.dump import open_dump
 from vmemdbg.elfcore import ElfCoreSource
 from vmemdbg.errors import DumpError
@@ -38,12 +35,7 @@ sys.path.insert(0, str(ROOT / "tests" / "fuzz"))
 from checker import violations
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    """The CLI in this process (stdout, stderr and the exit status as a subprocess would give them)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(list(args))
-    return subprocess.CompletedProcess(args, rc, out.getvalue(), err.getvalue())
+cli = run_cli  # the CLI in this process
 
 
 def cli_process(*args: str) -> subprocess.CompletedProcess:
@@ -69,7 +61,7 @@ def one_line_error(p: subprocess.CompletedProcess, *words: str) -> str:
 
 
 def vmcoreinfo_of(case: str) -> str:
-    return Kernel(open_dump(real_dump(case))).info.text
+    return shared_kernel(case).info.text
 
 
 def with_vmcoreinfo(tmp_path: Path, case: str, edits: dict[str, str | None], extra: str = "") -> Path:
@@ -324,7 +316,7 @@ def test_extract_refuses_output_that_differs(tmp_path: Path, monkeypatch: pytest
 # -- node data, memblock, e820 -----------------------------------------------------------------------
 def test_absurd_node_span_is_unreadable(tmp_path: Path) -> None:
     truth = real_truth("6g-2node-kaslr")
-    k = Kernel(open_dump(real_dump("6g-2node-kaslr")))
+    k = shared_kernel("6g-2node-kaslr")
     node = k.nodes[1]
     at = k.virt_to_phys(node["pgdat"] + k.info.offset("pglist_data.node_start_pfn"))
     f = rewrite_dump(real_dump("6g-2node-kaslr"), tmp_path / "span.elf", patch={at: (2**64 - 1).to_bytes(8, "little")})
@@ -335,7 +327,7 @@ def test_absurd_node_span_is_unreadable(tmp_path: Path) -> None:
 
 
 def test_memblock_count_above_max(tmp_path: Path) -> None:
-    k = Kernel(open_dump(real_dump("1g-nokaslr")))
+    k = shared_kernel("1g-nokaslr")
     at = k.virt_to_phys(k.symbol("memblock") + 16)
     f = rewrite_dump(real_dump("1g-nokaslr"), tmp_path / "mb.elf", patch={at: (1 << 40).to_bytes(8, "little")})
     doc = valid_json(cli("memblock", str(f), "--json"))
@@ -344,7 +336,7 @@ def test_memblock_count_above_max(tmp_path: Path) -> None:
 
 
 def test_e820_entry_wrapping(tmp_path: Path) -> None:
-    k = Kernel(open_dump(real_dump("1g-nokaslr")))
+    k = shared_kernel("1g-nokaslr")
     at = k.read_symbol_u64("e820_table") - k.page_offset_base + 4 + 20 + 8  # size of entry 1 (addr 0x1000)
     f = rewrite_dump(real_dump("1g-nokaslr"), tmp_path / "e820.elf", patch={at: (2**64 - 1).to_bytes(8, "little")})
     doc = valid_json(cli("e820", str(f), "--json"))
@@ -425,7 +417,7 @@ def test_walker_is_bounded_on_any_tables(pages: dict[int, list[int]], levels: in
 def test_shared_root_pages(tmp_path: Path) -> None:
     """Two mem_section roots pointing at the same page (fan-out of the roots array): the page is
     read once, the other root is unreadable, sections are not duplicated."""
-    k = Kernel(open_dump(real_dump("6g-2node-kaslr")))
+    k = shared_kernel("6g-2node-kaslr")
     roots_phys = k.virt_to_phys(k.roots_addr)
     root0 = k.read_u64(k.roots_addr)
     highest = k.virt_to_phys(k.symbol("__highest_present_section_nr"))

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REAL_CASES, ROOT, real_dump, real_truth
+from conftest import REAL, REAL_CASES, ROOT, real_dump, real_truth, run_cli, shared_kernel
 
-from vmemdbg import views
+from vmemdbg import jsonout, views
 from vmemdbg.cli import main
 from vmemdbg.dump import open_dump
 from vmemdbg.kernel import Kernel
@@ -31,7 +31,9 @@ SIX = "6g-2node-kaslr"
 
 
 def _kernel(dump: Path) -> Kernel:
-    return Kernel(open_dump(str(dump)))
+    """The session's kernel of a committed fixture (read only), or a kernel of its own for another dump."""
+    path = Path(dump)
+    return shared_kernel(str(path.parent.relative_to(REAL))) if path.is_relative_to(REAL) else Kernel(open_dump(dump))
 
 
 def _track(root: ET.Element, track: str) -> list[ET.Element]:
@@ -202,9 +204,12 @@ CHECK = {"schema": "vmemdbg/1", "command": "check", "consistent": False, "differ
      "va": [0xffff8ce100000000, 0xffff8ce100001000], "phys": None, "section": None}]}
 
 
-def test_check_differences_are_marked_where_they_are(tmp_path: Path) -> None:
+@pytest.mark.parametrize("schema", ["vmemdbg/1", "vmemdbg/2"])
+def test_check_differences_are_marked_where_they_are(schema: str, tmp_path: Path) -> None:
+    """The check file as either schema wrote it: addresses as integers (/1) or "0x…" strings (/2)."""
     check = tmp_path / "check.json"
-    check.write_text(json.dumps(CHECK))
+    check.write_text(json.dumps(CHECK) if schema == "vmemdbg/1" else jsonout.dumps({**CHECK, "schema": schema}))
+    assert ('"0x7bed1000"' in check.read_text()) == (schema == "vmemdbg/2")
     out = tmp_path / "map.svg"
     assert main(["map", str(real_dump(SIX)), "-o", str(out), "--check", str(check)]) == 0
     root = ET.parse(out).getroot()
@@ -239,21 +244,21 @@ def test_check_differences_are_marked_where_they_are(tmp_path: Path) -> None:
     ("{not json", "not JSON"),
     (json.dumps({"command": "audit"}), "not the JSON of `vmemdbg check --json`"),
     (json.dumps({"command": "check", "differences": [{"text": "x", "va": [5, 1]}]}),
-     "differences[0].va must be [start, end] integers or null"),
+     "differences[0].va must be [start, end] addresses or null"),
+    (json.dumps({"command": "check", "differences": [{"text": "x", "phys": ["0x1000", "zz"]}]}),
+     "differences[0].phys must be [start, end] addresses or null"),
 ])
 def test_bad_check_file_is_one_line(content: str, message: str, tmp_path: Path) -> None:
     check = tmp_path / "check.json"
     check.write_text(content)
-    res = subprocess.run([sys.executable, "-m", "vmemdbg", "map", str(real_dump("1000m")), "-o",
-                          str(tmp_path / "m.html"), "--check", str(check)], capture_output=True, text=True)
+    res = run_cli("map", real_dump("1000m"), "-o", tmp_path / "m.html", "--check", check)
     assert res.returncode == 2 and res.stdout == ""
     assert res.stderr.count("\n") == 1 and message in res.stderr and res.stderr.startswith("vmemdbg: error: ")
     assert not (tmp_path / "m.html").exists()
 
 
 def test_bad_output_is_one_line(tmp_path: Path) -> None:
-    res = subprocess.run([sys.executable, "-m", "vmemdbg", "map", str(real_dump("1000m")), "-o",
-                          str(tmp_path / "m.png")], capture_output=True, text=True)
+    res = run_cli("map", real_dump("1000m"), "-o", tmp_path / "m.png")
     assert (res.returncode, res.stderr) == (2, f"vmemdbg: error: map: {tmp_path / 'm.png'}: the output must end in .html or .svg\n")
 
 

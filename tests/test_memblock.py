@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import real_dump, real_truth, rewrite_dump
+from conftest import real_dump, real_truth, rewrite_dump, shared_kernel
 
 from vmemdbg import views
 from vmemdbg.dump import open_dump
@@ -13,7 +13,7 @@ from vmemdbg.kernel import Kernel
 
 
 def test_post_boot_memblock_is_frozen(real_case: str) -> None:
-    doc = views.memblock(Kernel(open_dump(real_dump(real_case))))
+    doc = views.memblock(shared_kernel(real_case))
     assert doc["discarded"] is True and doc["memblock_memory"] == 0
     assert doc["system_state"] == {"value": 3, "name": "SYSTEM_RUNNING"}
     assert doc["memory"]["trust"] == doc["reserved"]["trust"] == "frozen"
@@ -22,7 +22,7 @@ def test_post_boot_memblock_is_frozen(real_case: str) -> None:
 
 
 def test_doubled_array_after_discard_is_dangling(tmp_path: Path) -> None:
-    k = Kernel(open_dump(real_dump("6g-2node-kaslr")))
+    k = shared_kernel("6g-2node-kaslr")
     mb_phys = k.kimg_to_phys(k.symbol("memblock"))
     fake_regions = 0xFFFF8CE1FFF00000  # a direct-map pointer that is not the static array
     f = rewrite_dump(real_dump("6g-2node-kaslr"), tmp_path / "doubled.elf",

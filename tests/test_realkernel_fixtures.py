@@ -8,12 +8,9 @@ mid-section).
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 
 import pytest
-from conftest import REAL, real_dump, real_truth
+from conftest import REAL, cli_json, hexed, real_dump, real_truth, run_cli, shared_kernel
 from truthcmp import compare, engine_views
 
 from vmemdbg.dump import open_dump
@@ -28,7 +25,7 @@ SYSTEM_MAP = REAL / "System.map-6.1.0-56-cloud-amd64.subset"
 
 def test_views_equal_drgn_truth(any_real_case: str) -> None:
     truth = real_truth(any_real_case)
-    kernel = Kernel(open_dump(real_dump(any_real_case)))
+    kernel = shared_kernel(any_real_case)
     assert compare(engine_views(kernel, truth), truth) == []
 
 
@@ -41,7 +38,7 @@ def test_truth_is_not_trivial(any_real_case: str) -> None:
 
 def test_kallsyms_decoding_matches_system_map(real_case: str) -> None:
     """Symbols decoded from the dump's own kallsyms equal the -dbg System.map plus KERNELOFFSET."""
-    kernel = Kernel(open_dump(real_dump(real_case)))
+    kernel = shared_kernel(real_case)
     smap = load_system_map(SYSTEM_MAP)
     for name, addr in smap.items():
         assert kernel.symbols[name] == addr + kernel.kaslr_offset, name
@@ -55,7 +52,7 @@ def test_system_map_override_gives_same_views() -> None:
 
 def test_known_layout_values() -> None:
     """Values read off the 6g boot's serial log (memblock=debug) and dmesg, not from drgn."""
-    kernel = Kernel(open_dump(real_dump("6g-2node-kaslr")))
+    kernel = shared_kernel("6g-2node-kaslr")
     secs = present_sections(kernel)
     # "memblock_alloc_try_nid: 1344 bytes ... sparse_init_nid" then reserve [0x13ffd3ac0-...]: node-0 usage
     assert int(secs.usage[0]) - kernel.page_offset_base == 0x13FFD3AC0
@@ -70,13 +67,13 @@ def test_known_layout_values() -> None:
 @pytest.mark.parametrize("command", ["summary", "sections", "vmemmap", "explain"])
 def test_cli_json_schema(command: str) -> None:
     extra = ["pfn:0x1000"] if command == "explain" else []
-    out = subprocess.run([sys.executable, "-m", "vmemdbg", command, str(real_dump("1000m")), *extra, "--json"],
-                         capture_output=True, text=True, check=True)
-    doc = json.loads(out.stdout)
+    doc = cli_json(command, real_dump("1000m"), *extra)
     truth = real_truth("1000m")
-    assert doc["schema"] == "vmemdbg/1" and doc["command"] == command
+    assert doc["schema"] == "vmemdbg/2" and doc["command"] == command
     if command == "summary":
-        for k in ("release", "kaslr_offset", "page_offset_base", "vmemmap_base", "vmalloc_base", "pgtable_levels"):
+        for k in ("kaslr_offset", "page_offset_base", "vmemmap_base", "vmalloc_base"):
+            assert doc["kernel"][k] == hexed(truth["summary"]["kernel"][k])
+        for k in ("release", "pgtable_levels"):
             assert doc["kernel"][k] == truth["summary"]["kernel"][k]
         assert doc["kernel"]["pgtable_levels"] == 5
     elif command == "sections":
@@ -91,8 +88,7 @@ def test_cli_json_schema(command: str) -> None:
 
 
 def test_cli_text_output() -> None:
-    out = subprocess.run([sys.executable, "-m", "vmemdbg", "vmemmap", str(real_dump("1000m"))],
-                         capture_output=True, text=True, check=True).stdout
+    out = run_cli("vmemmap", real_dump("1000m"), check=True).stdout
     assert "0xffd4000000000000  0xffd4000001000000  PMD" in out
     # RAM ends at 1000 MiB - 0x22000 reserved: 384 KiB of section 7's memmap describe no RAM, which is
     # the normal whole-section memmap of an early section: a note, not an anomaly
@@ -110,7 +106,7 @@ def test_kallsyms_decoding_matches_drgn(real_case: str) -> None:
     prog = drgn.Program()
     prog.set_core_dump(str(real_dump(real_case)))
     index = load_vmlinux_kallsyms(prog)
-    mine = Kernel(open_dump(real_dump(real_case))).symbols
+    mine = shared_kernel(real_case).symbols
     assert len(mine) > 80000
     for name, addr in list(mine.items())[::7]:
         assert addr in {s.address for s in index(prog, name, None, False)}, name
@@ -126,7 +122,7 @@ def test_sections_equal_crash_kmem_n(real_case: str) -> None:
     assert rows
     crash = [(int(nr), int(sec, 16), int(coded, 16), int(mm, 16), sorted(CRASH_STATE[c] for c in state), int(pfn))
              for nr, sec, coded, mm, state, pfn in (r.split() for r in rows)]
-    kernel = Kernel(open_dump(real_dump(real_case)))
+    kernel = shared_kernel(real_case)
     mask = present_sections(kernel).flag_layout.map_mask
 
     mine = [(s["nr"], s["section"], s["coded_mem_map"] & mask, s["mem_map"], sorted(s["flags"]), s["start_pfn"])
@@ -134,11 +130,28 @@ def test_sections_equal_crash_kmem_n(real_case: str) -> None:
     assert mine == crash
 
 
+def test_sections_text_columns_equal_crash_kmem_n(real_case: str) -> None:
+    """The text table's NR, SECTION, CODED_MEM_MAP (masked with SECTION_MAP_MASK, as crash's
+    section_mem_map_addr() does), MEM_MAP and PFN columns are crash's ``kmem -n`` columns; ``-v`` adds
+    the raw word, flags included, and the flag names are the kernel's."""
+    crash = [r.split() for r in (REAL / real_case / "crash-kmem-n.txt").read_text().splitlines()[1:]]
+    text = run_cli("sections", real_dump(real_case), check=True).stdout.splitlines()
+    head = text[0].split()
+    assert head[:5] == ["NR", "SECTION", "CODED_MEM_MAP", "MEM_MAP", "PFN"]
+    mine = [line.split() for line in text[1:]]
+    assert [(int(r[0]), int(r[1], 16), int(r[2], 16), int(r[3], 16), int(r[4], 16)) for r in mine] == \
+        [(int(nr), int(sec, 16), int(coded, 16), int(mm, 16), int(pfn)) for nr, sec, coded, mm, _, pfn in crash]
+    assert {r[head.index("FLAGS")] for r in mine} == {"MARKED_PRESENT|HAS_MEM_MAP|IS_ONLINE|IS_EARLY"}
+    verbose = run_cli("sections", "-v", real_dump(real_case), check=True).stdout.splitlines()
+    raw = verbose[0].split().index("SECTION_MEM_MAP")
+    words = {s["nr"]: s["coded_mem_map"] for s in real_truth(real_case)["sections"]}  # drgn: the raw word
+    assert [int(line.split()[raw], 16) for line in verbose[1:1 + len(mine)]] == [words[int(r[0])] for r in mine]
+    assert all(words[int(r[0])] & 0x1F == 0xF for r in mine)  # the raw word does carry the flags
+
+
 def test_sections_nr_range() -> None:
     """``sections --nr 40-41``: node 1's first two sections, as drgn saw them."""
-    out = subprocess.run([sys.executable, "-m", "vmemdbg", "sections", str(real_dump("6g-2node-kaslr")), "--nr", "40-41",
-                          "--json"], capture_output=True, text=True, check=True).stdout
-    rows = json.loads(out)["sections"]
+    rows = cli_json("sections", real_dump("6g-2node-kaslr"), "--nr", "40-41")["sections"]
     truth = {s["nr"]: s for s in real_truth("6g-2node-kaslr")["sections"]}
     assert [(r["nr"], r["mem_map"], r["usage"], r["nid"]) for r in rows] == \
-        [(n, truth[n]["mem_map"], truth[n]["usage"], 1) for n in (40, 41)]
+        [(n, hexed(truth[n]["mem_map"]), hexed(truth[n]["usage"]), 1) for n in (40, 41)]

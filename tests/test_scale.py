@@ -10,7 +10,6 @@ No timing here: speed lives in bench/.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import struct
@@ -20,13 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, real_dump, real_truth
+from conftest import ROOT, cli_json, real_dump, real_truth
 
 from vmemdbg.census import vmemmap_census
 from vmemdbg.dump import open_dump
 from vmemdbg.elfcore import ELF64_PHDR, PT_LOAD, PT_NOTE, ElfCoreSource
 from vmemdbg.elfwrite import elf_note
 from vmemdbg.errors import MemoryFault
+from vmemdbg.jsonout import decode
 from vmemdbg.kernel import Kernel
 from vmemdbg.mmzone import present_sections
 from vmemdbg.sim import simulate
@@ -43,10 +43,8 @@ FULL_1G = Path("/work/dumps/base-6.1/1g-nokaslr/vmcore.elf")
 
 
 def audit_json(path: Path) -> dict:
-    """``vmemdbg audit --json`` of a dump, through the CLI."""
-    out = subprocess.run([sys.executable, "-m", "vmemdbg", "audit", "--json", str(path)], capture_output=True,
-                         text=True, check=True).stdout
-    return json.loads(out)
+    """``vmemdbg audit --json`` of a dump, through the CLI (in this process), addresses as integers."""
+    return decode(cli_json("audit", path))
 
 
 @pytest.fixture(scope="module")

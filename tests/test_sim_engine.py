@@ -8,14 +8,16 @@ from pathlib import Path
 import pytest
 
 from vmemdbg import cli
+from vmemdbg.jsonout import decode
 from vmemdbg.sim import simulate
 
 MACHINES = Path(__file__).resolve().parent.parent / "fixtures" / "machines"
 
 
 def _json(capsys, *argv):
+    """The CLI's JSON with its "0x…" addresses read back as integers (vmemdbg/2, vmemdbg/jsonout.py)."""
     assert cli.main([*argv, "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
+    return decode(json.loads(capsys.readouterr().out))
 
 
 @pytest.fixture(scope="module", params=["q35-2node-8g.toml", "kaslr-3node-5level.toml"])

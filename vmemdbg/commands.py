@@ -52,7 +52,7 @@ class Command:
     status: Callable[[Any], int] = field(default=lambda doc: 0)
 
 
-JSON = Argument(("--json",), "print JSON (schema vmemdbg/1, docs/json.md)", {"action": "store_true"})
+JSON = Argument(("--json",), "print JSON (schema vmemdbg/2, docs/json.md)", {"action": "store_true"})
 
 
 def _verbose(detail: str | None) -> Argument:

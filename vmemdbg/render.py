@@ -25,6 +25,26 @@ def hx(v: int | None) -> str:
     return "-" if v is None else f"{v:#x}"
 
 
+def node(nid: int | None, max_numnodes: int | None = None) -> str:
+    """A node id, or '-' for "no node": None, NUMA_NO_NODE (-1), or ``max_numnodes`` and above
+    (MAX_NUMNODES: the nid mm/memblock.c memblock_add()/memblock_reserve() give a region, which
+    reservations made after NUMA setup keep)."""
+    if nid is None or nid < 0 or (max_numnodes is not None and nid >= max_numnodes):
+        return "-"
+    return str(nid)
+
+
+def flags(names: list[str]) -> str:
+    """Section flag names as the kernel spells them without the SECTION_ prefix
+    (MARKED_PRESENT|HAS_MEM_MAP|IS_ONLINE|IS_EARLY), the same in every view and in JSON."""
+    return "|".join(names)
+
+
+def yes_no(v: bool | None) -> str:
+    """A boolean for humans; None is '?'."""
+    return "?" if v is None else "yes" if v else "no"
+
+
 def table(headers: list[str], rows: Iterable[Sequence[object]]) -> str:
     """Left-aligned columns separated by two spaces."""
     cols = [list(map(str, c)) for c in zip(*rows)] or [[] for _ in headers]  # column-wise: 10^5 rows
@@ -60,7 +80,7 @@ def render_summary(doc: dict, verbose: bool = False) -> str:
     ]
     for n in doc.get("nodes", []):
         end = n["start_pfn"] + n["spanned_pages"]
-        lines.append(f"node {n['nid']:<12} pfn {n['start_pfn']:#x}-{end:#x} ({human(n['spanned_pages'] << 12)} spanned)")
+        lines.append(f"node {node(n['nid']):<12} pfn {n['start_pfn']:#x}-{end:#x} ({human(n['spanned_pages'] << 12)} spanned)")
     if verbose:
         lines += [f"usage layout: {s['usage_reason']}", f"flag layout: {s['flags_reason']}"]
         lines += [f"symbols: {doc['symbols']}"] if "symbols" in doc else []
@@ -75,17 +95,21 @@ def _mt_summary(mts: list[str] | None) -> str:
 
 
 def render_sections(doc: dict, verbose: bool = False) -> str:
-    """``sections`` view, columns like crash ``kmem -n``."""
+    """``sections`` view, columns like crash ``kmem -n``: CODED_MEM_MAP is ``section_mem_map &
+    SECTION_MAP_MASK`` as crash prints it (memory.c dump_mem_sections(), section_mem_map_addr()),
+    with the kernel's own mask for the flag layout; ``-v`` adds the raw word (SECTION_MEM_MAP)."""
     headers = ["NR", "SECTION", "CODED_MEM_MAP", "MEM_MAP", "PFN", "NID", "USAGE", "SUBSECTIONS", "FLAGS"]
     if verbose:
+        headers[3:3] = ["SECTION_MEM_MAP"]
         headers.append("PAGEBLOCKS")
+    mask = doc["layout"]["map_mask"]
     rows = []
     for r in doc["sections"]:
-        row = [r["nr"], hx(r["section"]), hx(r["coded_mem_map"]), hx(r["mem_map"]), hx(r["start_pfn"]),
-               "-" if r["nid"] is None else r["nid"], hx(r["usage"]),
-               "-" if r["subsection_map"] is None else f"{r['subsection_map']:016x}",
-               "|".join(f.replace("MARKED_", "").replace("IS_", "") for f in r["flags"])]
+        row = [r["nr"], hx(r["section"]), hx(r["coded_mem_map"] & mask), hx(r["mem_map"]), hx(r["start_pfn"]),
+               node(r["nid"]), hx(r["usage"]),
+               "-" if r["subsection_map"] is None else f"{r['subsection_map']:016x}", flags(r["flags"])]
         if verbose:
+            row[3:3] = [hx(r["coded_mem_map"])]
             row.append(_mt_summary(r["migratetypes"]))
         rows.append(row)
     out = [table(headers, rows)]
@@ -114,7 +138,7 @@ def _collapse_hvo_tails(runs: list[dict]) -> list[tuple[dict, int]]:
 def render_vmemmap(doc: dict, verbose: bool = False) -> str:
     """``vmemmap`` view: runs with provenance, audit (anomalies, then notes), HVO, overhead."""
     rows = [[hx(r["start"]), hx(r["end"]), r["level"].upper(), "RW" if r["writable"] else "RO",
-             hx(r["phys"]) + (f" x{n}" if n > 1 else ""), "-" if r["nid"] is None else r["nid"],
+             hx(r["phys"]) + (f" x{n}" if n > 1 else ""), node(r["nid"]),
              f"{r['start_pfn']:#x}-{r['end_pfn']:#x}", human(r["end"] - r["start"]), r.get("provenance", "boot")]
             for r, n in _collapse_hvo_tails(doc["runs"])]
     out = [table(["START", "END", "LEVEL", "PROT", "PHYS", "NID", "PFNS", "SIZE", "PROVENANCE"], rows)]
@@ -136,7 +160,7 @@ def render_vmemmap(doc: dict, verbose: bool = False) -> str:
                           for h in hvo["hstates"]]))
         if verbose:
             out.append(table(["HEAD PFN", "HSTATE", "NID", "HEAD PAGE", "SHARED PAGE", "TAILS RO->SHARED", "FLAG"],
-                             [[hx(f["head_pfn"]), f["hstate"], "-" if f["nid"] is None else f["nid"], hx(f["head_page"]),
+                             [[hx(f["head_pfn"]), f["hstate"], node(f["nid"]), hx(f["head_page"]),
                                hx(f["shared_page_phys"]), f"{f['tails_remapped']}/{f['tails']}",
                                "optimized" if f["vmemmap_optimized_flag"] else "CLEAR"] for f in hvo["folios"]]))
     out.append("")
@@ -147,7 +171,7 @@ def render_vmemmap(doc: dict, verbose: bool = False) -> str:
         bp = d.get("by_provenance", {})
         return [label, human(d["memmap_bytes"]), *[human(bp.get(p, 0)) for p in provs], human(d["pagetable_bytes"])]
 
-    orow = [prow("-" if n["nid"] is None else str(n["nid"]), n) for n in ov["nodes"]]
+    orow = [prow(node(n["nid"]), n) for n in ov["nodes"]]
     orow.append(prow("total", ov["total"]))
     out.append(table(["NODE", "MEMMAP", "BOOT", "HOTPLUG", "SELF_HOSTED", "HVO", "PAGE TABLES"], orow))
     kc = ov.get("kernel_counters")
@@ -168,13 +192,13 @@ def render_vmemmap(doc: dict, verbose: bool = False) -> str:
 def render_memory_blocks(doc: dict, verbose: bool = False) -> str:
     """``memory-blocks`` view: what /sys/devices/system/memory shows."""
     rows = [[f"memory{b['phys_index']}", f"{b['phys_index']:08x}", b["state"], b["zone"] or "?",
-             "-" if b["nid"] is None else b["nid"], hx(b["start_pfn"] << 12), b["sections"],
+             node(b["nid"]), hx(b["start_pfn"] << 12), b["sections"],
              "boot" if b["early"] else "hot-added"] for b in doc["blocks"]]
     out = [f"block_size_bytes {doc['block_size']:x} ({human(doc['block_size'])}: {doc['block_size_source']})",
            table(["BLOCK", "PHYS_INDEX", "STATE", "ZONE", "NID", "PHYS", "SECTIONS", "ORIGIN"], rows)]
     if doc["zone_device_sections"]:
         out.append("ZONE_DEVICE sections (no memory block): " + ", ".join(
-            f"{d['nr']} (pfn {d['start_pfn']:#x}, node {d['nid']})" for d in doc["zone_device_sections"]))
+            f"{d['nr']} (pfn {d['start_pfn']:#x}, node {node(d['nid'])})" for d in doc["zone_device_sections"]))
     if doc.get("zone_source", "").startswith("unknown"):
         out.append(f"zones {doc['zone_source']}")
     if verbose:
@@ -188,10 +212,10 @@ def render_explain(doc: dict, verbose: bool = False) -> str:
     s = doc["section"]
     lines = [
         f"{doc['input']}: {doc['kind']}",
-        f"  pfn {doc['pfn']:#x}  phys {doc['phys']:#x}  direct map {doc['direct_map']:#x}  node {doc['nid'] if doc['nid'] is not None else '?'}",
-        f"  section {s['nr']} ({'|'.join(s['flags']) or 'not present'})  subsection {doc['subsection']}"
+        f"  pfn {doc['pfn']:#x}  phys {doc['phys']:#x}  direct map {doc['direct_map']:#x}  node {node(doc['nid'])}",
+        f"  section {s['nr']} ({flags(s['flags']) or 'not present'})  subsection {doc['subsection']}"
         f" ({'valid' if doc['subsection_valid'] else 'not valid'})  pageblock {doc['pageblock']}"
-        f" ({doc['migratetype'] or '?'})  pfn_valid {doc['pfn_valid']}",
+        f" ({doc['migratetype'] or '?'})  pfn_valid: {yes_no(doc['pfn_valid'])}",
         f"  struct page {doc['page']:#x}",
     ]
     for p in doc["path"]:
@@ -200,27 +224,34 @@ def render_explain(doc: dict, verbose: bool = False) -> str:
         lines.append("  struct page is NOT mapped")
     else:
         lines.append(f"  -> {doc['leaf'].upper()} leaf, struct page at phys {doc['page_phys']:#x} on node "
-                     f"{doc['page_nid'] if doc['page_nid'] is not None else '?'}")
+                     f"{node(doc['page_nid'])}")
     return "\n".join(lines)
 
 
-def _region_rows(t: dict) -> list[list[object]]:
-    return [[i, hx(r["base"]), hx(r["base"] + r["size"] - 1), human(r["size"]), "-" if r["nid"] is None else r["nid"],
+def _region_rows(t: dict, max_numnodes: int | None) -> list[list[str]]:
+    return [[str(i), hx(r["base"]), hx(r["base"] + r["size"] - 1), human(r["size"]), node(r["nid"], max_numnodes),
              "|".join(r["flag_names"]) or "NONE"] for i, r in enumerate(t["regions"] or [])]
+
+
+def _discarded(doc: dict) -> str:
+    """Whether memblock_discard() ran, in words, with the evidence."""
+    state = {True: "discarded", False: "not discarded", None: "discard state unknown"}[doc["discarded"]]
+    return f"{state} ({doc['discarded_reason']})"
 
 
 def render_memblock(doc: dict, verbose: bool = False) -> str:
     """``memblock`` view."""
     ss = doc["system_state"]
-    out = [f"memblock at {doc['addr']:#x}: bottom_up={doc['bottom_up']} current_limit={doc['current_limit']:#x}",
-           f"system_state {ss['name'] if ss else '?'}; discarded: {doc['discarded']} ({doc['discarded_reason']})"]
+    out = [f"memblock at {doc['addr']:#x}: allocates {'bottom-up' if doc['bottom_up'] else 'top-down'}, "
+           f"current_limit {doc['current_limit']:#x}",
+           f"system_state {ss['name'] if ss else '?'}; {_discarded(doc)}"]
     for name in ("memory", "reserved"):
         t = doc[name]
         out.append("")
         out.append(f"{name}: cnt {t['cnt']} max {t['max']} total {human(t['total_size'])} regions at {t['regions_addr']:#x}"
                    f" -> {t['trust'].upper()}: {t['trust_reason']}")
         if t["regions"] is not None:
-            out.append(table(["IDX", "BASE", "LAST", "SIZE", "NID", "FLAGS"], _region_rows(t)))
+            out.append(table(["IDX", "BASE", "LAST", "SIZE", "NID", "FLAGS"], _region_rows(t, doc.get("max_numnodes"))))
     return "\n".join(out + _unreadable(doc))
 
 
@@ -244,8 +275,7 @@ def render_audit(doc: dict, verbose: bool = False) -> str:
     if "error" in mb:
         parts += ["", f"memblock: {mb['error']}"]
     else:
-        parts += ["", f"memblock: discarded={mb['discarded']} ({mb['discarded_reason']}); "
-                      f"memory {mb['memory']['trust']}, reserved {mb['reserved']['trust']}"]
+        parts += ["", f"memblock: {_discarded(mb)}; memory {mb['memory']['trust']}, reserved {mb['reserved']['trust']}"]
     return "\n".join(parts)
 
 
@@ -272,7 +302,7 @@ def render_check(doc: dict, verbose: bool = False) -> str:
         out.append(f"  node {nid}: {'compared' if p['determined'] else 'NOT compared'}: {p['reason']}")
     out.append("")
     out.append(table(["NODE", "MEMMAP EXPECTED", "ACTUAL", "EXPLAINED EXTRA"],
-                     [["-" if r["nid"] is None else str(r["nid"]), human(r["expected_bytes"]), human(r["actual_bytes"]),
+                     [[node(r["nid"]), human(r["expected_bytes"]), human(r["actual_bytes"]),
                        human(r["explained_bytes"])] for r in doc["overhead"]["nodes"]]))
     assumed = doc["describe"]["assumed"]
     if assumed:

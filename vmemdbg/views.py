@@ -14,6 +14,7 @@ from .census import vmemmap_census
 from .e820 import read_e820_table
 from .memblock import read_memblock
 from .errors import VmemdbgError
+from .jsonout import SCHEMA
 from .mmzone import (
     SECTION_HAS_MEM_MAP,
     SECTION_IS_EARLY,
@@ -28,7 +29,6 @@ from .vmemmap import vmemmap_mapping
 if TYPE_CHECKING:
     from .kernel import Kernel
 
-SCHEMA = "vmemdbg/1"
 
 
 def document(command: str, **body: object) -> dict:
@@ -109,6 +109,7 @@ def sections(kernel: "Kernel", *, with_migratetypes: bool = False, nr_range: tup
             for i in range(lo, hi)]
     return document("sections",
                 layout={"flags_layout": lay.name, "reason": secs.flag_reason, "origin": lay.origin,
+                        "map_mask": lay.map_mask,
                         "usage_layout": secs.usage_layout.name, "usage_reason": secs.usage_reason},
                 sections=rows, unreadable=_unreadable(kernel))
 
@@ -188,7 +189,8 @@ def explain(kernel: "Kernel", text: str) -> dict:
 
 def memblock(kernel: "Kernel") -> dict:
     """memblock.memory / memblock.reserved with flags, nids and a trust verdict."""
-    return document("memblock", **read_memblock(kernel), unreadable=list(kernel.unreadable))
+    return document("memblock", **read_memblock(kernel), max_numnodes=1 << kernel.nodes_shift,
+                    unreadable=list(kernel.unreadable))
 
 
 def e820(kernel: "Kernel") -> dict:

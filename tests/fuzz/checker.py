@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from vmemdbg.jsonout import decode
+
 MAX_PFN = 1 << 40
 MAX_PHYS = 1 << 52
 MAX_NUMNODES = 1 << 10
@@ -185,7 +187,10 @@ class _Checker:
 
 
 def violations(doc: dict, levels: int | None = None) -> list[str]:
-    """Every value of a view document that x86-64 does not allow (empty list: all plausible)."""
+    """Every value of a view document that x86-64 does not allow (empty list: all plausible). The
+    document may be parsed JSON of either schema: vmemdbg/2's "0x…" strings are checked as the
+    integers they write."""
+    doc = decode(doc)
     c = _Checker(levels)
     for path, v in _ints(doc):
         if not -(1 << 63) <= v < U64:

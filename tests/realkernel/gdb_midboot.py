@@ -35,6 +35,8 @@ from pathlib import Path
 
 import boot
 
+from vmemdbg.jsonout import decode
+
 ROOT = Path(__file__).resolve().parents[2]
 VMLINUX = Path(f"/usr/lib/debug/boot/vmlinux-{boot.RELEASE}")
 KERNEL = Path(f"/boot/vmlinuz-{boot.RELEASE}")
@@ -117,7 +119,7 @@ def json_blocks(out: str) -> dict[str, object]:
     blocks: dict[str, object] = {}
     for m in re.finditer(r"^@@([\w-]+)\n(.*?)(?=^@@)", out, re.S | re.M):
         if m.group(1) != "end":
-            blocks[m.group(1)] = json.loads(m.group(2))
+            blocks[m.group(1)] = decode(json.loads(m.group(2)))  # addresses as integers
     return blocks
 
 

@@ -2,7 +2,8 @@
 views of a dump of that guest taken right after (live.py; the offline test
 tests/test_live_kernel.py re-runs it on the committed outputs and extracted dump).
 
-Every leaf value of every JSON document is compared. A difference is a *problem* unless its path
+Every leaf value of every JSON document is compared, addresses as integers whichever schema wrote
+them (documents recorded before vmemdbg/2 hold integers; :func:`vmemdbg.jsonout.decode`). A difference is a *problem* unless its path
 is in :data:`MAY_DIFFER`, the fields that can legitimately change between the two moments or
 between two front ends, each with the reason. Keys that exist only on the dump side (computed by a
 newer engine than the one that ran in the guest) are counted as ``added`` and not compared.
@@ -14,6 +15,8 @@ import json
 import re
 from pathlib import Path
 from typing import Any
+
+from vmemdbg.jsonout import decode
 
 #: CLI commands run on both sides: output name -> vmemdbg arguments (``DUMP`` is inserted after
 #: the view). The explain addresses come from the live run (:func:`explain_inputs`).
@@ -55,11 +58,48 @@ MAY_DIFFER: tuple[tuple[str, str], ...] = (
     (r"(^|\.)(flags_reason|usage_reason|reason|origin)$",
      "front end: with the -dbg vmlinux, drgn's DWARF settles the layout, so the reason text names "
      "DWARF instead of the kernel-version rule the CLI uses (the layout itself is compared)"),
+    (r"(^|\.)schema$",
+     "encoding: a guest run recorded before vmemdbg/2 printed addresses as JSON integers, today's dump "
+     "side prints \"0x…\" strings; both are compared as the integers they write (docs/json.md)"),
     (r"(^|\.)symbols$",
      "front end: drgn hands the engine the -dbg vmlinux's symbol table, the CLI decodes the dump's "
      "kallsyms; summary.symbols names that source (the addresses themselves are compared); the live "
      "captures also predate its count of kallsyms_num_syms entries (they counted distinct names)"),
 )
+
+
+#: Text spellings a guest run recorded before vmemdbg/2 printed, and today's: Python reprs became
+#: words, "no node" became "-" (docs/json.md, vmemdbg/render.py). Applied to the live text of a run
+#: whose documents say vmemdbg/1, so that the values in the text are still compared line by line.
+RESPELLED_V1: tuple[tuple[str, str], ...] = (
+    (r"^memblock: discarded=True \(", "memblock: discarded ("),
+    (r"^memblock: discarded=False \(", "memblock: not discarded ("),
+    (r"^memblock: discarded=None \(", "memblock: discard state unknown ("),
+    (r"  pfn_valid True$", "  pfn_valid: yes"),
+    (r"  pfn_valid False$", "  pfn_valid: no"),
+    (r"  node \?$", "  node -"),
+    (r" on node \?$", " on node -"),
+)
+
+
+def respell_v1(docs: dict[str, Any]) -> dict[str, Any]:
+    """``docs`` (live documents) with :data:`RESPELLED_V1` applied to their text, if they were
+    written by a vmemdbg/1 engine."""
+    if docs.get("cli-audit-json", {}).get("schema") != "vmemdbg/1":
+        return docs
+
+    def lines(text: list[str]) -> list[str]:
+        out = []
+        for line in text:
+            for old, new in RESPELLED_V1:
+                line = re.sub(old, new, line)
+            out.append(line)
+        return out
+
+    out = {k: lines(v) if k in TEXT_PAIRS else v for k, v in docs.items()}
+    if "drgn-repl" in docs:
+        out["drgn-repl"] = {cmd: lines(v) for cmd, v in docs["drgn-repl"].items()}
+    return out
 
 
 def explain_inputs(live: dict[str, Any]) -> list[str]:
@@ -85,7 +125,7 @@ def live_documents(files: dict[str, bytes]) -> dict[str, Any]:
     for name, data in files.items():
         stem = re.sub(r"\.(out|json)$", "", name)
         if stem in PAIRS and (name.endswith(".json") or stem.endswith("-json")) and data.strip():
-            docs[stem] = json.loads(data)
+            docs[stem] = decode(json.loads(data))
     for name, fname in TEXT_PAIRS.items():
         if files.get(fname, b"").strip():
             docs[name] = files[fname].decode().splitlines()
@@ -111,7 +151,7 @@ def dump_documents(path: Path, live: dict[str, Any]) -> dict[str, Any]:
     for name, argv in CLI_COMMANDS.items():
         if name == "cli-explain-json":
             argv = ["explain", *explain_inputs(live), "--json"]
-        docs[name] = json.loads(command_output(argv))
+        docs[name] = decode(json.loads(command_output(argv)))
     docs["table_pages"] = sorted(vmemmap_mapping(kernel).leaves.tables)  # not in the JSON views
     for cmd in ("vmemdbg audit", *live.get("drgn-repl", {})):
         docs[f"text {cmd.removeprefix('vmemdbg ')}"] = command_output(cmd.split()[1:]).splitlines()
@@ -218,4 +258,4 @@ def write_fixture(dest: Path, files: dict[str, bytes], result: dict[str, Any], s
 
 def load_fixture(src: Path) -> dict[str, Any]:
     """The live documents of a fixture written by :func:`write_fixture`."""
-    return {p.stem: json.loads(p.read_text()) for p in sorted((src / "live").glob("*.json"))}
+    return respell_v1({p.stem: decode(json.loads(p.read_text())) for p in sorted((src / "live").glob("*.json"))})

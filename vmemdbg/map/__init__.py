@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from .. import views
 from ..errors import VmemdbgError
+from ..jsonout import word
 from .draw import draw
 from .model import MapModel, build_model
 
@@ -50,11 +51,16 @@ def load_check(path: str) -> dict:
     for i, d in enumerate(doc["differences"]):
         if not isinstance(d, dict) or not isinstance(d.get("text", ""), str):
             raise VmemdbgError(f"{path}: differences[{i}] is not an object with a text")
-        for key in ("va", "phys"):
-            v = d.get(key)
-            if v is not None and not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) for x in v)
-                                      and v[0] < v[1]):
-                raise VmemdbgError(f"{path}: differences[{i}].{key} must be [start, end] integers or null")
+        for key in ("va", "phys"):  # integers (vmemdbg/1) or "0x…" strings (vmemdbg/2)
+            if d.get(key) is None:
+                continue
+            try:
+                start, end = (word(x) for x in d[key])
+            except (TypeError, ValueError):
+                start = end = 0
+            if not start < end:
+                raise VmemdbgError(f"{path}: differences[{i}].{key} must be [start, end] addresses or null")
+            d[key] = [start, end]
         if d.get("section") is not None and not isinstance(d["section"], int):
             raise VmemdbgError(f"{path}: differences[{i}].section must be an integer or null")
     return doc

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import VmemdbgError
 from ..intervals import merge_ranges, split_runs
-from ..render import human
+from ..render import human, node
 
 #: Section provenance classes, in the order of precedence when several apply.
 PROVENANCES = ("self_hosted", "hotplug", "boot")
@@ -384,15 +384,16 @@ def build_model(docs: dict, check: dict | None = None, title: str = "vmemdbg map
         p = PROVENANCES[int(prov[s])]
         a, b = first["nr"] << sbits, (last["nr"] + 1) << sbits
         add("sections", phys_axis, a, b, f"section-run prov-{p}",
-            f"sections {first['nr']}-{last['nr']} ({e - s}), node {first['nid']}, {p}: "
+            f"sections {first['nr']}-{last['nr']} ({e - s}), node {node(first['nid'])}, {p}: "
             f"{a:#x}-{b - 1:#x} ({human(b - a)})")
     trust = (mb.get("reserved") or {}).get("trust", "unknown") if "error" not in mb else "unknown"
     untrusted = trust in ("dangling", "corrupt")  # drawn, but marked: the array may hold stale entries
+    max_numnodes = mb.get("max_numnodes")
     for i, r in enumerate(reserved):
         nid = r["nid"]
         add("reserved", phys_axis, r["base"], r["base"] + r["size"], "reserved untrusted" if untrusted else "reserved",
             f"memblock.reserved[{i}]: {r['base']:#x}-{r['base'] + r['size'] - 1:#x} ({human(r['size'])}) "
-            f"nid {nid}{' (MAX_NUMNODES: after NUMA setup)' if nid == 1024 else ''} "
+            f"nid {node(nid, max_numnodes)}{' (MAX_NUMNODES: after NUMA setup)' if nid == max_numnodes else ''} "
             f"flags {'|'.join(r.get('flag_names') or []) or 'NONE'}; array {trust}")
     sec_nr = np.array([x["nr"] for x in secs], dtype=np.int64)
     sec_nid = np.array([-1 if x["nid"] is None else x["nid"] for x in secs], dtype=np.int64)
@@ -410,7 +411,7 @@ def build_model(docs: dict, check: dict | None = None, title: str = "vmemdbg map
         prot = "RW" if r0["writable"] else "RO"
         hvo = r0["provenance"] == "hvo"
         tip = (f"memmap {'run' if e - s == 1 else f'group of {e - s} runs'}: {r0['level'].upper()} {prot}, "
-               f"backed by node {r0['nid']} at {lo:#x}-{hi - 1:#x}, describes pfn {r0['start_pfn']:#x}-"
+               f"backed by node {node(r0['nid'])} at {lo:#x}-{hi - 1:#x}, describes pfn {r0['start_pfn']:#x}-"
                f"{grp[-1]['end_pfn']:#x}{' (off-node)' if off else ''}")
         xm0, xm1, xs0, xs1 = phys_axis.at([lo, hi, r0["start_pfn"] << 12, grp[-1]["end_pfn"] << 12]).tolist()
         frames.append(Mark("memmap", xm0, xm1, f"memmap node{(r0['nid'] or 0) % 8}" + (" offnode" if off else ""),

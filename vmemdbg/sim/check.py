@@ -38,6 +38,7 @@ from ..abi import (
 )
 from ..census import vmemmap_census
 from ..errors import VmemdbgError
+from ..jsonout import SCHEMA
 from ..mmzone import present_sections
 from ..vmemmap import vmemmap_mapping
 from .boot import BootState, boot
@@ -288,7 +289,7 @@ def check(kernel: "Kernel") -> dict:
     diffs += overhead.pop("_diffs")
 
     unexplained = [x for x in diffs if not x["explained"]]
-    return {"schema": "vmemdbg/1", "command": "check", "consistent": not unexplained,
+    return {"schema": SCHEMA, "command": "check", "consistent": not unexplained,
             "differences": diffs,
             "counts": {"differences": len(diffs), "unexplained": len(unexplained),
                        "expected_leaves": len(exp), "dump_leaves": len(d_va),

@@ -11,6 +11,7 @@ each flag).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -286,6 +287,7 @@ class DebugInfo:
         return [KSym(n, t, a) for n, (a, _, t, _) in self.symbols.items()]
 
 
+@functools.cache  # two processes per build() otherwise; the toolchain does not change under a process
 def _toolchain_id() -> str:
     out = []
     for tool in ("gcc", "ld"):
