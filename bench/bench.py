@@ -204,7 +204,7 @@ def audit_and_drgn(dump: Path, debug: Path, repeat: int, with_drgn: bool, label:
 def kdump_variant(elf: Path, out: Path) -> Path | None:
     """The kdump-compressed variant written by ``vmemdbg.sim.kdump`` (docs/scale.md), if available."""
     try:
-        from vmemdbg.sim.kdump import compress  # noqa: PLC0415
+        from vmemdbg.sim.kdump import compress
     except ImportError:
         return None
     compress(elf, out)

@@ -42,7 +42,7 @@ def truth(case: str) -> dict:
     return json.loads((REAL / case / "truth.json").read_text())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def kernel(case: str) -> Kernel:
     """One analysed fixture, shared by the read-only tests (edited copies get their own)."""
     return shared_kernel(case)

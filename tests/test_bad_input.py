@@ -125,7 +125,7 @@ def test_page_table_loop_is_reported(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
     assert [a["kind"] for a in doc["audit"]].count("unreadable") == 1
-    assert "loop" in [a for a in doc["audit"] if a["kind"] == "unreadable"][0]["detail"]
+    assert "loop" in next(a for a in doc["audit"] if a["kind"] == "unreadable")["detail"]
     assert int(doc["runs"][0]["end"], 16) - int(doc["runs"][0]["start"], 16) == 8 << 21
 
 

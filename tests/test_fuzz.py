@@ -12,7 +12,7 @@ import sys
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "tests" / "fuzz"))
-import runner  # noqa: E402
+import runner
 
 #: Dumps in the CI subset (about 20 s on 2 idle cores) and its fixed seed.
 COUNT = 150

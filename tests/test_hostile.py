@@ -32,7 +32,7 @@ from vmemdbg.pagetable import MAX_LEAVES, PageTableWalker
 from vmemdbg.vmcoreinfo import VmcoreInfo
 
 sys.path.insert(0, str(ROOT / "tests" / "fuzz"))
-from checker import violations  # noqa: E402
+from checker import violations
 
 
 cli = run_cli  # the CLI in this process
@@ -162,7 +162,7 @@ def test_symbol_outside_kernel_image_is_not_read() -> None:
     k = Kernel(open_dump(real_dump("1g-nokaslr")), symbols={"page_offset_base": 0xFFFF888000100000},
                symbols_relocated=True)
     with pytest.raises(LayoutError, match="cannot find page_offset_base"):
-        k.page_offset_base
+        _ = k.page_offset_base
     assert k.unreadable == ["variable page_offset_base: its address 0xffff888000100000 is outside the kernel image"]
 
 
@@ -212,7 +212,7 @@ def test_inconsistent_page_offset_base(tmp_path: Path) -> None:
     one_line_error(cli("audit", str(f), "--json"), "cannot find page_offset_base")
     k = Kernel(open_dump(f))
     with pytest.raises(LayoutError):
-        k.page_offset_base
+        _ = k.page_offset_base
     assert k.unreadable == ["variable page_offset_base=0xffff888000000000 leaves no room for 0x10000000000000 bytes below 2^64"]
 
 

@@ -253,7 +253,7 @@ def test_kallsyms_rules_follow_the_vmcoreinfo_keys() -> None:
     from vmemdbg.versions import kallsyms_address_rules
 
     tables = {f"kallsyms_{n}": 0xFFFFFFFF82000000 for n in ("names", "num_syms", "token_table", "token_index", "offsets")}
-    with pytest.raises(LayoutError, match="only since 6.0"):
+    with pytest.raises(LayoutError, match=r"only since 6\.0"):
         kallsyms_address_rules({}.get)
     assert [r.name for r in kallsyms_address_rules(tables.get)] == ["place-relative"]
     with_base = tables | {"kallsyms_relative_base": 0xFFFFFFFF81000000}

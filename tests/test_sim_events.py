@@ -57,7 +57,7 @@ def after_boot(request, tmp_path_factory):
 
 
 def test_hot_added_sections(after_boot) -> None:
-    _, r, k = after_boot
+    _, _, k = after_boot
     secs = present_sections(k)
     pos = {int(n): i for i, n in enumerate(secs.nr)}
     for nr, online in ((64, True), (65, False)):
@@ -86,7 +86,7 @@ def test_hvo_shape(after_boot) -> None:
     lv = vmemmap_mapping(k).leaves
     folios = r.state.hugetlb
     assert [(size, nid) for _, size, nid, _ in folios] == [(2 << 20, 0)] * 4 + [(1 << 30, 1)]
-    for folio, size, nid, hvo in folios:
+    for folio, size, _, _ in folios:
         npages = (size >> 12) * 64 // 4096
         head = k.vmemmap_base + (folio >> 12) * 64
         i = int(lv.va.searchsorted(head))
@@ -118,7 +118,7 @@ def test_check_explains_every_event(after_boot) -> None:
 
 def test_describe_recovers_hot_add(after_boot, tmp_path) -> None:
     _, r, _ = after_boot
-    rc, out = _run("describe", str(r.fixture), "--json")
+    _, out = _run("describe", str(r.fixture), "--json")
     ev = json.loads(out)["machine"]["event"]
     assert ev == [{"kind": "hot-add", "range": "0x200000000-0x207ffffff", "node": 1, "memmap_on_memory": False,
                    "online": True},
@@ -215,7 +215,7 @@ def test_hot_added_memory_in_dump_layouts(after_boot, layout, tmp_path) -> None:
     from vmemdbg import views
     from vmemdbg.elfcore import ElfCoreSource
 
-    version, r, k = after_boot
+    _, r, k = after_boot
     out = tmp_path / f"after.{layout}"
     simulate(r.machine, out, layout=layout)
     k2 = Kernel(open_dump(out))

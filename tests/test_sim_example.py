@@ -1,4 +1,4 @@
-"""kernel-facts.md §7: the simulator must reproduce the verified 6.1.192 placements exactly."""
+"""docs/worked-example.md: the simulator must reproduce the 6.1.192 placements observed on real boots exactly."""
 
 from __future__ import annotations
 
@@ -34,14 +34,14 @@ def r5():
 
 
 def test_memblock_memory_after_numa(r4):
-    # §7.1: memblock.memory after NUMA setup
+    # docs/worked-example.md#machine: memblock.memory after NUMA setup
     assert [(b, s, n) for b, s, _, n in r4.memblock_regions("memory")] == [
         (0x1000, 0x9E000, 0), (0x100000, 0x7FEDF000, 0),
         (0x100000000, 0x80000000, 0), (0x180000000, 0x100000000, 1)]
 
 
 def test_present_sections_and_groups(r4):
-    # §7.2
+    # docs/worked-example.md#sections
     assert r4.present_sections.tolist() == list(range(16)) + list(range(32, 80))
     assert r4.state.sparse.highest_present == 79
     assert list(r4.state.sparse.roots) == [0]
@@ -50,7 +50,7 @@ def test_present_sections_and_groups(r4):
 
 
 def test_allocation_sequence_4level(r4):
-    # §7.3 table, rows 0-8
+    # docs/worked-example.md#allocations table, rows 0-8
     direct = [a.result for a in r4.allocations if a.what.startswith("direct-map")]
     assert direct == [0x27FFFF000, 0x27FFFE000]
     assert r4.node_data == {0: 0x17FFD5000, 1: 0x27FFD3000}
@@ -69,14 +69,14 @@ def test_allocation_sequence_4level(r4):
     u1 = _alloc(r4, "usage array node 1")
     assert (u1.min_addr, u1.max_addr, u1.result) == (0x278000000, 0x280000000, 0x27FFCA900)
     assert _alloc(r4, "sparse buffer node 1").result == 0x27BE00000
-    # step order of §7.3: roots, root, usage0, buffer0, PUD, PMD, usage1, buffer1
+    # step order of docs/worked-example.md#allocations: roots, root, usage0, buffer0, PUD, PMD, usage1, buffer1
     order = [a.what for a in r4.allocations if a.what and not a.what.startswith(("direct", "real", "init_mem", "NODE"))]
     assert order == ["mem_section roots array", "mem_section root 0", "usage array node 0", "sparse buffer node 0",
                      "vmemmap pud table", "vmemmap pmd table", "usage array node 1", "sparse buffer node 1"]
 
 
 def test_section_backing_frames(r4):
-    # §7.3 section -> backing frame, §7.4 mappings
+    # docs/worked-example.md#vmemmap: section -> backing frame, mappings
     pmd = r4.vmemmap_pmd_leaves
     assert len(pmd) == 64 and not r4.vmemmap_pte_leaves and not r4.vmemmap_not_from_buffer
     for sec in range(16):
@@ -96,7 +96,7 @@ def test_section_backing_frames(r4):
 
 
 def test_section_words_and_usage(r4):
-    # §7.4: every boot section word is V|0xf; usage pointers node0/node1 + 56k
+    # docs/worked-example.md#vmemmap: every boot section word is V|0xf; usage pointers node0/node1 + 56k
     for k, sec in enumerate(list(range(16)) + list(range(32, 48))):
         s = r4.section(sec)
         assert s["word"] == 0xFFFFEA000000000F
@@ -107,7 +107,7 @@ def test_section_words_and_usage(r4):
 
 
 def test_overhead(r4):
-    # §7.5: 64 x 2 MiB memmap, 8 KiB page tables, nothing freed by sparse_buffer_fini
+    # docs/worked-example.md#overhead: 64 x 2 MiB memmap, 8 KiB page tables, nothing freed by sparse_buffer_fini
     assert sum(1 for _ in r4.vmemmap_pmd_leaves) * (2 << 20) == 128 << 20
     assert len(r4.vmemmap_tables) * 4096 == 8192
     assert not any(line.startswith("memblock_phys_free") and "sparse_buffer" in line for line in r4.trace)
@@ -116,7 +116,7 @@ def test_overhead(r4):
 
 
 def test_five_level_variant(r5):
-    # §7.6
+    # docs/worked-example.md#variants
     roots = _alloc(r5, "mem_section roots array")
     assert (roots.size, roots.result) == (2 << 20, 0x27FDD3000)
     assert roots.result + roots.size - 1 == 0x27FFD2FFF

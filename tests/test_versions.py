@@ -1,4 +1,4 @@
-"""Version quirks (vmemdbg/versions.py) against the kernel headers they follow (kernel-facts §1.3, §1.4)."""
+"""Version quirks (vmemdbg/versions.py) against the kernel headers they follow (docs/sparse-model.md)."""
 
 from __future__ import annotations
 

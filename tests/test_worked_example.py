@@ -1,6 +1,6 @@
-"""The engine on simulated fixtures: kernel-facts §7 worked example values and every audit kind.
+"""The engine on simulated fixtures: the worked example's values (docs/worked-example.md) and every audit kind.
 
-The expected numbers are copied from kernel-facts.md §7 (verified there on real boots of Debian
+The expected numbers are copied from docs/worked-example.md (observed on real boots of Debian
 6.1.192), not from the simulator's own record: this checks simulator and engine together against
 an independent source.
 """
@@ -33,7 +33,7 @@ def q35(tmp_path_factory: pytest.TempPathFactory) -> Kernel:
 
 
 def test_section_words_usage_and_roots(q35: Kernel) -> None:
-    """§7.2 / §7.3 / §7.4: 64 present sections 0-15, 32-79; words V|0xf; usage arrays; roots."""
+    """docs/worked-example.md#sections, #allocations, #vmemmap: 64 present sections 0-15, 32-79; words V|0xf; usage arrays; roots."""
     doc = views.sections(q35)
     secs = doc["sections"]
     assert [s["nr"] for s in secs] == list(range(16)) + list(range(32, 80))
@@ -48,7 +48,7 @@ def test_section_words_usage_and_roots(q35: Kernel) -> None:
 
 
 def test_vmemmap_runs_and_overhead(q35: Kernel) -> None:
-    """§7.4 / §7.5: three runs of PMD leaves, 128 MiB memmap, 8 KiB of page tables."""
+    """docs/worked-example.md#vmemmap, #overhead: three runs of PMD leaves, 128 MiB memmap, 8 KiB of page tables."""
     doc = views.vmemmap(q35)
     runs = [(r["start"], r["end"], r["level"], r["phys"], r["nid"]) for r in doc["runs"]]
     assert runs == [
@@ -67,7 +67,7 @@ def test_vmemmap_runs_and_overhead(q35: Kernel) -> None:
 
 
 def test_pmd_entries(q35: Kernel) -> None:
-    """§7.3: PMD for section 47 = 0x800000017fc001e3, section 48 = 0x800000027be001e3; PGD 468."""
+    """docs/worked-example.md#vmemmap: PMD for section 47 = 0x800000017fc001e3, section 48 = 0x800000027be001e3; PGD 468."""
     e47 = views.explain(q35, f"pfn:{47 << 15:#x}")
     e48 = views.explain(q35, f"pfn:{48 << 15:#x}")
     assert e47["path"][-1]["entry"] == 0x800000017FC001E3 and e47["leaf"] == "pmd"
@@ -76,13 +76,13 @@ def test_pmd_entries(q35: Kernel) -> None:
 
 
 def test_direct_map_uses_1g_leaves(q35: Kernel) -> None:
-    """§7.1: the CPU has GB pages, so the direct map is PUD (1 GiB) leaves."""
+    """docs/worked-example.md#machine: the CPU has GB pages, so the direct map is PUD (1 GiB) leaves."""
     t = q35.translate(q35.page_offset_base + 0x123456789)
     assert t.leaf == "pud" and t.phys == 0x123456789
 
 
 def test_five_level_variant(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """§7.6: 5-level moves the node-1 buffer down one 2 MiB step; P4D/PUD/PMD pages on node 0."""
+    """docs/worked-example.md#variants: 5-level moves the node-1 buffer down one 2 MiB step; P4D/PUD/PMD pages on node 0."""
     src = (MACHINES / "q35-2node-8g.toml").read_text().replace("paging_levels = 4", "paging_levels = 5")
     d = tmp_path_factory.mktemp("l5")
     (d / "m.toml").write_text(src)

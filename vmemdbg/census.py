@@ -217,7 +217,8 @@ def _audit_offnode(lv: Leaves, nid: np.ndarray, d: _Described, start_pfn: np.nda
     the described node had no boot memory of its own (memoryless_node)."""
     size = lv.size
     off = (nid >= 0) & (d.nid >= 0) & (nid != d.nid)
-    items, notes = [], []
+    items: list[tuple[int, int, str]] = []
+    notes: list[tuple[int, int, str]] = []
     for i0, i1 in _mask_runs(off, lv.va, size, d.nid * 4096 + nid):
         item = (int(lv.va[i0]), int(lv.va[i1] + size[i1]),
                 f"memmap of node {int(d.nid[i0])} (pfn {int(start_pfn[i0]):#x}-{int(end_pfn[i1]):#x}) "

@@ -12,8 +12,9 @@ The engine (numpy), the renderers and the simulator are imported when a command 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import render as text
 from .addresses import FORMS

@@ -22,7 +22,8 @@ debug info the engine decodes the dump's own kallsyms, exactly like the CLI.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import drgn
 from drgn.commands import CommandError, argument

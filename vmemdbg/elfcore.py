@@ -31,6 +31,7 @@ import numpy as np
 from elftools.common.exceptions import ELFError
 from elftools.construct.core import ConstructError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.segments import NoteSegment
 
 from .errors import DumpError, MemoryFault
 from .intervals import containing, merge_ranges
@@ -98,7 +99,7 @@ class ElfCoreSource(MemorySource):
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
         try:
-            self._file = open(self.path, "rb", buffering=0)
+            self._file = open(self.path, "rb", buffering=0)  # noqa: SIM115 - kept open for the source's lifetime
         except OSError as e:
             raise DumpError(f"{self.path}: cannot open: {e.strerror}") from None
         self._fd = self._file.fileno()
@@ -156,7 +157,10 @@ class ElfCoreSource(MemorySource):
                 if not self._notes_sane(elf, int(block["p_offset"][i]), int(block["p_filesz"][i])):
                     continue
                 try:
-                    for note in elf.get_segment(first + i).iter_notes():
+                    segment = elf.get_segment(first + i)
+                    if not isinstance(segment, NoteSegment):  # pyelftools parses every PT_NOTE as one
+                        continue
+                    for note in segment.iter_notes():
                         if note["n_name"] == "VMCOREINFO":
                             # the raw descriptor: pyelftools interprets n_desc by n_type, which a
                             # damaged VMCOREINFO note may carry any value of

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import BinaryIO, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import BinaryIO
 
 import numpy as np
 
@@ -219,7 +220,7 @@ def _write_interleaved(f: BinaryIO, src: np.ndarray, parts: list[list[bytes]], r
         need = nrec * size
         while need:
             if off == len(cur):
-                cur, off = memoryview(np.ascontiguousarray(next(it))).cast("B"), 0
+                cur, off = np.ascontiguousarray(next(it)).data.cast("B"), 0
             k = min(need, len(cur) - off)
             f.write(cur[off : off + k])
             off += k
@@ -306,7 +307,7 @@ def _pwrite_records(fd: int, records: Records, file_offsets: Callable[[np.ndarra
     roff = file_offsets(raddr, np.full(len(raddr), size, dtype=np.uint64)).tolist()
     pos = 0
     for block in blocks:
-        flat = memoryview(np.ascontiguousarray(block)).cast("B")
+        flat = np.ascontiguousarray(block).data.cast("B")
         for k in range(len(block)):
             os.pwrite(fd, flat[k * size:(k + 1) * size], roff[pos + k])
         pos += len(block)

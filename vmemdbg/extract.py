@@ -9,7 +9,7 @@ on the result equals the view on the original (tests/test_realkernel_fixtures.py
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 

@@ -204,11 +204,11 @@ def _add_folios(kernel: "Kernel", res: HvoResult, h: _Heads, t: _Tails) -> None:
             "head_page": hv, "shared_page_phys": fr, "shared_page_va": sva, "vmemmap_pages": npg, "tails": cnt,
             "tails_remapped": g, "saved_pages": g, "vmemmap_optimized_flag": bool(fl), "violations": violations[f]})
     per: dict[int, dict] = {}
-    for f in res.folios:
-        d = per.setdefault(f["order"], {"order": f["order"], "hstate": f["hstate"], "folios": 0, "saved_pages": 0,
-                                        "saved_bytes": 0, "violations": 0})
+    for folio in res.folios:
+        d = per.setdefault(folio["order"], {"order": folio["order"], "hstate": folio["hstate"], "folios": 0,
+                                            "saved_pages": 0, "saved_bytes": 0, "violations": 0})
         d["folios"] += 1
-        d["saved_pages"] += f["saved_pages"]
-        d["saved_bytes"] += f["saved_pages"] * 4096
-        d["violations"] += len(f["violations"])
+        d["saved_pages"] += folio["saved_pages"]
+        d["saved_bytes"] += folio["saved_pages"] * 4096
+        d["violations"] += len(folio["violations"])
     res.hstates = [per[o] for o in sorted(per)]

@@ -9,13 +9,13 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
 
-def containing(starts: np.ndarray, ends: np.ndarray, lo: np.ndarray | int,
-               hi: np.ndarray | int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def containing(starts: np.ndarray, ends: np.ndarray, lo: np.ndarray | np.integer | int,
+               hi: np.ndarray | np.integer | int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The interval holding each ``lo`` (or each whole ``[lo, hi)``), among the intervals
     ``[starts[i], ends[i])``, sorted by start and disjoint.
 

@@ -7,15 +7,16 @@ modules (mmzone, vmemmap, census, ...): those take a Kernel and keep their resul
 :attr:`Kernel.cache`, as drgn's helpers keep theirs in ``prog.cache``.
 The variable bases ``page_offset_base``, ``vmemmap_base`` and ``vmalloc_base``
 (arch/x86/kernel/head64.c, randomised by arch/x86/mm/kaslr.c) are not all in VMCOREINFO
-(kernel-facts §3.3), so they are read from the kernel variables found through kallsyms (6.0+)
+(docs/kaslr.md#recovering-the-layout-from-a-dump), so they are read from the kernel variables found through kallsyms (6.0+)
 or a user-given symbol file, with the fallbacks the kernel layout guarantees.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from functools import cached_property
-from typing import Any, Callable, Mapping, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -49,6 +50,13 @@ class DebugFacts(Protocol):
         """Value of an enum constant (e.g. ``SECTION_TAINT_ZONE_DEVICE_BIT``), or None if absent."""
 
 
+class SymbolLookup(Protocol):
+    """User symbols: a System.map / vmlinux table (a mapping) or a debugger's lookup (gdb's)."""
+
+    def get(self, name: str, /) -> int | None:
+        """Address of ``name``, or None if unknown."""
+
+
 class Kernel:
     """A kernel read from a :class:`MemorySource`.
 
@@ -60,7 +68,7 @@ class Kernel:
     """
 
     def __init__(self, source: MemorySource, *, vmcoreinfo: bytes | None = None,
-                 symbols: Mapping[str, int] | None = None, symbols_relocated: bool = False,
+                 symbols: SymbolLookup | None = None, symbols_relocated: bool = False,
                  debug: "DebugFacts | None" = None):
         self.source = source
         self.notes: list[str] = []
@@ -417,11 +425,12 @@ class Kernel:
         why = self._check_base("vmemmap_base", v, span)
         if why is not None:
             raise LayoutError(f"cannot find vmemmap_base: the first valid section word gives {why}")
-        self.notes.append("vmemmap_base derived from a valid section_mem_map word (kernel-facts §1.4)")
+        self.notes.append("vmemmap_base derived from a valid section_mem_map word (docs/sparse-model.md)")
         return v
 
     def _vmemmap_base_from_sections(self) -> int:
-        """vmemmap_base from the first valid section word (kernel-facts §1.4: word & MAP_MASK == V)."""
+        """vmemmap_base from the first valid section word: word & SECTION_MAP_MASK == vmemmap_base
+        (docs/sparse-model.md#section_mem_map-the-coded-memmap-pointer)."""
         roots, _ = self.mem_section_roots()
         for ptr in roots.tolist():
             if not ptr:

@@ -6,7 +6,7 @@ current_limit; struct memblock_type memory; struct memblock_type reserved; }`` (
 memblock_region *regions; char *name; }`` (40 bytes); ``struct memblock_region { phys_addr_t base,
 size; enum memblock_flags flags; int nid; }`` (24 bytes with NUMA, 16 without the nid field).
 
-Trust (kernel-facts §4.2-4.3): x86 does not select ARCH_KEEP_MEMBLOCK (only INTEL_TDX_HOST does,
+Trust (docs/memblock.md#after-boot-can-the-memblock-data-be-trusted): x86 does not select ARCH_KEEP_MEMBLOCK (only INTEL_TDX_HOST does,
 which excludes kexec), so memblock_discard() (mm/memblock.c, called from page_alloc_init_late)
 runs after boot: it frees region arrays that were doubled away from the static
 ``memblock_*_init_regions`` and, since 5.10, sets ``memblock_memory = NULL``. With

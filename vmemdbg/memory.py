@@ -8,7 +8,7 @@ dump or a live kernel.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -252,11 +252,11 @@ def _read_usage(kernel: "Kernel", table: SectionTable) -> None:
         addrs = (phys[k].astype(np.uint64)[:, None] + (cols * 8).astype(np.uint64)[None, :]).reshape(-1)
         vals, ok = kernel.source.gather_u64(addrs)
         vals = vals.reshape(-1, len(cols))
-        ok = ok.reshape(-1, len(cols)).all(axis=1)
+        row_ok = ok.reshape(-1, len(cols)).all(axis=1)
         table.subsection_map[idx] = vals[:, 0]
         table.pageblock[idx] = vals[:, 1:]
-        table.usage_ok[idx] = ok
-        for i in idx[~ok].tolist():
+        table.usage_ok[idx] = row_ok
+        for i in idx[~row_ok].tolist():
             table.unreadable.append(f"section {int(table.nr[i])}: usage at {int(table.usage[i]):#x} is not in the dump")
 
 

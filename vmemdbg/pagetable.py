@@ -20,7 +20,7 @@ fault after :data:`MAX_TABLES` table pages or :data:`MAX_LEAVES` leaves.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -42,10 +42,7 @@ class RamAccount:
 
     def covers(self, start: int, end: int) -> bool:
         """True if every pfn of ``[start, end)`` is RAM."""
-        for a, b in self.ranges:
-            if a <= start and end <= b:
-                return True
-        return False
+        return any(a <= start and end <= b for a, b in self.ranges)
 
     def holes(self, start: int, end: int) -> list[tuple[int, int]]:
         """Sub-ranges of ``[start, end)`` that are not RAM."""

@@ -20,8 +20,8 @@ def human(n: int | None) -> str:
     return str(n)
 
 
-def hx(v: int | None) -> str:
-    """Hex or '-'."""
+def hex_or_dash(v: int | None) -> str:
+    """``0x…`` for a value, ``-`` for None (the text spelling of "no value")."""
     return "-" if v is None else f"{v:#x}"
 
 
@@ -66,7 +66,7 @@ def render_summary(doc: dict, verbose: bool = False) -> str:
         f"KASLR offset      {k['kaslr_offset']:#x}   phys_base {k['phys_base']:#x}",
         f"page_offset_base  {k['page_offset_base']:#x}",
         f"vmemmap_base      {k['vmemmap_base']:#x}",
-        f"vmalloc_base      {hx(k['vmalloc_base'])}" + "".join(
+        f"vmalloc_base      {hex_or_dash(k['vmalloc_base'])}" + "".join(
             f"  ({n})" for n in doc.get("notes", []) if k["vmalloc_base"] is None and n.startswith("vmalloc_base")),
         f"init_top_pgt      {k['init_top_pgt']:#x}   sizeof(struct page) {k['struct_page_size']}",
         f"sections          present {c['present']}  valid {c['valid']}  online {c['online']}  early {c['early']}"
@@ -105,11 +105,11 @@ def render_sections(doc: dict, verbose: bool = False) -> str:
     mask = doc["layout"]["map_mask"]
     rows = []
     for r in doc["sections"]:
-        row = [r["nr"], hx(r["section"]), hx(r["coded_mem_map"] & mask), hx(r["mem_map"]), hx(r["start_pfn"]),
-               node(r["nid"]), hx(r["usage"]),
+        row = [r["nr"], hex_or_dash(r["section"]), hex_or_dash(r["coded_mem_map"] & mask), hex_or_dash(r["mem_map"]), hex_or_dash(r["start_pfn"]),
+               node(r["nid"]), hex_or_dash(r["usage"]),
                "-" if r["subsection_map"] is None else f"{r['subsection_map']:016x}", flags(r["flags"])]
         if verbose:
-            row[3:3] = [hx(r["coded_mem_map"])]
+            row[3:3] = [hex_or_dash(r["coded_mem_map"])]
             row.append(_mt_summary(r["migratetypes"]))
         rows.append(row)
     out = [table(headers, rows)]
@@ -137,8 +137,8 @@ def _collapse_hvo_tails(runs: list[dict]) -> list[tuple[dict, int]]:
 
 def render_vmemmap(doc: dict, verbose: bool = False) -> str:
     """``vmemmap`` view: runs with provenance, audit (anomalies, then notes), HVO, overhead."""
-    rows = [[hx(r["start"]), hx(r["end"]), r["level"].upper(), "RW" if r["writable"] else "RO",
-             hx(r["phys"]) + (f" x{n}" if n > 1 else ""), node(r["nid"]),
+    rows = [[hex_or_dash(r["start"]), hex_or_dash(r["end"]), r["level"].upper(), "RW" if r["writable"] else "RO",
+             hex_or_dash(r["phys"]) + (f" x{n}" if n > 1 else ""), node(r["nid"]),
              f"{r['start_pfn']:#x}-{r['end_pfn']:#x}", human(r["end"] - r["start"]), r.get("provenance", "boot")]
             for r, n in _collapse_hvo_tails(doc["runs"])]
     out = [table(["START", "END", "LEVEL", "PROT", "PHYS", "NID", "PFNS", "SIZE", "PROVENANCE"], rows)]
@@ -160,8 +160,8 @@ def render_vmemmap(doc: dict, verbose: bool = False) -> str:
                           for h in hvo["hstates"]]))
         if verbose:
             out.append(table(["HEAD PFN", "HSTATE", "NID", "HEAD PAGE", "SHARED PAGE", "TAILS RO->SHARED", "FLAG"],
-                             [[hx(f["head_pfn"]), f["hstate"], node(f["nid"]), hx(f["head_page"]),
-                               hx(f["shared_page_phys"]), f"{f['tails_remapped']}/{f['tails']}",
+                             [[hex_or_dash(f["head_pfn"]), f["hstate"], node(f["nid"]), hex_or_dash(f["head_page"]),
+                               hex_or_dash(f["shared_page_phys"]), f"{f['tails_remapped']}/{f['tails']}",
                                "optimized" if f["vmemmap_optimized_flag"] else "CLEAR"] for f in hvo["folios"]]))
     out.append("")
     ov = doc["overhead"]
@@ -192,7 +192,7 @@ def render_vmemmap(doc: dict, verbose: bool = False) -> str:
 def render_memory_blocks(doc: dict, verbose: bool = False) -> str:
     """``memory-blocks`` view: what /sys/devices/system/memory shows."""
     rows = [[f"memory{b['phys_index']}", f"{b['phys_index']:08x}", b["state"], b["zone"] or "?",
-             node(b["nid"]), hx(b["start_pfn"] << 12), b["sections"],
+             node(b["nid"]), hex_or_dash(b["start_pfn"] << 12), b["sections"],
              "boot" if b["early"] else "hot-added"] for b in doc["blocks"]]
     out = [f"block_size_bytes {doc['block_size']:x} ({human(doc['block_size'])}: {doc['block_size_source']})",
            table(["BLOCK", "PHYS_INDEX", "STATE", "ZONE", "NID", "PHYS", "SECTIONS", "ORIGIN"], rows)]
@@ -229,7 +229,7 @@ def render_explain(doc: dict, verbose: bool = False) -> str:
 
 
 def _region_rows(t: dict, max_numnodes: int | None) -> list[list[str]]:
-    return [[str(i), hx(r["base"]), hx(r["base"] + r["size"] - 1), human(r["size"]), node(r["nid"], max_numnodes),
+    return [[str(i), hex_or_dash(r["base"]), hex_or_dash(r["base"] + r["size"] - 1), human(r["size"]), node(r["nid"], max_numnodes),
              "|".join(r["flag_names"]) or "NONE"] for i, r in enumerate(t["regions"] or [])]
 
 
@@ -262,7 +262,7 @@ def render_e820(doc: dict, verbose: bool = False) -> str:
         out.append(f"{name}:" if entries is not None else f"{name}: unavailable")
         if entries:
             out.append(table(["START", "LAST", "SIZE", "TYPE"],
-                             [[hx(e["addr"]), hx(e["addr"] + e["size"] - 1), human(e["size"]), e["name"]] for e in entries]))
+                             [[hex_or_dash(e["addr"]), hex_or_dash(e["addr"] + e["size"] - 1), human(e["size"]), e["name"]] for e in entries]))
     return "\n".join(out + _unreadable(doc))
 
 

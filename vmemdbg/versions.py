@@ -7,8 +7,8 @@ which layout applies and record *why* (shown by ``sections -v``).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -374,10 +374,10 @@ def folio_order_location(version: KernelVersion, offsets: dict[str, int | None])
     (v6.6) the low byte of ``folio->_flags_1``, i.e. of ``page[1].flags`` (folio_order()).
     """
     psz = offsets.get("page_size") or 64
-    if offsets.get("page.compound_order") is not None:
-        return psz + offsets["page.compound_order"], 0xFF, "page[1].compound_order (OFFSET in VMCOREINFO)"
-    if offsets.get("folio._folio_order") is not None:
-        return offsets["folio._folio_order"], 0xFF, "folio._folio_order (OFFSET in VMCOREINFO)"
+    if (compound_order := offsets.get("page.compound_order")) is not None:
+        return psz + compound_order, 0xFF, "page[1].compound_order (OFFSET in VMCOREINFO)"
+    if (folio_order := offsets.get("folio._folio_order")) is not None:
+        return folio_order, 0xFF, "folio._folio_order (OFFSET in VMCOREINFO)"
     return psz, 0xFF, f"kernel {version} ≥ 6.6: low byte of folio->_flags_1 (page[1].flags)"
 
 

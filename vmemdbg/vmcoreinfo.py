@@ -14,7 +14,7 @@ are checked by :class:`vmemdbg.kernel.Kernel`.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from .errors import LayoutError
 

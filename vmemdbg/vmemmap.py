@@ -5,7 +5,7 @@ sizeof(struct page)`` (include/asm-generic/memory_model.h). The mapping is built
 vmemmap_populate (arch/x86/mm/init_64.c ≤6.1; generic loop in mm/sparse-vmemmap.c since 6.2)
 and later edited by HVO (mm/hugetlb_vmemmap.c), which aliases read-only tail frames. So a
 struct page's physical address must always be found through the page tables
-(kernel-facts §5.3), never as "PMD base + offset"; :meth:`VmemmapMapping.translate` does
+(docs/vmemmap.md#never-pmd-base-plus-offset), never as "PMD base + offset"; :meth:`VmemmapMapping.translate` does
 that for whole arrays of addresses at once.
 """
 

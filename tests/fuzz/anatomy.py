@@ -13,8 +13,6 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from vmemdbg.elfcore import ElfCoreSource
 from vmemdbg.kernel import Kernel
 from vmemdbg.mmzone import present_sections

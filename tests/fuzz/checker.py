@@ -18,7 +18,8 @@ and sizes, bitmaps, ``mem_map`` decoded from the raw word) are reported as found
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from vmemdbg.jsonout import decode
 

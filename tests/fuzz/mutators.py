@@ -16,7 +16,7 @@ import os
 import random
 import struct
 import tempfile
-from typing import Callable
+from collections.abc import Callable
 
 from anatomy import Anatomy
 
@@ -29,7 +29,7 @@ U64 = [0, 1, 7, 0xFFF, 0x1000, 1 << 20, 1 << 31, 1 << 32, (1 << 32) - 1, 1 << 40
        0xFFFFFFFF80000000, 0xFFFFFFFFFF600000, 0x00007FFFFFFFF000, 0xDEADBEEFDEADBEEF]
 #: Absurd or malformed VMCOREINFO value texts.
 BAD_VALUES = ["", "-1", "1_0", "0x10", "zz", " 12", "ffffffffffffffffff", "1" * 23, str(1 << 64), str(1 << 65),
-              str((1 << 63)), "-" + str(1 << 63), "18446744073709551615", "0", "4294967296", "9" * 40,
+              str(1 << 63), "-" + str(1 << 63), "18446744073709551615", "0", "4294967296", "9" * 40,
               "12\xe9", "\xff\xfe", "1e3", "+5", "0b101", "nan", "ffffffff80000000", "fffffffffffff000"]
 #: VMCOREINFO keys the engine reads, and extra inconsistent values worth trying for each.
 KEYS = {
@@ -70,7 +70,7 @@ def _u64(rng: random.Random) -> int:
 
 
 def _put(buf: bytearray, off: int, value: int, size: int = 8) -> None:
-    if 0 <= off and off + size <= len(buf):
+    if off >= 0 and off + size <= len(buf):
         buf[off : off + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
 
 

@@ -35,7 +35,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -79,7 +79,7 @@ def memo_kallsyms() -> Callable[[], None]:
             for va, n in reads:
                 try:
                     h.update(read(va, n))
-                except Exception as e:  # noqa: BLE001 - a fault is part of what the decoder saw
+                except Exception as e:  # a fault is part of what the decoder saw
                     h.update(f"fault {type(e).__name__}".encode())
             if h.digest() == digest:
                 return out
@@ -165,8 +165,8 @@ def _child(case: Case, mem_limit: int) -> None:
                 os.dup2(f, fd)
                 os.close(f)
             # the parent's sys.stdout may not be fd 1 (pytest's capture): write to the files
-            sys.stdout = open(1, "w", closefd=False)
-            sys.stderr = open(2, "w", closefd=False)
+            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives as long as the child process
+            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - idem
             try:
                 rc = cli.main(argv)
             except SystemExit as e:
@@ -175,7 +175,7 @@ def _child(case: Case, mem_limit: int) -> None:
             sys.stderr.flush()
             with open(f"{case.outdir}/{j}.rc", "w") as f2:
                 f2.write(str(rc))
-    except BaseException as e:  # noqa: BLE001 - anything escaping main() is a crash of this case
+    except BaseException as e:  # anything escaping main() is a crash of this case
         try:
             with open(f"{case.outdir}/crash", "w") as f3:
                 f3.write(f"{type(e).__name__}: {e}")
@@ -211,7 +211,7 @@ def finish(case: Case, status: int | None, rusage: resource.struct_rusage | None
     case.seconds = time.monotonic() - case.started
     case.maxrss_kib = rusage.ru_maxrss if rusage else 0
     for j, argv in enumerate(case.argvs):
-        def rd(suffix: str) -> str | None:
+        def rd(suffix: str, j: int = j) -> str | None:
             try:
                 with open(f"{case.outdir}/{j}.{suffix}", errors="replace") as f:
                     return f.read()
@@ -232,7 +232,7 @@ def finish(case: Case, status: int | None, rusage: resource.struct_rusage | None
         case.commands.append({"argv": ["(child)"], "rc": None, "stderr": why, "class": "crash"})
     if timed_out:
         classes.append("hang")
-    elif status is not None and (os.WIFSIGNALED(status) or os.WEXITSTATUS(status) != 0) or \
+    elif (status is not None and (os.WIFSIGNALED(status) or os.WEXITSTATUS(status) != 0)) or \
             len(case.commands) < len(case.argvs):
         classes.append("crash")
     if case.maxrss_kib * 1024 > GIB:
@@ -273,13 +273,13 @@ def run(count: int, seed: int, jobs: int, timeout: float, exec_mode: bool, save:
         anatomies = bases(tmp)
         restore = memo_kallsyms()
         for a in anatomies:  # warm the memo with the clean tables
-            vmemdbg.kernel.Kernel(vmemdbg.dump.open_dump(_write(tmp / f"{a.name}.clean", a.data))).symbols
+            _ = vmemdbg.kernel.Kernel(vmemdbg.dump.open_dump(_write(tmp / f"{a.name}.clean", a.data))).symbols
         with open("/proc/self/status") as f:
             vm = next(int(ln.split()[1]) for ln in f if ln.startswith("VmSize:")) * 1024
         mem_limit = vm + GIB
         summary = {"dumps": 0, "commands": 0, "outcomes": {k: 0 for k in ORDER}, "by_family": {},
                    "max_seconds": 0.0, "max_rss_mib": 0.0, "failures": [], "seed": seed, "bases": [a.name for a in anatomies]}
-        out = open(results, "w") if results else None
+        out = open(results, "w") if results else None  # noqa: SIM115 - closed after the loop
         running: list[Case] = []
         todo = list(only) if only else list(range(count))
         t0 = time.monotonic()

@@ -286,7 +286,7 @@ class QMP:
             except OSError:
                 self.sock.close()
                 if time.monotonic() > deadline:
-                    raise BootError(f"cannot connect to QMP socket {path}")
+                    raise BootError(f"cannot connect to QMP socket {path}") from None
                 time.sleep(0.2)
         self.file = self.sock.makefile("rwb")
         self.events: list[dict] = []

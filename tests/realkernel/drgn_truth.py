@@ -30,7 +30,8 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import drgn
 from drgn import FaultError, Object, Program
@@ -518,7 +519,7 @@ def collect_explain(k: Kernel, sections: list[dict[str, Any]]) -> list[dict[str,
 def node_spans(prog: Program) -> list[dict[str, int]]:
     """Online pgdats: nid, node_start_pfn, node_spanned_pages, node_present_pages."""
     out = []
-    for nid, pgdat in enumerate(prog["node_data"]):
+    for pgdat in prog["node_data"]:
         if not pgdat.value_():
             continue
         out.append({"nid": pgdat.node_id.value_(), "start_pfn": pgdat.node_start_pfn.value_(),

@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
       f"{boot.MARKER} (all commands run), then the ELF dump ({res['elf_dump_seconds']} s)\n")
     serial = (cdir / "serial.log").read_text(errors="replace")
     w(_section("guest console (vmemdbg-live lines)",
-               "\n".join(l for l in serial.splitlines() if l.startswith("vmemdbg-live:"))))
+               "\n".join(ln for ln in serial.splitlines() if ln.startswith("vmemdbg-live:"))))
     failed = sorted(n[:-3] for n, d in files.items() if n.endswith(".rc") and d.strip() != b"0")
     for name in sorted(n for n in files if n.endswith(".err") and files[n].strip()):
         w(_section(f"guest stderr: {name}", files[name].decode(errors="replace")))

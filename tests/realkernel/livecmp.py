@@ -253,7 +253,7 @@ def write_fixture(dest: Path, files: dict[str, bytes], result: dict[str, Any], s
         (live / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
     (dest / "result.json").write_text(json.dumps(result, indent=1) + "\n")
     (dest / "console.txt").write_text(
-        "\n".join(l for l in serial.splitlines() if l.startswith("vmemdbg-live:")) + "\n")
+        "\n".join(ln for ln in serial.splitlines() if ln.startswith("vmemdbg-live:")) + "\n")
 
 
 def load_fixture(src: Path) -> dict[str, Any]:

@@ -31,13 +31,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from crash_truth import kmem_n_table  # noqa: E402
-from truthcmp import compare, engine_views  # noqa: E402
+from crash_truth import kmem_n_table
+from truthcmp import compare, engine_views
 
-from vmemdbg.dump import open_dump  # noqa: E402
-from vmemdbg.extract import extract  # noqa: E402
-from vmemdbg.kernel import Kernel  # noqa: E402
-from vmemdbg.symbols import SymbolFile, load_symbol_file  # noqa: E402
+from vmemdbg.dump import open_dump
+from vmemdbg.extract import extract
+from vmemdbg.kernel import Kernel
+from vmemdbg.symbols import SymbolFile, load_symbol_file
 
 CASES = ("1g-nokaslr", "6g-2node-kaslr", "1000m")
 MAX_FIXTURE = 5 << 20

@@ -26,6 +26,7 @@ On the memmap, vmemmap and findings tracks, marks that together are narrower tha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,7 +63,7 @@ class Axis:
 
     @classmethod
     def build(cls, spans: list[tuple[int, int]], left: float, width: float,
-              minor: list[tuple[int, int]] = ()) -> "Axis":
+              minor: Sequence[tuple[int, int]] = ()) -> "Axis":
         """An axis over ``spans`` (address ranges, any order, may overlap) from ``left`` to
         ``left+width``. ``minor`` ranges (non-RAM firmware ranges) are shown too, but a stretch
         holding only minor ranges gets :data:`MINOR_PX`, not its share of the scale."""
@@ -318,8 +319,9 @@ def _aggregate(bucket: list[Mark], noun: str) -> Mark:
     if len(tips) > 4:
         tip += f"\n... and {len(tips) - 4} more"
     target = None
+    targets = [m.target for m in bucket if m.target is not None]
     if first.target is not None:
-        target = (min(m.target[0] for m in bucket), max(m.target[1] for m in bucket))
+        target = (min(t[0] for t in targets), max(t[1] for t in targets))
     return Mark(first.track, min(m.x0 for m in bucket), max(m.x1 for m in bucket), cls, tip, first.link,
                 target, [i for m in bucket for i in m.members])
 
@@ -422,7 +424,7 @@ def build_model(docs: dict, check: dict | None = None, title: str = "vmemdbg map
     frames.sort(key=lambda m: m.x0)
     marks += [_aggregate(b, "memmap groups") for b in _bins(frames)]
     links = [(m.x0, m.x1, m.target[0], m.target[1], "link offnode" if "offnode" in m.cls else "link", m.tip)
-             for m in marks if m.track == "memmap"]
+             for m in marks if m.track == "memmap" and m.target is not None]
     marks += [_aggregate(b, "vmemmap run groups") for b in _bins(vruns)]
 
     fmarks: dict[str, list[Mark]] = {"pfindings": [], "vfindings": []}
@@ -440,7 +442,7 @@ def build_model(docs: dict, check: dict | None = None, title: str = "vmemdbg map
             fadd("pfindings", phys_axis, f["phys"][0], f["phys"][1], i, f)
         if f.get("section") is not None and not f.get("phys") and not f.get("va"):
             fadd("pfindings", phys_axis, f["section"] << sbits, (f["section"] + 1) << sbits, i, f)
-    for track, items in fmarks.items():
+    for items in fmarks.values():
         items.sort(key=lambda m: m.x0)
         marks += [_aggregate(b, "findings") for b in _bins(items)]
 

@@ -15,7 +15,7 @@ Order replayed:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 from ..abi import (
     E820_RAM,
@@ -40,7 +40,8 @@ from .pagetable_build import PageTables
 from .sparse import Sparse, SparseState
 from .vmemmap import SparseBuffer, Vmemmap
 
-#: real_mode_blob_end - real_mode_blob of Debian 6.1 ("28672 bytes ... reserve_real_mode" [V]).
+#: real_mode_blob_end - real_mode_blob of Debian 6.1 ("28672 bytes ... reserve_real_mode" in the
+#: memblock=debug log of a real boot).
 REAL_MODE_SIZE = 28672
 SZ_64K = 64 << 10
 BIOS_BEGIN, BIOS_END = 0xA0000, 0x100000
@@ -181,8 +182,8 @@ def early_reserve_memory(mb: Memblock, machine: Machine, firmware: list[E820Entr
     for r in machine.reservations[1:]:
         if r.phase == "early":
             mb.reserve(r.start, r.end - r.start, f"early_reserve_memory ({r.name})")
-    low = next((e for e in firmware if e.start == 0 and e.type == E820_RAM), None)
-    bios_start = round_down(min(low.end if low else BIOS_BEGIN, BIOS_BEGIN), PAGE_SIZE)
+    low_ram = next((e for e in firmware if e.start == 0 and e.type == E820_RAM), None)
+    bios_start = round_down(min(low_ram.end if low_ram else BIOS_BEGIN, BIOS_BEGIN), PAGE_SIZE)
     bios_start = max(bios_start, SZ_64K)
     mb.reserve(bios_start, SZ_1M - bios_start, "reserve_bios_regions")
 
@@ -192,11 +193,11 @@ def e820__memblock_setup(mb: Memblock, table: list[E820Entry]) -> None:
     added, soft-reserved ranges reserved, memory trimmed to whole pages."""
     mb.current_limit = SZ_1M
     mb.can_resize = True
-    for e in table:
-        if e.type == E820_SOFT_RESERVED:
-            mb.reserve(e.start, e.end - e.start, "e820__memblock_setup")
-        if e.type in (E820_RAM, E820_RESERVED_KERN):
-            mb.add(e.start, e.end - e.start, "e820__memblock_setup")
+    for ent in table:
+        if ent.type == E820_SOFT_RESERVED:
+            mb.reserve(ent.start, ent.end - ent.start, "e820__memblock_setup")
+        if ent.type in (E820_RAM, E820_RESERVED_KERN):
+            mb.add(ent.start, ent.end - ent.start, "e820__memblock_setup")
     mb.trim_memory(PAGE_SIZE)
 
 

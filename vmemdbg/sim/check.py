@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -141,15 +142,15 @@ def check(kernel: "Kernel") -> dict:
         # events after boot are not replayed: check compares them by mechanism (docs/check.md)
         machine = machine_from_dict({k: v for k, v in d.machine.items() if k != "event"}, default_name="described")
         st = boot(machine)
-    except (MachineError, MemblockPanic) as e:
-        raise VmemdbgError(f"the derived machine cannot be replayed: {e}") from None
+    except (MachineError, MemblockPanic) as err:
+        raise VmemdbgError(f"the derived machine cannot be replayed: {err}") from None
     po = kernel.page_offset_base
     nodes = _Nodes(kernel)
     diffs: list[dict] = []
     notes: list[str] = []
 
     # -- where exact placement is determined ----------------------------------------------------
-    placement = {}
+    placement: dict[int, dict[str, Any]] = {}
     for nid, nd in sorted(d.node_data.items()):
         sim_nd = st.node_data.get(nid)
         ok = sim_nd == nd
@@ -446,9 +447,9 @@ def _overhead(kernel: "Kernel", st: BootState, exp: list[Leaf], nodes: _Nodes, d
               bad_nodes: set[int]) -> dict:
     """memmap bytes per node, expected (boot) against actual (census)."""
     expected: dict[int, int] = {}
-    for e in exp:
-        n = nodes.of(e.phys)
-        expected[n] = expected.get(n, 0) + (1 << e.shift)
+    for leaf in exp:
+        n = nodes.of(leaf.phys)
+        expected[n] = expected.get(n, 0) + (1 << leaf.shift)
     actual = {(n["nid"] if n["nid"] is not None else -1): n["memmap_bytes"]
               for n in vmemmap_census(kernel).overhead["nodes"]}
     explained_extra: dict[int, int] = {}

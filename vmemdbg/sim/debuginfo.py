@@ -5,7 +5,8 @@ mem_section_usage, pglist_data, memblock, e820_table, mm_struct, enum pageflags,
 enum, ...), sized and laid out per :class:`~vmemdbg.sim.machine.Profile`.  The objects are linked
 with a generated linker script at fixed kernel-image addresses (see ``LAYOUT``); the contents of
 .data do not matter because the simulated dump supplies the memory.  Results are cached by a hash
-of the generated sources and the toolchain version (drgn-synthetic-fixtures.md has the flags).
+of the generated sources and the toolchain version (docs/synthetic-dumps.md#the-debug-elf says why
+each flag).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ Every field says where it came from; what a dump cannot tell is assumed and list
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -163,7 +163,7 @@ def _nodes(kernel: "Kernel", ram: list[tuple[int, int]], d: Description) -> list
         while cur < e:
             inside = [sp for sp in spans if sp[0] <= cur < sp[1]]
             if inside:
-                a, b, nid = inside[0]
+                _, b, nid = inside[0]
                 end = min(e, b)
             else:
                 nxt = [sp[0] for sp in spans if sp[0] > cur]
@@ -305,8 +305,8 @@ def describe(kernel: "Kernel") -> Description:
             brk_end = None
     if brk_end is not None:
         d.derived.append(("layout.image", "[_text, _brk_end) (the _brk_end variable)"))
-    elif kernel.symbol("__brk_base") is not None:
-        brk_end = kernel.kimg_to_phys(kernel.symbol("__brk_base")) + DEFAULT_BRK_USED
+    elif (brk_base := kernel.symbol("__brk_base")) is not None:
+        brk_end = kernel.kimg_to_phys(brk_base) + DEFAULT_BRK_USED
         d.assumed.append(("layout.image", f"_brk_end is not in the dump: __brk_base + {DEFAULT_BRK_USED:#x} "
                                           "(the brk the Debian 6.1/6.12 builds use by reserve_brk)"))
     else:
@@ -319,7 +319,7 @@ def describe(kernel: "Kernel") -> Description:
         d.assumed.append(("layout.image", "no _brk_end/__brk_base symbol: the image ends where the "
                                           "memblock.reserved region holding _text ends"))
     brk_end = (brk_end + 0xFFF) & ~0xFFF
-    lay = {"image": _range(img_start, brk_end), "kernel_offset": _hex(kernel.kaslr_offset),
+    lay: dict[str, Any] = {"image": _range(img_start, brk_end), "kernel_offset": _hex(kernel.kaslr_offset),
            "page_offset_base": _hex(po), "vmemmap_base": _hex(kernel.vmemmap_base)}
     if kernel.vmalloc_base is not None:
         lay["vmalloc_base"] = _hex(kernel.vmalloc_base)

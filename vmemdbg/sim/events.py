@@ -131,7 +131,7 @@ def _hot_add(st: BootState, rt: Runtime, ev: Event) -> str:
         else:
             altmap = SparseBuffer(rt.mb)
         vm = Vmemmap(rt.mb, st.pagetables, altmap, p.struct_page_size, m.pse,
-                     lambda pfn, nid=ev.node: nid, lambda sec: False)
+                     lambda pfn: ev.node, lambda sec: False)
         vm.state = st.vmemmap.state
         start = vbase + nr * per_sec
         if not vm.populate(start, start + per_sec, ev.node, nr):

@@ -4,15 +4,15 @@ Only meaningful bytes become chunks ``(phys, bytes)``: kernel-image variables, k
 every page-table page (direct map, kernel mapping, vmemmap), the mem_section roots array and root
 pages, the usage arrays, the pglist_data fields, the memblock arrays, the e820 tables and the
 ``struct page`` of (a) the first pfn of every present section and (b) every vmemmap backing frame.
-Post-boot state is modelled as in a running system (kernel-facts §4.2/4.3): memblock_memory is
-NULL, system_state is SYSTEM_RUNNING, the e820 tables are kmemdup'd copies in the direct map.
+Post-boot state is modelled as in a running system (docs/memblock.md#after-boot-can-the-memblock-data-be-trusted):
+memblock_memory is NULL, system_state is SYSTEM_RUNNING, the e820 tables are kmemdup'd copies in the direct map.
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 

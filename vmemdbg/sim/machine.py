@@ -58,7 +58,7 @@ class MachineError(VmemdbgError, ValueError):
 class Profile:
     """Kernel build facts that change sparse_init's placements or the dump's layout.
 
-    Defaults are Debian 6.1.0 amd64 (6.1.192, kernel-facts §1/§6, [V-probe]).
+    Defaults are Debian 6.1.0 amd64 (6.1.192; docs/sparse-model.md#constants, docs/worked-example.md).
     """
 
     #: OSRELEASE written to VMCOREINFO (synthetic so drgn never matches a distro quirk).
@@ -74,7 +74,7 @@ class Profile:
     #: CONFIG_ZONE_DEVICE: gives the TAINT_ZONE_DEVICE section flag (6.0+ enum layout).
     zone_device: bool = True
     nodes_shift: int = 10
-    #: sizeof(pg_data_t) and the VMCOREINFO offsets of its fields (6.1 Debian [V]).
+    #: sizeof(pg_data_t) and the VMCOREINFO offsets of its fields (Debian 6.1, read from a real dump's VMCOREINFO).
     pglist_data_size: int = 174208
     off_node_start_pfn: int = 171560
     off_node_present_pages: int = 171568

@@ -394,7 +394,7 @@ def _parse_events(raw: list[dict[str, Any]], prof: Profile, nodes: list[Node], m
         if kind in ("hot-add", "online", "offline"):
             _check_keys(ev, {"kind", "range", "node", "memmap_on_memory", "online"} if kind == "hot-add"
                         else {"kind", "range"}, fname)
-            s, e, rest = _parse_range(ev.get("range"), f"{fname}.range")
+            s, e, _ = _parse_range(ev.get("range"), f"{fname}.range")
             if s % sec or e % sec:
                 raise MachineError(f"{fname}.range: {s:#x}-{e - 1:#x} is not whole {sec >> 20} MiB sections")
             if e > max_phys:

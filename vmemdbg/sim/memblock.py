@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from ..abi import PAGE_SIZE
 
@@ -382,8 +382,8 @@ class Memblock:
             return True
         if not flags & MEMBLOCK_NOMAP and m.flags & MEMBLOCK_NOMAP:
             return True
-        if not flags & MEMBLOCK_DRIVER_MANAGED and m.flags & MEMBLOCK_DRIVER_MANAGED:
-            return True
+        if not flags & MEMBLOCK_DRIVER_MANAGED and m.flags & MEMBLOCK_DRIVER_MANAGED:  # noqa: SIM103
+            return True  # (the kernel's should_skip_region: one test per line)
         return False
 
     def free_ranges(self, nid: int, flags: int = 0, reverse: bool = True) -> Iterator[tuple[int, int]]:

@@ -5,7 +5,7 @@ them is :mod:`vmemdbg.pagetable`. Each table page is a 512-entry ``array('Q')`` 
 keyed by its physical address. Entry encodings follow arch/x86/include/asm/pgtable_types.h (6.1),
 constants in :mod:`vmemdbg.abi`: intermediate entries are _PAGE_TABLE (0x67), large leaves
 PAGE_KERNEL_LARGE (0x80000000000001e3) and 4 KiB leaves PAGE_KERNEL (0x8000000000000163);
-kernel-facts §3.4.
+docs/vmemmap.md#page-table-entries.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ __populate_section_memmap for each present section.  Section words are kept in n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

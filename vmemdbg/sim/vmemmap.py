@@ -3,7 +3,7 @@
 __populate_section_memmap → vmemmap_populate → vmemmap_populate_hugepages (PSE) or
 vmemmap_populate_basepages.  Table pages come from vmemmap_alloc_block_zero (memblock, 4 KiB,
 node-preferred, min 16 MiB); PMD blocks from vmemmap_alloc_block_buf (sparse buffer first, then a
-2 MiB memblock block); a failed PMD block falls back to 4 KiB PTEs (kernel-facts §2.2).
+2 MiB memblock block); a failed PMD block falls back to 4 KiB PTEs (docs/vmemmap.md#vmemmap_populate-at-boot).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from array import array
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 from ..abi import (
     PAGE_KERNEL,

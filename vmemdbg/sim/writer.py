@@ -1,7 +1,7 @@
 """VMCOREINFO text and the fixture vmcore file.
 
 The note follows the 6.1 x86-64 order and formats (kernel/crash_core.c:crash_save_vmcoreinfo_init
-and arch/x86/kernel/crash_core_64.c:arch_crash_save_vmcoreinfo; kernel-facts §6), each value printed
+and arch/x86/kernel/crash_core_64.c:arch_crash_save_vmcoreinfo; docs/kaslr.md#vmcoreinfo), each value printed
 in its key's format by :func:`vmemdbg.vmcoreinfo.compose_vmcoreinfo`.
 """
 
