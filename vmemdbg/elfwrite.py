@@ -258,10 +258,7 @@ def write_vmcore_layout(
     refused (a real dump would not hold them).
     """
     ram = sorted((int(a), int(b)) for a, b in ram if b > a)
-    rs = np.array([a for a, _ in ram], dtype=np.uint64)
-    rl = np.array([b - a for a, b in ram], dtype=np.uint64)
-    if np.any(rs[1:] < rs[:-1] + rl[:-1]):
-        raise ValueError("write_vmcore_layout: RAM ranges overlap")
+    rs, rl = _ram_runs(ram)
     note = elf_note(b"VMCOREINFO", 0, bytes(vmcoreinfo))
     nphdr = 1 + len(ram) + (kernel_image is not None)
     if nphdr >= PN_XNUM:
@@ -269,22 +266,11 @@ def write_vmcore_layout(
     note_off = _EHSIZE + nphdr * ELF64_PHDR.itemsize
     data_off = -(-(note_off + len(note)) // PAGE_SIZE) * PAGE_SIZE
     run_off = np.uint64(data_off) + (np.cumsum(rl, dtype=np.uint64) - rl)
-
-    def file_offsets(addrs: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-        ic, inside = containing(rs, rs + rl, addrs, addrs + sizes)
-        if not np.all(inside):
-            a = int(addrs[np.argmax(~inside)])
-            raise ValueError(f"write_vmcore_layout: memory at {a:#x} is outside every RAM range")
-        return run_off[ic] + (addrs - rs[ic])
+    file_offsets = _ram_file_offsets(rs, rl, run_off)
 
     phdrs = [_note_phdr(note_off, len(note))]
     if kernel_image is not None:
-        k0, k1, kva = kernel_image
-        if not np.all(containing(rs, rs + rl, np.uint64(k0), np.uint64(k1))[1]):
-            raise ValueError("write_vmcore_layout: kernel image outside RAM")
-        k = np.array([k0], np.uint64)
-        phdrs.append(_load_phdrs(k, file_offsets(k, np.array([k1 - k0], np.uint64)), np.array([k1 - k0], np.uint64),
-                                 np.array([kva], np.uint64)))
+        phdrs.append(_kernel_image_phdr(kernel_image, rs, rl, file_offsets))
     phdrs.append(_load_phdrs(rs, run_off, rl, rs + np.uint64(page_offset) if page_offset is not None else rs))
     total = int(run_off[-1] + rl[-1]) if len(ram) else data_off
     cs, cl, parts = _coalesce(chunks)
@@ -298,6 +284,40 @@ def write_vmcore_layout(
         if records is not None:
             _pwrite_records(fd, records, file_offsets)
         os.ftruncate(fd, total)
+
+
+def _ram_runs(ram: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and lengths (uint64) of the sorted ``[start, end)`` RAM ranges; overlapping ones are refused."""
+    rs = np.array([a for a, _ in ram], dtype=np.uint64)
+    rl = np.array([b - a for a, b in ram], dtype=np.uint64)
+    if np.any(rs[1:] < rs[:-1] + rl[:-1]):
+        raise ValueError("write_vmcore_layout: RAM ranges overlap")
+    return rs, rl
+
+
+def _ram_file_offsets(rs: np.ndarray, rl: np.ndarray,
+                      run_off: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """``file_offsets(addrs, sizes)``: where the bytes of each ``[addr, addr + size)`` lie in the file,
+    given RAM run ``i`` at ``run_off[i]``; memory outside every RAM range is refused."""
+    def file_offsets(addrs: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        ic, inside = containing(rs, rs + rl, addrs, addrs + sizes)
+        if not np.all(inside):
+            a = int(addrs[np.argmax(~inside)])
+            raise ValueError(f"write_vmcore_layout: memory at {a:#x} is outside every RAM range")
+        return run_off[ic] + (addrs - rs[ic])
+    return file_offsets
+
+
+def _kernel_image_phdr(kernel_image: tuple[int, int, int], rs: np.ndarray, rl: np.ndarray,
+                       file_offsets: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """The kernel-text PT_LOAD ``/proc/vmcore`` starts with (crash_prepare_elf64_headers, in
+    kernel/crash_core.c on recent kernels), sharing the file data of the RAM range holding the image."""
+    k0, k1, kva = kernel_image
+    if not np.all(containing(rs, rs + rl, np.uint64(k0), np.uint64(k1))[1]):
+        raise ValueError("write_vmcore_layout: kernel image outside RAM")
+    k = np.array([k0], np.uint64)
+    return _load_phdrs(k, file_offsets(k, np.array([k1 - k0], np.uint64)), np.array([k1 - k0], np.uint64),
+                       np.array([kva], np.uint64))
 
 
 def _pwrite_records(fd: int, records: Records, file_offsets: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:

@@ -43,7 +43,7 @@ from ..mmzone import present_sections
 from ..vmemmap import vmemmap_mapping
 from .boot import BootState, boot
 from .describe import Description, describe
-from .machine import MachineError
+from .machine import Machine, MachineError
 from .machine_format import machine_from_dict
 from .memblock import MemblockPanic
 from .pagetable_build import index
@@ -138,18 +138,75 @@ def _sim_path(st: BootState, va: int) -> list[tuple[str, int]]:
 def check(kernel: "Kernel") -> dict:
     """Describe, replay and compare; the ``check`` document (docs/json.md)."""
     d = describe(kernel)
+    machine, st = _replay(d)
+    nodes = _Nodes(kernel)
+    diffs: list[dict] = []
+    notes: list[str] = []
+
+    placement = _placement(d, st)
+    determined = _determined_by(placement)
+    if all(v["determined"] for v in placement.values()):
+        diffs += _roots(kernel, st)
+
+    lv = vmemmap_mapping(kernel).leaves
+    dump = _DumpLeaves(lv.va.tolist(), lv.shift.tolist(), lv.phys.tolist(), lv.writable.tolist(),
+                       _provenance(kernel, lv.va.tolist()))
+    exp = expected_leaves(st)
+    covered = np.zeros(len(dump.va), bool)
+    per_table, mismatched = _compare_leaves(kernel, st, exp, dump, nodes, covered, determined, notes)
+
+    # a table page whose every leaf is wrong: one difference for the table page
+    table_diffs, swallowed = _table_pages(kernel, st, exp, per_table, mismatched, determined)
+    diffs += table_diffs
+    leaf_bad_va: set[int] = set()          # expected leaves that did not match (by VA)
+    bad_nodes: set[int] = set()
+    for k, df in sorted(mismatched.items()):
+        if not df["explained"]:
+            leaf_bad_va.add(exp[k].va)
+            bad_nodes.add(exp[k].node)
+        if k not in swallowed:
+            diffs.append(df)
+
+    diffs += _extra_leaves(kernel, d, dump, covered, nodes, notes)
+    diffs += _sections(kernel, st, d, leaf_bad_va, determined)
+    overhead = _overhead(kernel, st, exp, nodes, diffs, bad_nodes)
+    diffs += overhead.pop("_diffs")
+
+    unexplained = [x for x in diffs if not x["explained"]]
+    return {"schema": SCHEMA, "command": "check", "consistent": not unexplained,
+            "differences": diffs,
+            "counts": {"differences": len(diffs), "unexplained": len(unexplained),
+                       "expected_leaves": len(exp), "dump_leaves": len(dump.va),
+                       "sections": len(present_sections(kernel)), "expected_tables": len(st.vmemmap.state.tables)},
+            "placement": {str(k): v for k, v in placement.items()},
+            "overhead": overhead, "notes": list(dict.fromkeys(notes)),
+            "describe": d.as_dict(), "release": kernel.release, "rules": machine.profile.version}
+
+
+@dataclass
+class _DumpLeaves:
+    """The dump's vmemmap leaves, column by column, ascending VA, with each one's census provenance."""
+
+    va: list[int]
+    shift: list[int]
+    phys: list[int]
+    rw: list[bool]
+    prov: list[str]
+
+
+def _replay(d: Description) -> tuple[Machine, BootState]:
+    """The derived machine and its replayed boot; events after boot are left out."""
     try:
         # events after boot are not replayed: check compares them by mechanism (docs/check.md)
         machine = machine_from_dict({k: v for k, v in d.machine.items() if k != "event"}, default_name="described")
         st = boot(machine)
     except (MachineError, MemblockPanic) as err:
         raise VmemdbgError(f"the derived machine cannot be replayed: {err}") from None
-    po = kernel.page_offset_base
-    nodes = _Nodes(kernel)
-    diffs: list[dict] = []
-    notes: list[str] = []
+    return machine, st
 
-    # -- where exact placement is determined ----------------------------------------------------
+
+def _placement(d: Description, st: BootState) -> dict[int, dict[str, Any]]:
+    """Per node, whether exact placement is determined: the replay put NODE_DATA where the dump has it."""
     placement: dict[int, dict[str, Any]] = {}
     for nid, nd in sorted(d.node_data.items()):
         sim_nd = st.node_data.get(nid)
@@ -160,143 +217,163 @@ def check(kernel: "Kernel") -> dict:
                                      f"{sim_nd:#x} but the dump has {nd:#x}: frames, usage arrays and "
                                      "table pages of this node are not compared" if sim_nd is not None else
                                      f"the replay allocated no NODE_DATA({nid})")}
-    all_determined = all(v["determined"] for v in placement.values())
+    return placement
 
+
+def _determined_by(placement: dict[int, dict[str, Any]]) -> Callable[[int], bool]:
+    """``determined(nid)``: is exact placement compared on node ``nid`` (False for unknown nodes)."""
     def determined(nid: int) -> bool:
         return placement.get(nid, {"determined": False})["determined"]
+    return determined
 
-    if all_determined and st.sparse.roots_phys + po != kernel.roots_addr:
-        diffs.append(_diff("roots", f"mem_section roots array at {kernel.roots_addr:#x}, expected "
-                                    f"{st.sparse.roots_phys + po:#x}"))
 
-    # -- vmemmap leaves ---------------------------------------------------------------------------
-    lv = vmemmap_mapping(kernel).leaves
-    d_va = lv.va.tolist()
-    d_shift = lv.shift.tolist()
-    d_phys = lv.phys.tolist()
-    d_rw = lv.writable.tolist()
-    prov = _provenance(kernel, d_va)
-    exp = expected_leaves(st)
-    covered = np.zeros(len(d_va), bool)
-    leaf_bad_va: set[int] = set()          # expected leaves that did not match (by VA)
-    bad_nodes: set[int] = set()
+def _roots(kernel: "Kernel", st: BootState) -> list[dict]:
+    """The mem_section roots array (allocated by memory_present, mm/sparse.c) against the replay's."""
+    po = kernel.page_offset_base
+    if st.sparse.roots_phys + po != kernel.roots_addr:
+        return [_diff("roots", f"mem_section roots array at {kernel.roots_addr:#x}, expected "
+                               f"{st.sparse.roots_phys + po:#x}")]
+    return []
+
+
+def _compare_leaves(kernel: "Kernel", st: BootState, exp: list[Leaf], dump: _DumpLeaves, nodes: _Nodes,
+                    covered: np.ndarray, determined: Callable[[int], bool],
+                    notes: list[str]) -> tuple[dict[tuple[str, int], list[int]], dict[int, dict]]:
+    """Match every expected leaf with the dump's leaves over its VA range.
+
+    Marks the dump leaves it covers in ``covered`` and appends the replay's own mechanisms to
+    ``notes``; returns the replay's table pages (→ indices of the expected leaves below them) and
+    the difference of every expected leaf that did not match (by index).
+    """
     per_table: dict[tuple[str, int], list[int]] = {}   # sim table → indices of expected leaves
     mismatched: dict[int, dict] = {}
     for k, e in enumerate(exp):
-        size = 1 << e.shift
-        i0 = bisect.bisect_left(d_va, e.va)
-        i1 = bisect.bisect_left(d_va, e.va + size)
+        i0 = bisect.bisect_left(dump.va, e.va)
+        i1 = bisect.bisect_left(dump.va, e.va + (1 << e.shift))
         for level, table in _sim_path(st, e.va):
             per_table.setdefault((level, table), []).append(k)
-        if e.source == "memblock":
-            notes.append(f"vmemmap {e.va:#x}: block from memblock, not the sparse buffer ({BUFFER}), "
-                         "as the replay predicts")
-        if e.node >= 0 and nodes.of(e.phys) not in (-1, e.node):
-            notes.append(f"vmemmap {e.va:#x}: node {e.node} memmap on node {nodes.of(e.phys)} ({OFFNODE}), "
-                         "as the replay predicts")
+        notes += _leaf_notes(e, nodes)
         covered[i0:i1] = True
         if i1 == i0:
             mismatched[k] = _diff("vmemmap_missing", f"no mapping for the {'PMD' if e.shift == 21 else 'PTE'} "
                                   f"leaf at {e.va:#x} (expected frame {e.phys:#x}, node {e.node})",
-                                  va=(e.va, e.va + size), section=_sec(kernel, e.va))
+                                  va=(e.va, e.va + (1 << e.shift)), section=_sec(kernel, e.va))
             continue
-        if i1 - i0 == 1 and d_shift[i0] == e.shift and d_va[i0] == e.va:
-            ph, rw = d_phys[i0], d_rw[i0]
-            if not rw:
-                mech = HVO if prov[i0] == "hvo" else None
-                mismatched[k] = _diff("vmemmap_prot", f"leaf at {e.va:#x} is read-only; vmemmap_populate "
-                                      "maps it PAGE_KERNEL (RW)", explained=mech is not None, mechanism=mech,
-                                      va=(e.va, e.va + size), phys=(ph, ph + size), section=_sec(kernel, e.va))
-            elif ph != e.phys:
-                got = nodes.of(ph)
-                if got != e.node and e.node >= 0:
-                    mismatched[k] = _diff("vmemmap_offnode", f"leaf at {e.va:#x} (memmap of node {e.node}) is "
-                                          f"backed by {ph:#x} on node {got}; expected {e.phys:#x} on node "
-                                          f"{nodes.of(e.phys)}", va=(e.va, e.va + size), phys=(ph, ph + size),
-                                          section=_sec(kernel, e.va))
-                elif determined(e.node):
-                    mismatched[k] = _diff("vmemmap_phys", f"leaf at {e.va:#x} is backed by {ph:#x}, expected "
-                                          f"{e.phys:#x} (node {e.node})", va=(e.va, e.va + size),
-                                          phys=(ph, ph + size), section=_sec(kernel, e.va))
-            continue
-        # split: PTEs where a PMD was expected
-        ro = [not d_rw[i] for i in range(i0, i1)]
-        if any(p == "hvo" for p in prov[i0:i1]) or (any(ro) and all(d_shift[i] == 12 for i in range(i0, i1))):
-            mismatched[k] = _diff("vmemmap_level", f"PMD at {e.va:#x} split into {i1 - i0} PTEs, "
-                                  f"{sum(ro)} read-only", explained=True, mechanism=HVO,
-                                  va=(e.va, e.va + size), phys=(e.phys, e.phys + size), section=_sec(kernel, e.va))
+        if i1 - i0 == 1 and dump.shift[i0] == e.shift and dump.va[i0] == e.va:
+            df = _same_level(kernel, e, dump, i0, nodes, determined)
         else:
-            mismatched[k] = _diff("vmemmap_level", f"{i1 - i0} leaves at {e.va:#x} where one "
-                                  f"{'PMD' if e.shift == 21 else 'PTE'} was expected",
-                                  va=(e.va, e.va + size), phys=(e.phys, e.phys + size), section=_sec(kernel, e.va))
+            df = _split_leaf(kernel, e, dump, i0, i1)
+        if df is not None:
+            mismatched[k] = df
+    return per_table, mismatched
 
-    # a table page whose every leaf is wrong: one difference for the table page
-    table_diffs, swallowed = _table_pages(kernel, st, exp, per_table, mismatched, determined)
-    diffs += table_diffs
-    for k, df in sorted(mismatched.items()):
-        if not df["explained"]:
-            leaf_bad_va.add(exp[k].va)
-            bad_nodes.add(exp[k].node)
-        if k not in swallowed:
-            diffs.append(df)
 
-    # leaves the replay did not install
+def _leaf_notes(e: Leaf, nodes: _Nodes) -> list[str]:
+    """The notes for mechanisms the replay itself predicts for leaf ``e`` (buffer exhausted, off-node)."""
+    out = []
+    if e.source == "memblock":
+        out.append(f"vmemmap {e.va:#x}: block from memblock, not the sparse buffer ({BUFFER}), "
+                   "as the replay predicts")
+    if e.node >= 0 and nodes.of(e.phys) not in (-1, e.node):
+        out.append(f"vmemmap {e.va:#x}: node {e.node} memmap on node {nodes.of(e.phys)} ({OFFNODE}), "
+                   "as the replay predicts")
+    return out
+
+
+def _same_level(kernel: "Kernel", e: Leaf, dump: _DumpLeaves, i0: int, nodes: _Nodes,
+                determined: Callable[[int], bool]) -> dict | None:
+    """Leaf ``e`` against the one dump leaf ``i0`` at its VA and level: protection, then frame."""
+    size = 1 << e.shift
+    ph, rw = dump.phys[i0], dump.rw[i0]
+    if not rw:
+        mech = HVO if dump.prov[i0] == "hvo" else None
+        return _diff("vmemmap_prot", f"leaf at {e.va:#x} is read-only; vmemmap_populate "
+                     "maps it PAGE_KERNEL (RW)", explained=mech is not None, mechanism=mech,
+                     va=(e.va, e.va + size), phys=(ph, ph + size), section=_sec(kernel, e.va))
+    if ph != e.phys:
+        got = nodes.of(ph)
+        if got != e.node and e.node >= 0:
+            return _diff("vmemmap_offnode", f"leaf at {e.va:#x} (memmap of node {e.node}) is "
+                         f"backed by {ph:#x} on node {got}; expected {e.phys:#x} on node "
+                         f"{nodes.of(e.phys)}", va=(e.va, e.va + size), phys=(ph, ph + size),
+                         section=_sec(kernel, e.va))
+        if determined(e.node):
+            return _diff("vmemmap_phys", f"leaf at {e.va:#x} is backed by {ph:#x}, expected "
+                         f"{e.phys:#x} (node {e.node})", va=(e.va, e.va + size),
+                         phys=(ph, ph + size), section=_sec(kernel, e.va))
+    return None
+
+
+def _split_leaf(kernel: "Kernel", e: Leaf, dump: _DumpLeaves, i0: int, i1: int) -> dict:
+    """Leaf ``e`` mapped by dump leaves ``i0``..``i1 - 1`` at another level: PTEs where a PMD was expected."""
+    size = 1 << e.shift
+    ro = [not dump.rw[i] for i in range(i0, i1)]
+    if (any(p == "hvo" for p in dump.prov[i0:i1])
+            or (any(ro) and all(dump.shift[i] == 12 for i in range(i0, i1)))):
+        return _diff("vmemmap_level", f"PMD at {e.va:#x} split into {i1 - i0} PTEs, "
+                     f"{sum(ro)} read-only", explained=True, mechanism=HVO,
+                     va=(e.va, e.va + size), phys=(e.phys, e.phys + size), section=_sec(kernel, e.va))
+    return _diff("vmemmap_level", f"{i1 - i0} leaves at {e.va:#x} where one "
+                 f"{'PMD' if e.shift == 21 else 'PTE'} was expected",
+                 va=(e.va, e.va + size), phys=(e.phys, e.phys + size), section=_sec(kernel, e.va))
+
+
+def _extra_leaves(kernel: "Kernel", d: Description, dump: _DumpLeaves, covered: np.ndarray, nodes: _Nodes,
+                  notes: list[str]) -> list[dict]:
+    """The dump's leaves the replay did not install, one difference per run (one section at most)."""
     hot = set(d.hotplug_sections)
     block_size, block_note = _memory_block_size(kernel)
     if hot:
         notes.append(block_note)
+    diffs: list[dict] = []
     extra = np.flatnonzero(~covered).tolist()
-    for run in _runs(extra, d_va, d_shift, kernel):
+    for run in _runs(extra, dump.va, dump.shift, kernel):
         i0, i1 = run[0], run[-1]
-        va0, va1 = d_va[i0], d_va[i1] + (1 << d_shift[i1])
+        va0, va1 = dump.va[i0], dump.va[i1] + (1 << dump.shift[i1])
         sec = _sec(kernel, va0)
-        ph0 = d_phys[i0]
-        p = prov[i0]
-        if sec in hot or p in ("hotplug", "self_hosted"):
-            lo = sec << (kernel.pfn_section_shift + 12)
-            self_hosted = p == "self_hosted" or _in_hotplug_range(ph0, d, kernel)
-            if self_hosted:  # the altmap: the block's memmap from the block's own first pages
-                block = lo // block_size * block_size
-                base_va = kernel.vmemmap_base + (block >> 12) * kernel.struct_page_size
-                wrong = [i for i in run if d_phys[i] != block + d_va[i] - base_va]
-                if wrong:
-                    i = wrong[0]
-                    diffs.append(_diff("vmemmap_phys", f"memmap_on_memory leaf at {d_va[i]:#x} is backed by "
-                                       f"{d_phys[i]:#x}; the altmap of block {block:#x} puts it at "
-                                       f"{block + d_va[i] - base_va:#x}", va=(d_va[i], d_va[i] + (1 << d_shift[i])),
-                                       phys=(d_phys[i], d_phys[i] + (1 << d_shift[i])), section=sec))
-                    continue
-                mech = ALTMAP
-            else:
-                got = nodes.of(ph0)
-                want = _section_nid(kernel, sec)
-                mech = OFFNODE if got >= 0 and want >= 0 and got != want else HOTPLUG
-            diffs.append(_diff("vmemmap_extra", f"{len(run)} leaves at {va0:#x}-{va1:#x} map the memmap of "
-                               f"hot-added section {sec} (pfn {lo >> 12:#x})"
-                               + (", backed by the hot-added memory itself" if self_hosted else "")
-                               + (f", on node {nodes.of(ph0)} (alloc_pages_node fell back)" if mech == OFFNODE else ""),
-                               explained=True, mechanism=mech, va=(va0, va1), phys=(ph0, ph0 + (1 << d_shift[i0])),
-                               section=sec))
+        if sec in hot or dump.prov[i0] in ("hotplug", "self_hosted"):
+            diffs.append(_hotplug_run(kernel, d, dump, run, sec, block_size, nodes))
         else:
             diffs.append(_diff("vmemmap_extra", f"{len(run)} leaves at {va0:#x}-{va1:#x} the boot did not "
-                               f"install (first backed by {ph0:#x})", va=(va0, va1), section=sec))
+                               f"install (first backed by {dump.phys[i0]:#x})", va=(va0, va1), section=sec))
+    return diffs
 
-    # -- sections ---------------------------------------------------------------------------------
-    diffs += _sections(kernel, st, d, leaf_bad_va, determined)
 
-    # -- overhead per node --------------------------------------------------------------------------
-    overhead = _overhead(kernel, st, exp, nodes, diffs, bad_nodes)
-    diffs += overhead.pop("_diffs")
+def _hotplug_run(kernel: "Kernel", d: Description, dump: _DumpLeaves, run: list[int], sec: int,
+                 block_size: int, nodes: _Nodes) -> dict:
+    """A run of extra leaves mapping the memmap of hot-added section ``sec``.
 
-    unexplained = [x for x in diffs if not x["explained"]]
-    return {"schema": SCHEMA, "command": "check", "consistent": not unexplained,
-            "differences": diffs,
-            "counts": {"differences": len(diffs), "unexplained": len(unexplained),
-                       "expected_leaves": len(exp), "dump_leaves": len(d_va),
-                       "sections": len(present_sections(kernel)), "expected_tables": len(st.vmemmap.state.tables)},
-            "placement": {str(k): v for k, v in placement.items()},
-            "overhead": overhead, "notes": list(dict.fromkeys(notes)),
-            "describe": d.as_dict(), "release": kernel.release, "rules": machine.profile.version}
+    Explained as hot-add (``__add_pages`` → ``sparse_add_section``, mm/sparse.c), as
+    memmap_on_memory when the altmap of the memory block backs it at the expected frames
+    (``mhp_init_memmap_on_memory``, mm/memory_hotplug.c), or as an off-node fallback.
+    """
+    i0, i1 = run[0], run[-1]
+    va0, va1 = dump.va[i0], dump.va[i1] + (1 << dump.shift[i1])
+    ph0 = dump.phys[i0]
+    lo = sec << (kernel.pfn_section_shift + 12)
+    self_hosted = dump.prov[i0] == "self_hosted" or _in_hotplug_range(ph0, d, kernel)
+    if self_hosted:  # the altmap: the block's memmap from the block's own first pages
+        block = lo // block_size * block_size
+        base_va = kernel.vmemmap_base + (block >> 12) * kernel.struct_page_size
+        wrong = [i for i in run if dump.phys[i] != block + dump.va[i] - base_va]
+        if wrong:
+            i = wrong[0]
+            size = 1 << dump.shift[i]
+            return _diff("vmemmap_phys", f"memmap_on_memory leaf at {dump.va[i]:#x} is backed by "
+                         f"{dump.phys[i]:#x}; the altmap of block {block:#x} puts it at "
+                         f"{block + dump.va[i] - base_va:#x}", va=(dump.va[i], dump.va[i] + size),
+                         phys=(dump.phys[i], dump.phys[i] + size), section=sec)
+        mech = ALTMAP
+    else:
+        got = nodes.of(ph0)
+        want = _section_nid(kernel, sec)
+        mech = OFFNODE if got >= 0 and want >= 0 and got != want else HOTPLUG
+    return _diff("vmemmap_extra", f"{len(run)} leaves at {va0:#x}-{va1:#x} map the memmap of "
+                 f"hot-added section {sec} (pfn {lo >> 12:#x})"
+                 + (", backed by the hot-added memory itself" if self_hosted else "")
+                 + (f", on node {nodes.of(ph0)} (alloc_pages_node fell back)" if mech == OFFNODE else ""),
+                 explained=True, mechanism=mech, va=(va0, va1), phys=(ph0, ph0 + (1 << dump.shift[i0])),
+                 section=sec)
 
 
 def _sec(kernel: "Kernel", va: int) -> int:

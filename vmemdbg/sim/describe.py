@@ -255,12 +255,37 @@ def _reservations(kernel: "Kernel", nodes: list[dict], ram: list[tuple[int, int]
 
 
 def describe(kernel: "Kernel") -> Description:
-    """Derive the machine description of ``kernel``'s dump."""
+    """Derive the machine description of ``kernel``'s dump.
+
+    The steps run in the order the fields appear in the machine file; each one records in
+    ``d.derived`` / ``d.assumed`` where its fields came from.
+    """
     d = Description({})
     m = d.machine
     m["name"] = f"described-{kernel.release}"
     m["description"] = "derived by vmemdbg describe"
     kernel_section = _profile_for(kernel, d)  # first: a kernel with no profile is refused before anything is read
+    m["e820"], ram = _e820(kernel, d)
+    m["kernel"] = kernel_section
+    po = kernel.page_offset_base
+    for n in kernel.nodes:
+        d.node_data[n["nid"]] = n["pgdat"] - po
+    m["cpu"] = _cpu(kernel, d)
+    img_start, brk_end = _image(kernel, d)
+    m["layout"] = _layout(kernel, img_start, brk_end, d)
+    m["node"] = _nodes(kernel, ram, d)
+    m["reserve"] = _reservations(kernel, m["node"], ram, _node_data_size(m), d)
+    _boot(kernel, m, d)
+    _hotplug(kernel, m, d)
+    return d
+
+
+def _e820(kernel: "Kernel", d: Description) -> tuple[list[str], list[tuple[int, int]]]:
+    """[e820] from ``e820_table_firmware`` (else ``e820_table``), and the RAM ranges in it.
+
+    RAM is E820_TYPE_RAM and E820_TYPE_RESERVED_KERN (types 1 and 128), what
+    e820__memblock_setup (arch/x86/kernel/e820.c) adds to memblock.memory.
+    """
     fw = read_e820_table(kernel, "e820_table_firmware")
     src = "e820_table_firmware"
     if not fw:
@@ -276,22 +301,28 @@ def describe(kernel: "Kernel") -> Description:
                                       f"{ent['type']:#x}, left out"))
             continue
         e820.append(f"{_range(ent['addr'], ent['addr'] + ent['size'])} {name}")
-    m["e820"] = e820
     d.derived.append(("e820", src))
     ram = sorted((e["addr"], e["addr"] + e["size"]) for e in fw if e["type"] in (1, 128))
+    return e820, ram
 
-    m["kernel"] = kernel_section
-    po = kernel.page_offset_base
-    for n in kernel.nodes:
-        d.node_data[n["nid"]] = n["pgdat"] - po
 
-    # cpu: PSE is proven by any PMD leaf in the vmemmap; GB pages cannot be told.
+def _cpu(kernel: "Kernel", d: Description) -> dict:
+    """[cpu]: PSE is proven by any PMD leaf in the vmemmap; GB pages cannot be told."""
     lv = vmemmap_mapping(kernel).leaves
-    m["cpu"] = {"gbpages": True, "pse": bool(np.any(lv.shift == 21)) or not len(lv)}
+    cpu = {"gbpages": True, "pse": bool(np.any(lv.shift == 21)) or not len(lv)}
     d.assumed.append(("cpu.gbpages", "true (changes only how many direct-map table pages init_mem_mapping "
                                      "takes above NODE_DATA, which the reservations above cover)"))
-    d.derived.append(("cpu.pse", "vmemmap has PMD leaves" if m["cpu"]["pse"] else "vmemmap has no PMD leaf"))
+    d.derived.append(("cpu.pse", "vmemmap has PMD leaves" if cpu["pse"] else "vmemmap has no PMD leaf"))
+    return cpu
 
+
+def _image(kernel: "Kernel", d: Description) -> tuple[int, int]:
+    """Physical ``[_text, _brk_end)`` of the kernel image, the end rounded up to a page.
+
+    The end is what reserve_brk reserves (arch/x86/kernel/setup.c): the ``_brk_end`` variable,
+    else ``__brk_base`` plus the brk the Debian builds use, else the end of the
+    memblock.reserved region holding ``_text``.
+    """
     text = kernel.symbol("_text")
     if text is None:
         raise DescribeError("_text not found (kallsyms/--symbols): cannot place the kernel image")
@@ -318,7 +349,12 @@ def describe(kernel: "Kernel") -> Description:
         brk_end = hold[0]
         d.assumed.append(("layout.image", "no _brk_end/__brk_base symbol: the image ends where the "
                                           "memblock.reserved region holding _text ends"))
-    brk_end = (brk_end + 0xFFF) & ~0xFFF
+    return img_start, (brk_end + 0xFFF) & ~0xFFF
+
+
+def _layout(kernel: "Kernel", img_start: int, brk_end: int, d: Description) -> dict[str, Any]:
+    """[layout]: the image, KASLR offset and the randomized region bases (VMCOREINFO and kallsyms)."""
+    po = kernel.page_offset_base
     lay: dict[str, Any] = {"image": _range(img_start, brk_end), "kernel_offset": _hex(kernel.kaslr_offset),
            "page_offset_base": _hex(po), "vmemmap_base": _hex(kernel.vmemmap_base)}
     if kernel.vmalloc_base is not None:
@@ -327,18 +363,23 @@ def describe(kernel: "Kernel") -> Description:
     defaults = tuple(DEFAULT_BASES[levels][k] for k in ("page_offset_base", "vmalloc_base", "vmemmap_base"))
     lay["kaslr"] = bool(kernel.kaslr_offset) or (po, kernel.vmalloc_base, kernel.vmemmap_base) != defaults
     lay["phys_base"] = _hex(kernel.phys_base)
-    m["layout"] = lay
     d.derived.append(("layout", "KERNELOFFSET, phys_base, page_offset_base, vmalloc_base, vmemmap_base "
                                 "(VMCOREINFO and kallsyms)"))
     if img_start != kernel.phys_base + PHYSICAL_START + kernel.kaslr_offset:
         d.assumed.append(("layout.image", "_text is not at phys_base + 16 MiB + KERNELOFFSET"))
+    return lay
 
-    m["node"] = _nodes(kernel, ram, d)
+
+def _node_data_size(m: dict) -> int:
+    """Bytes alloc_node_data takes for NODE_DATA: sizeof(pglist_data) rounded up to the series'
+    rounding (arch/x86/mm/numa.c 6.1, mm/numa.c 6.12)."""
     series = PROFILES[m["kernel"]["profile"]].version
     rnd = BOOT_RULES[series].node_data_round
-    nd_size = -(-m["kernel"].get("pglist_data_size", PROFILES[m["kernel"]["profile"]].pglist_data_size) // rnd) * rnd
-    m["reserve"] = _reservations(kernel, m["node"], ram, nd_size, d)
+    return -(-m["kernel"].get("pglist_data_size", PROFILES[m["kernel"]["profile"]].pglist_data_size) // rnd) * rnd
 
+
+def _boot(kernel: "Kernel", m: dict, d: Description) -> None:
+    """[boot] and the hugetlb ``[[event]]`` from ``saved_command_line`` (crashkernel=, hugepages=)."""
     cmdline = _cmdline(kernel)
     if cmdline is None:
         d.assumed.append(("boot", "saved_command_line is not in the dump: no crashkernel=, no "
@@ -358,25 +399,34 @@ def describe(kernel: "Kernel") -> Description:
     d.assumed.append(("alloc", "no other memblock allocations between init_mem_mapping and sparse_init "
                                "(none on the Debian kernels without crashkernel=)"))
 
+
+def _hotplug(kernel: "Kernel", m: dict, d: Description) -> None:
+    """The hot-add ``[[event]]``: sections present with a memmap but without SECTION_IS_EARLY, which
+    only sparse_add_section (mm/sparse.c) makes.  Replaces any hugetlb events of ``_boot``."""
     secs = present_sections(kernel)
     hot = (~secs.has(SECTION_IS_EARLY)) & secs.has(SECTION_HAS_MEM_MAP)
     d.hotplug_sections = secs.nr[hot].tolist()
-    if d.hotplug_sections:
-        m["event"] = _hotplug_events(kernel, hot)
-        known = {n["id"] for n in m["node"]}
-        for ev in m["event"]:
-            if ev["node"] not in known:
-                start = int(ev["range"].split("-")[0], 16)
-                near = min(known, key=lambda nid: min(abs(int(r.split("-")[0], 16) - start)
-                                                      for r in next(n for n in m["node"] if n["id"] == nid)["ranges"]))
-                d.assumed.append((f"event {ev['range']}", f"the node in its struct pages is unreadable "
-                                                          f"({ev['node']}): node {near}, the nearest"))
-                ev["node"] = near
-        d.derived.append(("event", "hot-add: sections present with a memmap but without SECTION_IS_EARLY "
-                                   "(sparse_add_section); memmap_on_memory when the memmap lies in the section"))
-        d.assumed.append(("event", "HVO of huge pages is not derived (the folios are not in the minimal dump); "
-                                   "check explains the remapped vmemmap by its read-only PTEs"))
-    return d
+    if not d.hotplug_sections:
+        return
+    m["event"] = _hotplug_events(kernel, hot)
+    known = {n["id"] for n in m["node"]}
+    for ev in m["event"]:
+        if ev["node"] not in known:
+            near = _nearest_node(m["node"], int(ev["range"].split("-")[0], 16))
+            d.assumed.append((f"event {ev['range']}", f"the node in its struct pages is unreadable "
+                                                      f"({ev['node']}): node {near}, the nearest"))
+            ev["node"] = near
+    d.derived.append(("event", "hot-add: sections present with a memmap but without SECTION_IS_EARLY "
+                               "(sparse_add_section); memmap_on_memory when the memmap lies in the section"))
+    d.assumed.append(("event", "HVO of huge pages is not derived (the folios are not in the minimal dump); "
+                               "check explains the remapped vmemmap by its read-only PTEs"))
+
+
+def _nearest_node(nodes: list[dict], start: int) -> int:
+    """The id of the [[node]] with a range starting nearest ``start``."""
+    known = {n["id"] for n in nodes}
+    return min(known, key=lambda nid: min(abs(int(r.split("-")[0], 16) - start)
+                                          for r in next(n for n in nodes if n["id"] == nid)["ranges"]))
 
 
 def _hotplug_events(kernel: "Kernel", hot: np.ndarray) -> list[dict]:

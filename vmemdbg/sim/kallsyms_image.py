@@ -49,13 +49,38 @@ def _align8(buf: bytearray) -> None:
 
 
 def encode(symbols: list[KSym], kaslr_offset: int) -> KallsymsBlob:
-    """Encode symbols into the kallsyms tables; addresses in the blob are relocated by kaslr_offset."""
+    """Encode symbols into the kallsyms tables; addresses in the blob are relocated by kaslr_offset.
+
+    The tables follow one another in the order write_src() (scripts/kallsyms.c) emits them, each
+    label 8-byte aligned.
+    """
     table = sorted(symbols, key=lambda s: (s.addr, s.name))
     relative_base = next(s.addr for s in table if not s.absolute)
+    offsets = _offsets(table, relative_base)
+    names, markers = _names(table)
+    tokens, token_index = _token_table()
     buf = bytearray()
     labels: dict[str, int] = {}
+    for label, data in (
+        ("kallsyms_offsets", offsets),
+        ("kallsyms_relative_base", struct.pack("<Q", (relative_base + kaslr_offset) & 0xFFFFFFFFFFFFFFFF)),
+        ("kallsyms_num_syms", struct.pack("<I", len(table))),
+        ("kallsyms_names", names),
+        ("kallsyms_markers", b"".join(struct.pack("<I", mk) for mk in markers)),
+        ("kallsyms_seqs_of_names", _seqs_of_names(table)),
+        ("kallsyms_token_table", tokens),
+        ("kallsyms_token_index", b"".join(struct.pack("<H", t) for t in token_index)),
+    ):
+        labels[label] = len(buf)
+        buf += data
+        _align8(buf)
+    return KallsymsBlob(bytes(buf), labels, relative_base, len(table))
 
-    labels["kallsyms_offsets"] = len(buf)
+
+def _offsets(table: list[KSym], relative_base: int) -> bytes:
+    """``kallsyms_offsets``: s32 per symbol, as write_src() (scripts/kallsyms.c) emits them with
+    KALLSYMS_ABSOLUTE_PERCPU: absolute symbols their value, the others ``relative_base - addr - 1``."""
+    out = bytearray()
     for s in table:
         if s.absolute:
             off = s.addr
@@ -65,16 +90,14 @@ def encode(symbols: list[KSym], kaslr_offset: int) -> KallsymsBlob:
             off = relative_base - s.addr - 1
             if not -0x80000000 <= off < 0:
                 raise ValueError(f"kallsyms: relative symbol {s.name} at {s.addr:#x} out of range")
-        buf += struct.pack("<i", off)
-    _align8(buf)
-    labels["kallsyms_relative_base"] = len(buf)
-    buf += struct.pack("<Q", (relative_base + kaslr_offset) & 0xFFFFFFFFFFFFFFFF)
-    _align8(buf)
-    labels["kallsyms_num_syms"] = len(buf)
-    buf += struct.pack("<I", len(table))
-    _align8(buf)
+        out += struct.pack("<i", off)
+    return bytes(out)
 
-    labels["kallsyms_names"] = len(buf)
+
+def _names(table: list[KSym]) -> tuple[bytes, list[int]]:
+    """``kallsyms_names`` and the ``kallsyms_markers`` into it (every 256 symbols), as write_src()
+    (scripts/kallsyms.c) emits them: a one- or two-byte length, then the type letter and name."""
+    out = bytearray()
     markers = []
     off = 0
     for i, s in enumerate(table):
@@ -85,34 +108,33 @@ def encode(symbols: list[KSym], kaslr_offset: int) -> KallsymsBlob:
         if n > 0x3FFF:
             raise ValueError(f"kallsyms: symbol name too long: {s.name[:40]}...")
         if n <= 0x7F:
-            buf.append(n)
+            out.append(n)
             off += n + 1
         else:
-            buf += bytes(((n & 0x7F) | 0x80, n >> 7))
+            out += bytes(((n & 0x7F) | 0x80, n >> 7))
             off += n + 2
-        buf += enc
-    _align8(buf)
-    labels["kallsyms_markers"] = len(buf)
-    for mk in markers:
-        buf += struct.pack("<I", mk)
-    _align8(buf)
+        out += enc
+    return bytes(out), markers
 
-    labels["kallsyms_seqs_of_names"] = len(buf)
+
+def _seqs_of_names(table: list[KSym]) -> bytes:
+    """``kallsyms_seqs_of_names``: 3 big-endian bytes per symbol, the symbol indices sorted by name
+    (scripts/kallsyms.c sort_symbols_by_name, 6.1)."""
+    out = bytearray()
     for seq in sorted(range(len(table)), key=lambda i: (table[i].name, table[i].addr, i)):
-        buf += bytes(((seq >> 16) & 0xFF, (seq >> 8) & 0xFF, seq & 0xFF))
-    _align8(buf)
+        out += bytes(((seq >> 16) & 0xFF, (seq >> 8) & 0xFF, seq & 0xFF))
+    return bytes(out)
 
-    labels["kallsyms_token_table"] = len(buf)
+
+def _token_table() -> tuple[bytes, list[int]]:
+    """``kallsyms_token_table`` and ``kallsyms_token_index``: token i is the single byte i (token 0
+    empty), so names need no compression (what scripts/kallsyms.c optimize_token_table would find)."""
+    out = bytearray()
     index = []
     toff = 0
     for i in range(256):
         index.append(toff)
         tok = bytes((i,)) if i else b""
-        buf += tok + b"\0"
+        out += tok + b"\0"
         toff += len(tok) + 1
-    _align8(buf)
-    labels["kallsyms_token_index"] = len(buf)
-    for t in index:
-        buf += struct.pack("<H", t)
-    _align8(buf)
-    return KallsymsBlob(bytes(buf), labels, relative_base, len(table))
+    return bytes(out), index
