@@ -36,6 +36,7 @@ import compileall
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -246,8 +247,9 @@ def gdb_audit(core: Path) -> dict:
     gdb = shutil.which("gdb")
     if gdb is None:
         return {}
-    r = run_child([gdb, "-q", "-batch", "-ex", f"source {ROOT / 'gdb' / 'vmemdbg.py'}", "-ex", f"core-file {core}",
-                   "-ex", "vmemdbg audit"])
+    # the documented load line: what ``python -m vmemdbg.gdb`` prints for this interpreter's install
+    load = subprocess.run([sys.executable, "-m", "vmemdbg.gdb"], capture_output=True, text=True, check=True).stdout.strip()
+    r = run_child([gdb, "-q", "-batch", "-ex", load, "-ex", f"core-file {core}", "-ex", "vmemdbg audit"])
     return {"wall": r["wall"], "cpu": r["cpu"], "rss_mib": r["rss_mib"],
             "progress_lines": r["stderr"].count("vmemdbg: ")}
 
