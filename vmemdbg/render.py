@@ -122,6 +122,8 @@ def render_sections(doc: dict, verbose: bool = False) -> str:
 
 def _collapse_hvo_tails(runs: list[dict]) -> list[tuple[dict, int]]:
     """Runs with consecutive read-only HVO tails onto one frame folded into one row (run, count)."""
+    if not any(r.get("provenance") == "hvo" for r in runs):
+        return [(r, 1) for r in runs]
     out: list[tuple[dict, int]] = []
     for r in runs:
         if out:
@@ -137,9 +139,12 @@ def _collapse_hvo_tails(runs: list[dict]) -> list[tuple[dict, int]]:
 
 def render_vmemmap(doc: dict, verbose: bool = False) -> str:
     """``vmemmap`` view: runs with provenance, audit (anomalies, then notes), HVO, overhead."""
-    rows = [[hex_or_dash(r["start"]), hex_or_dash(r["end"]), r["level"].upper(), "RW" if r["writable"] else "RO",
+    sizes: dict[int, str] = {}  # a few distinct run sizes among up to 10^5 runs: human() once each
+    rows = [[f"{r['start']:#x}", f"{r['end']:#x}", r["level"].upper(), "RW" if r["writable"] else "RO",
              hex_or_dash(r["phys"]) + (f" x{n}" if n > 1 else ""), node(r["nid"]),
-             f"{r['start_pfn']:#x}-{r['end_pfn']:#x}", human(r["end"] - r["start"]), r.get("provenance", "boot")]
+             f"{r['start_pfn']:#x}-{r['end_pfn']:#x}",
+             sizes.get(r["end"] - r["start"]) or sizes.setdefault(r["end"] - r["start"], human(r["end"] - r["start"])),
+             r.get("provenance", "boot")]
             for r, n in _collapse_hvo_tails(doc["runs"])]
     out = [table(["START", "END", "LEVEL", "PROT", "PHYS", "NID", "PFNS", "SIZE", "PROVENANCE"], rows)]
     anomalies = [a for a in doc["audit"] if a.get("severity", "anomaly") == "anomaly"]
