@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from conftest import REAL, real_dump
+
 from vmemdbg import abi
+from vmemdbg.elfcore import ElfCoreSource
 from vmemdbg.vmcoreinfo import VmcoreInfo, compose_vmcoreinfo
 
 
@@ -15,12 +18,17 @@ def test_page_table_entry_values() -> None:
     assert abi.PAGE_KERNEL_LARGE_EXEC == 0x1E3
 
 
-def test_layout_constants() -> None:
-    """__START_KERNEL = 0xffffffff81000000 (System.map's _text without KASLR); 128 MiB sections;
-    2^(46-27) = 524288 sections with 4-level paging (NR_MEM_SECTIONS)."""
-    assert abi.START_KERNEL == 0xFFFFFFFF81000000
-    assert 1 << abi.SECTION_SIZE_BITS == 128 << 20
-    assert 1 << (abi.MAX_PHYSMEM_BITS[4] - abi.SECTION_SIZE_BITS) == 524288
+def test_layout_constants_equal_the_real_kernels() -> None:
+    """START_KERNEL, SECTION_SIZE_BITS and MAX_PHYSMEM_BITS against a real 6.1 boot without KASLR:
+    its System.map's ``_text`` and the NUMBER()s its own VMCOREINFO note carries."""
+    info = VmcoreInfo(ElfCoreSource(str(real_dump("1g-nokaslr"))).vmcoreinfo())
+    assert info.kernel_offset == 0
+    text = next(int(line.split()[0], 16) for line in
+                (REAL / "System.map-6.1.0-56-cloud-amd64.subset").read_text().splitlines()
+                if line.endswith(" _text"))
+    assert text == abi.START_KERNEL
+    assert info.number("SECTION_SIZE_BITS") == abi.SECTION_SIZE_BITS
+    assert abi.MAX_PHYSMEM_BITS[4] == info.number("MAX_PHYSMEM_BITS")
 
 
 def test_compose_vmcoreinfo_formats() -> None:

@@ -612,3 +612,11 @@ def test_live_target_before_the_kernel_runs() -> None:
     assert re.fullmatch(r"vmemdbg: the kernel is not running yet: the CPU is at 0xfff0, outside the kernel image, "
                         r"and gdb cannot read the kernel's memory \(Cannot access memory at address 0xffffffff[0-9a-f]+\); "
                         r"continue until the kernel runs on its own page tables \(e\.g\. break start_kernel\)", lines[0])
+
+
+def test_load_line_command_refuses_arguments() -> None:
+    """``python -m vmemdbg.gdb`` takes no arguments: one line saying so and a non-zero exit."""
+    res = subprocess.run([sys.executable, "-m", "vmemdbg.gdb", "--bogus"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and res.stdout == ""
+    assert res.stderr.strip().splitlines() == [
+        "python -m vmemdbg.gdb takes no arguments (got --bogus): it prints the gdb line that loads vmemdbg"]

@@ -9,6 +9,7 @@ site-packages on gdb's ``sys.path``, then sources the same file.
 
 from __future__ import annotations
 
+import sys
 import sysconfig
 from pathlib import Path
 
@@ -24,4 +25,7 @@ def source_line() -> str:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:]:
+        sys.exit(f"python -m vmemdbg.gdb takes no arguments (got {' '.join(sys.argv[1:])}): "
+                 "it prints the gdb line that loads vmemdbg")
     print(source_line())
