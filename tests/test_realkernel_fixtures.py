@@ -14,6 +14,7 @@ from conftest import REAL, cli_json, hexed, real_dump, real_truth, run_cli, shar
 from truthcmp import compare, engine_views
 
 from vmemdbg.dump import open_dump
+from vmemdbg.errors import LayoutError
 from vmemdbg.kernel import Kernel
 from vmemdbg import views
 from vmemdbg.symbols import load_system_map
@@ -128,6 +129,17 @@ def test_sections_equal_crash_kmem_n(real_case: str) -> None:
     mine = [(s["nr"], s["section"], s["coded_mem_map"] & mask, s["mem_map"], sorted(s["flags"]), s["start_pfn"])
             for s in views.sections(kernel)["sections"]]
     assert mine == crash
+
+
+def test_nr_to_section_equals_crash_kmem_n(real_case: str) -> None:
+    """``Kernel.nr_to_section`` (one section, as gdb's $vmemdbg_pfn_to_section uses it) gives
+    crash's SECTION column for every present section, and refuses a number past NR_MEM_SECTIONS."""
+    rows = [r.split() for r in (REAL / real_case / "crash-kmem-n.txt").read_text().splitlines()[1:]]
+    assert rows
+    kernel = shared_kernel(real_case)
+    assert [kernel.nr_to_section(int(r[0])) for r in rows] == [int(r[1], 16) for r in rows]
+    with pytest.raises(LayoutError, match="outside NR_MEM_SECTIONS"):
+        kernel.nr_to_section(kernel.nr_mem_sections)
 
 
 def test_sections_text_columns_equal_crash_kmem_n(real_case: str) -> None:

@@ -44,8 +44,7 @@ def parse_address(kernel: "Kernel", text: str) -> tuple[str, int]:
         value = int(text, 0)
     except ValueError:
         raise VmemdbgError(f"cannot parse address {text!r}: use pfn:N, 0xPHYS, a direct-map or a struct page address") from None
-    vm_end = kernel.vmemmap_base + kernel.nr_mem_sections * kernel.pages_per_section * kernel.struct_page_size
-    if kernel.vmemmap_base <= value < vm_end:
+    if kernel.in_vmemmap(value):
         return "page", value
     if kernel.in_direct_map(value):
         return "direct", value

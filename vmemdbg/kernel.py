@@ -243,6 +243,16 @@ class Kernel:
         """True for ``__START_KERNEL_map`` addresses."""
         return START_KERNEL_MAP <= va < START_KERNEL_MAP + KERNEL_IMAGE_SIZE
 
+    @property
+    def vmemmap_span(self) -> int:
+        """Bytes of vmemmap covering every possible section: NR_MEM_SECTIONS * PAGES_PER_SECTION
+        * sizeof(struct page)."""
+        return self.nr_mem_sections * self.pages_per_section * self.struct_page_size
+
+    def in_vmemmap(self, va: int) -> bool:
+        """True for addresses of the vmemmap (a ``struct page`` of some pfn)."""
+        return self.vmemmap_base <= va < self.vmemmap_base + self.vmemmap_span
+
     def in_direct_map(self, va: int) -> bool:
         """True for addresses of the direct map (page_offset_base + phys)."""
         po = self.page_offset_base
@@ -413,7 +423,7 @@ class Kernel:
     @cached_property
     def vmemmap_base(self) -> int:
         """vmemmap base: the variable, SYMBOL(vmemmap) (6.9+), else any valid section word."""
-        span = self.nr_mem_sections * self.pages_per_section * self.struct_page_size
+        span = self.vmemmap_span
         for v, name in ((self.read_symbol_u64("vmemmap_base"), "variable vmemmap_base"),
                         (self.info.symbol("vmemmap"), "SYMBOL(vmemmap)")):
             if v is not None:
@@ -459,6 +469,17 @@ class Kernel:
         except MemoryFault as e:
             raise LayoutError(f"mem_section root array at {self.roots_addr:#x} is unreadable ({e})") from None
         return np.frombuffer(raw, dtype="<u8"), -1 if highest is None else highest
+
+    def nr_to_section(self, nr: int) -> int:
+        """``__nr_to_section`` (include/linux/mmzone.h, SPARSEMEM_EXTREME):
+        ``&mem_section[SECTION_NR_TO_ROOT(nr)][nr & SECTION_ROOT_MASK]``, 0 when that root is not
+        allocated. One root pointer is read: for every section use :meth:`mem_section_roots`."""
+        if not 0 <= nr < self.nr_mem_sections:
+            raise LayoutError(f"section {nr} is outside NR_MEM_SECTIONS={self.nr_mem_sections}")
+        if self.roots_addr == 0:
+            raise LayoutError("mem_section is not allocated yet")
+        root = self.read_u64(self.roots_addr + 8 * (nr // self.sections_per_root))
+        return root + (nr % self.sections_per_root) * self.mem_section_size if root else 0
 
     # -- struct page --------------------------------------------------------------------------------
     def pfn_to_page(self, pfn: int) -> int:

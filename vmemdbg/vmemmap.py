@@ -38,8 +38,7 @@ class VmemmapMapping:
     def __init__(self, kernel: "Kernel"):
         self.kernel = kernel
         self.start = kernel.vmemmap_base
-        span = kernel.nr_mem_sections * kernel.pages_per_section * kernel.struct_page_size
-        self.end = min(self.start + span, 1 << 64)
+        self.end = min(self.start + kernel.vmemmap_span, 1 << 64)
         before = len(kernel.pt.faults)
         self.leaves: Leaves = kernel.pt.leaves(self.start, self.end)
         self.faults: list[WalkFault] = kernel.pt.faults[before:]

@@ -76,10 +76,9 @@ The kernel's page_to_pfn (SPARSEMEM_VMEMMAP); PAGE must lie in the vmemmap."""
     def compute(self, kernel: Kernel, arg: gdb.Value) -> gdb.Value:
         """``__page_to_pfn``."""
         page = int(arg) & (1 << 64) - 1
-        end = kernel.vmemmap_base + kernel.nr_mem_sections * kernel.pages_per_section * kernel.struct_page_size
-        if not kernel.vmemmap_base <= page < end:
+        if not kernel.in_vmemmap(page):
             raise VmemdbgError(f"{page:#x} is not a struct page address: the vmemmap is "
-                               f"{kernel.vmemmap_base:#x}-{end:#x}")
+                               f"{kernel.vmemmap_base:#x}-{kernel.vmemmap_base + kernel.vmemmap_span:#x}")
         return gdb.Value(kernel.page_to_pfn(page)).cast(gdb.lookup_type("unsigned long"))
 
 
@@ -111,12 +110,7 @@ nr = PFN >> PFN_SECTION_SHIFT (SPARSEMEM_EXTREME)."""
 
     def compute(self, kernel: Kernel, arg: gdb.Value) -> gdb.Value:
         """``__pfn_to_section``."""
-        nr = _pfn(kernel, arg) >> kernel.pfn_section_shift
-        if not kernel.roots_addr:
-            raise VmemdbgError("mem_section is not allocated yet")
-        root = kernel.read_u64(kernel.roots_addr + 8 * (nr // kernel.sections_per_root))
-        addr = root + (nr % kernel.sections_per_root) * kernel.mem_section_size if root else 0
-        return _pointer(addr, "struct mem_section")
+        return _pointer(kernel.nr_to_section(_pfn(kernel, arg) >> kernel.pfn_section_shift), "struct mem_section")
 
 
 class Readable(_Function):
